@@ -1,0 +1,62 @@
+"""newsletter: a self-hosted newsletter signup and digest mailing service."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from newsletter import cli, db, runtime
+from newsletter.config import ConfigError, load_config
+from newsletter.resources import resource_path
+from newsletter.web import dispatch, errors, health, limits, security, signup
+
+__all__ = ["ConfigError", "create_app"]
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from defaults, ``NEWSLETTER_*`` variables and ``config`` (for tests)."""
+    app = Flask(
+        __name__,
+        instance_path=_instance_path(config),
+        template_folder=str(resource_path("templates")),
+    )
+    load_config(app, config)
+    _register_database(app)
+    _register_blueprints(app)
+    _register_extensions(app)
+    _register_errorhandlers(app)
+    _register_commands(app)
+    return app
+
+
+def _instance_path(config: Mapping[str, Any] | None) -> str | None:
+    chosen = (config or {}).get("INSTANCE_PATH") or os.environ.get("NEWSLETTER_INSTANCE_PATH")
+    return str(Path(chosen).resolve()) if chosen else None
+
+
+def _register_database(app: Flask) -> None:
+    db.init_app(app)
+    runtime.init_app(app)
+
+
+def _register_blueprints(app: Flask) -> None:
+    app.register_blueprint(signup.bp)
+    app.register_blueprint(health.bp)
+
+
+def _register_extensions(app: Flask) -> None:
+    dispatch.init_app(app, runtime.get_runtime(app).outbox())
+    limits.init_app(app)
+    security.init_app(app)
+
+
+def _register_errorhandlers(app: Flask) -> None:
+    errors.init_app(app)
+
+
+def _register_commands(app: Flask) -> None:
+    cli.register_commands(app)

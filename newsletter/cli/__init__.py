@@ -1,0 +1,14 @@
+"""Command-line commands, registered on the app so ``flask --app newsletter`` finds them too."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from newsletter.cli import db_commands, outbox_commands
+
+__all__ = ["register_commands"]
+
+
+def register_commands(app: Flask) -> None:
+    app.cli.add_command(db_commands.db)
+    app.cli.add_command(outbox_commands.outbox)

@@ -1,0 +1,28 @@
+"""Per-subscriber links and the list headers every message to a subscriber carries."""
+
+from __future__ import annotations
+
+from newsletter.models import Subscriber
+from newsletter.site import Site
+from newsletter.tokens import Purpose, TokenData
+
+__all__ = ["confirm_url", "list_headers", "unsubscribe_url"]
+
+
+def unsubscribe_url(site: Site, subscriber: Subscriber) -> str:
+    token = site.tokens.make(Purpose.UNSUBSCRIBE, TokenData(subscriber.id, subscriber.token_nonce))
+    return site.url(f"/unsubscribe/{token}")
+
+
+def confirm_url(site: Site, subscriber: Subscriber, consent_event_id: int) -> str:
+    data = TokenData(subscriber.id, subscriber.token_nonce, consent_event_id)
+    return site.url(f"/confirm/{site.tokens.make(Purpose.CONFIRM, data)}")
+
+
+def list_headers(site: Site, unsubscribe: str) -> dict[str, str]:
+    """RFC 2369 / RFC 8058 headers: one-click unsubscribe as Gmail and Yahoo require."""
+    return {
+        "List-Unsubscribe": f"<{unsubscribe}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "List-Id": site.list_id,
+    }

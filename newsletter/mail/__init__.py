@@ -1,0 +1,1 @@
+"""Email: building messages (data) apart from transports (I/O)."""

@@ -1,0 +1,283 @@
+"""Mail transports: where a finished message goes (SMTP, a maildir outbox, the console).
+
+A transport opens connections; a connection sends one message to its envelope recipients and
+raises a :class:`SendError` subclass that says what is known about the outcome, because the
+sender must tell "not delivered" (safe to retry) from "may have been delivered" (never resent
+on its own).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import smtplib
+import socket
+import ssl
+import sys
+import time
+import uuid
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol, TextIO
+
+from newsletter.mail.urls import SMTP_SCHEMES, MailURL, parse_mail_url
+
+__all__ = [
+    "Connection",
+    "ConnectionFailure",
+    "ConsoleTransport",
+    "MaildirTransport",
+    "PermanentFailure",
+    "SMTPTransport",
+    "SendError",
+    "TemporaryFailure",
+    "Transport",
+    "UncertainDelivery",
+    "message_bytes",
+    "transport_from_url",
+]
+
+DEFAULT_TIMEOUT = 30.0
+HARD_BOUNCE = re.compile(r"\b5\.1\.\d{1,3}\b")
+
+
+class SendError(Exception):
+    """A message was not (or not provably) accepted."""
+
+    def __init__(self, text: str, code: int | None = None) -> None:
+        super().__init__(f"{code} {text}" if code else text)
+        self.code = code
+        self.text = text
+
+
+class ConnectionFailure(SendError):
+    """No transaction happened (refused, timed out, 421, authentication): nothing was sent."""
+
+
+class TemporaryFailure(SendError):
+    """The server answered 4xx for this message: try again later."""
+
+
+class PermanentFailure(SendError):
+    """The server answered 5xx for this message: do not try again."""
+
+    @property
+    def hard_bounce(self) -> bool:
+        """A "no such user" answer (enhanced status 5.1.x, or plain 550/551/553 at RCPT)."""
+        return bool(HARD_BOUNCE.search(self.text))
+
+
+class UncertainDelivery(SendError):
+    """The message data went out but the server's answer never came back."""
+
+
+class Connection(Protocol):
+    def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> None:
+        """Deliver ``message`` to the envelope ``recipients`` or raise :class:`SendError`."""
+
+    def close(self) -> None:
+        """Release the connection; safe to call twice."""
+
+
+class Transport(Protocol):
+    def connect(self) -> Connection:
+        """Open a connection that may be reused for many messages."""
+
+
+def message_bytes(message: EmailMessage) -> bytes:
+    """The message as it goes on the wire: CRLF line ends."""
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+
+
+class MaildirTransport:
+    """Writes each message as one ``.eml`` file into a standard maildir's ``new/`` folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def connect(self) -> MaildirTransport:
+        for sub in ("tmp", "new", "cur"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        return self
+
+    def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> None:
+        envelope = f"Return-Path: <{sender}>\r\n".encode()
+        for recipient in recipients:
+            envelope += f"Delivered-To: {recipient}\r\n".encode()
+        name = f"{time.time_ns()}.{uuid.uuid4().hex}.{socket.gethostname()}.eml"
+        temporary = self.path / "tmp" / name
+        try:
+            with open(temporary, "xb") as handle:
+                handle.write(envelope + message_bytes(message))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path / "new" / name)
+        except OSError as error:
+            raise ConnectionFailure(f"cannot write to maildir {self.path}: {error}") from error
+
+    def close(self) -> None:
+        return None
+
+
+class ConsoleTransport:
+    """Prints each message, for trying the service out."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+
+    def connect(self) -> ConsoleTransport:
+        return self
+
+    def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> None:
+        stream = self.stream or sys.stdout
+        stream.write(f"--- message from {sender} to {', '.join(recipients)} ---\n")
+        stream.write(message_bytes(message).decode("utf-8", "replace").replace("\r\n", "\n"))
+        stream.write("\n--- end of message ---\n")
+        stream.flush()
+
+    def close(self) -> None:
+        return None
+
+
+class SMTPTransport:
+    """SMTP with optional STARTTLS or implicit TLS, login and a socket timeout."""
+
+    def __init__(self, url: MailURL, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.url = url
+        self.timeout = url.timeout or timeout
+
+    def connect(self) -> SMTPConnection:
+        return SMTPConnection(self.url, self.timeout)
+
+
+class SMTPConnection:
+    """One reused SMTP session; connects lazily and reconnects after a broken transaction."""
+
+    def __init__(self, url: MailURL, timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._smtp: smtplib.SMTP | None = None
+
+    def _open(self) -> smtplib.SMTP:
+        if self._smtp is not None:
+            return self._smtp
+        context = ssl.create_default_context()
+        try:
+            smtp: smtplib.SMTP
+            if self.url.scheme == "smtps":
+                smtp = smtplib.SMTP_SSL(
+                    self.url.host, self.url.port, timeout=self.timeout, context=context
+                )
+            else:
+                smtp = smtplib.SMTP(self.url.host, self.url.port, timeout=self.timeout)
+            smtp.ehlo_or_helo_if_needed()
+            if self.url.scheme == "smtp+starttls":
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            if self.url.username:
+                smtp.login(self.url.username, self.url.password or "")
+        except smtplib.SMTPResponseException as error:
+            raise ConnectionFailure(_reply_text(error.smtp_error), error.smtp_code) from error
+        except (OSError, smtplib.SMTPException) as error:
+            where = f"{self.url.host}:{self.url.port}"
+            raise ConnectionFailure(f"cannot connect to {where}: {error}") from error
+        self._smtp = smtp
+        return smtp
+
+    def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> None:
+        smtp = self._open()
+        data = message_bytes(message)
+        options: list[str] = []
+        if not (sender + "".join(recipients)).isascii():
+            if not smtp.has_extn("smtputf8"):
+                raise PermanentFailure("the server does not accept international addresses")
+            options.append("SMTPUTF8")
+        try:
+            code, reply = smtp.mail(sender, options)
+            if code != 250:
+                self._fail(code, reply)
+            accepted = 0
+            last: tuple[int, bytes] = (0, b"")
+            for recipient in recipients:
+                code, reply = smtp.rcpt(recipient)
+                if code in (250, 251):
+                    accepted += 1
+                else:
+                    last = (code, reply)
+            if not accepted:
+                self._fail(*last)
+            code, reply = smtp.docmd("DATA")
+            if code != 354:
+                self._fail(code, reply)
+        except (OSError, smtplib.SMTPServerDisconnected) as error:
+            self._drop()
+            raise ConnectionFailure(
+                f"connection lost before the message was sent: {error}"
+            ) from None
+        self._transmit(smtp, data)
+
+    def _transmit(self, smtp: smtplib.SMTP, data: bytes) -> None:
+        payload = re.sub(rb"(?m)^\.", b"..", data)
+        if not payload.endswith(b"\r\n"):
+            payload += b"\r\n"
+        try:
+            smtp.send(payload + b".\r\n")
+        except (OSError, smtplib.SMTPServerDisconnected) as error:
+            # The closing dot never went out completely, so the server cannot have accepted it.
+            self._drop()
+            raise ConnectionFailure(f"connection lost while sending: {error}") from None
+        try:
+            code, reply = smtp.getreply()
+        except (OSError, smtplib.SMTPServerDisconnected) as error:
+            self._drop()
+            raise UncertainDelivery(f"no answer after the message was sent: {error}") from None
+        if code != 250:
+            self._fail(code, reply)
+
+    def _fail(self, code: int, reply: bytes) -> None:
+        text = _reply_text(reply)
+        if code == 421 or code == -1:
+            self._drop()
+            raise ConnectionFailure(text, code)
+        self._reset()
+        if 400 <= code < 500:
+            raise TemporaryFailure(text, code)
+        raise PermanentFailure(text, code)
+
+    def _reset(self) -> None:
+        if self._smtp is None:
+            return
+        try:
+            self._smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                self._smtp.close()
+        self._smtp = None
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                self._smtp.quit()
+        self._drop()
+
+
+def _reply_text(reply: bytes | str) -> str:
+    if isinstance(reply, bytes):
+        return reply.decode("utf-8", "replace")
+    return reply
+
+
+def transport_from_url(url: str, timeout: float = DEFAULT_TIMEOUT) -> Transport:
+    """The transport a ``NEWSLETTER_MAIL_URL`` names."""
+    parsed = parse_mail_url(url)
+    if parsed.scheme in SMTP_SCHEMES:
+        return SMTPTransport(parsed, timeout)
+    if parsed.scheme == "maildir":
+        assert parsed.path is not None
+        return MaildirTransport(parsed.path)
+    return ConsoleTransport()

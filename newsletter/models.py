@@ -1,0 +1,216 @@
+"""Tables: subscribers and their consent proof, articles, digests, deliveries, suppressions."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from newsletter.db import Base, utcnow
+
+__all__ = [
+    "Article",
+    "ConsentEvent",
+    "ConsentKind",
+    "ConsentStatement",
+    "Delivery",
+    "DeliveryKind",
+    "DeliveryStatus",
+    "Digest",
+    "DigestArticle",
+    "DigestStatus",
+    "Subscriber",
+    "SubscriberStatus",
+    "Suppression",
+]
+
+EMAIL_LENGTH = 254
+NAME_LENGTH = 100
+
+
+class SubscriberStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+
+
+class ConsentKind(StrEnum):
+    GIVEN = "given"
+    CONFIRMED = "confirmed"
+    WITHDRAWN = "withdrawn"
+
+
+class DigestStatus(StrEnum):
+    DRAFT = "draft"
+    SENDING = "sending"
+    SENT = "sent"
+
+
+class DeliveryKind(StrEnum):
+    CONFIRM = "confirm"
+    DIGEST = "digest"
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UNKNOWN = "unknown"
+
+
+FINAL_DELIVERY_STATES = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.SKIPPED,
+    DeliveryStatus.UNKNOWN,
+)
+
+
+def _token_nonce() -> str:
+    return secrets.token_hex(8)
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(EMAIL_LENGTH))
+    email_key: Mapped[str] = mapped_column(String(EMAIL_LENGTH), unique=True)
+    first_name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    last_name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    status: Mapped[str] = mapped_column(String(16), default=SubscriberStatus.PENDING, index=True)
+    # Part of every token: erasing the row (or rotating this) makes old links stop working.
+    token_nonce: Mapped[str] = mapped_column(String(32), default=_token_nonce)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    confirmed_at: Mapped[datetime | None]
+    unsubscribed_at: Mapped[datetime | None]
+
+    consent_events: Mapped[list[ConsentEvent]] = relationship(
+        back_populates="subscriber",
+        order_by="ConsentEvent.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class ConsentStatement(Base):
+    """Each distinct consent wording, stored once; its id is its version."""
+
+    __tablename__ = "consent_statements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsentEvent(Base):
+    """Append-only proof: who agreed to which wording, when and how; confirmations; withdrawals."""
+
+    __tablename__ = "consent_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    statement_id: Mapped[int | None] = mapped_column(ForeignKey("consent_statements.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    method: Mapped[str] = mapped_column(String(32))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    source_url: Mapped[str | None] = mapped_column(String(2048))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="consent_events")
+    statement: Mapped[ConsentStatement | None] = relationship()
+
+
+class Article(Base):
+    __tablename__ = "articles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    guid: Mapped[str] = mapped_column(String(2048), unique=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    title: Mapped[str] = mapped_column(String(500))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str] = mapped_column(Text, default="")
+    image_url: Mapped[str | None] = mapped_column(String(2048))
+    image_alt: Mapped[str | None] = mapped_column(String(500))
+    published_at: Mapped[datetime] = mapped_column(index=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Digest(Base):
+    __tablename__ = "digests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16), default=DigestStatus.DRAFT)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    send_started_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+
+    entries: Mapped[list[DigestArticle]] = relationship(
+        back_populates="digest", order_by="DigestArticle.position", cascade="all, delete-orphan"
+    )
+
+
+class DigestArticle(Base):
+    __tablename__ = "digest_articles"
+
+    digest_id: Mapped[int] = mapped_column(
+        ForeignKey("digests.id", ondelete="CASCADE"), primary_key=True
+    )
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"), primary_key=True)
+    position: Mapped[int]
+
+    digest: Mapped[Digest] = relationship(back_populates="entries")
+    article: Mapped[Article] = relationship()
+
+
+class Delivery(Base):
+    """One message to one recipient: the outbox and the send log in one row."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("digest_id", "subscriber_id", name="uq_deliveries_digest_subscriber"),
+        Index("ix_deliveries_claim", "status", "digest_id", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    digest_id: Mapped[int | None] = mapped_column(ForeignKey("digests.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+    subscriber: Mapped[Subscriber | None] = relationship()
+
+
+class Suppression(Base):
+    """Addresses never mailed or imported again, kept only as a hash."""
+
+    __tablename__ = "suppressions"
+
+    email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

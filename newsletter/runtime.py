@@ -1,0 +1,41 @@
+"""The long-lived objects one app instance works with: site values, renderer, mail transport."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter.db import session_factory
+from newsletter.mail.render import EmailRenderer
+from newsletter.mail.transports import Transport, transport_from_url
+from newsletter.services.outbox import Outbox
+from newsletter.site import Site
+
+__all__ = ["Runtime", "get_runtime", "init_app"]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    site: Site
+    sessions: sessionmaker[Session]
+    renderer: EmailRenderer
+    transport: Transport
+
+    def outbox(self) -> Outbox:
+        return Outbox(self.sessions, self.site, self.renderer, self.transport)
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["newsletter.runtime"] = Runtime(
+        site=Site.from_config(app.config),
+        sessions=session_factory(app),
+        renderer=EmailRenderer(),
+        transport=transport_from_url(app.config["MAIL_URL"], app.config["SMTP_TIMEOUT"]),
+    )
+
+
+def get_runtime(app: Flask | None = None) -> Runtime:
+    runtime: Runtime = (app or current_app).extensions["newsletter.runtime"]
+    return runtime

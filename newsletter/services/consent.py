@@ -1,0 +1,72 @@
+"""Consent proof: statement versions and the append-only event log."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from newsletter.db import utcnow
+from newsletter.models import ConsentEvent, ConsentKind, ConsentStatement, Subscriber
+
+__all__ = ["Evidence", "record_event", "statement_version"]
+
+USER_AGENT_LENGTH = 512
+SOURCE_URL_LENGTH = 2048
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How an event happened: the channel and, for web requests, where from."""
+
+    method: str
+    ip: str | None = None
+    user_agent: str | None = None
+    source_url: str | None = None
+    note: str | None = None
+
+
+def statement_version(session: Session, text: str) -> ConsentStatement:
+    """The stored version of ``text``, created the first time this wording is used."""
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    statement = session.scalar(select(ConsentStatement).where(ConsentStatement.text_hash == digest))
+    if statement is not None:
+        return statement
+    try:
+        with session.begin_nested():
+            statement = ConsentStatement(text_hash=digest, text=text)
+            session.add(statement)
+    except IntegrityError:
+        # Another request stored the same wording first.
+        statement = session.scalars(
+            select(ConsentStatement).where(ConsentStatement.text_hash == digest)
+        ).one()
+    return statement
+
+
+def record_event(
+    session: Session,
+    subscriber: Subscriber,
+    kind: ConsentKind,
+    evidence: Evidence,
+    statement: ConsentStatement | None = None,
+    at: datetime | None = None,
+) -> ConsentEvent:
+    event = ConsentEvent(
+        subscriber=subscriber,
+        kind=kind,
+        statement=statement,
+        at=at or utcnow(),
+        method=evidence.method,
+        ip=evidence.ip,
+        user_agent=(evidence.user_agent or "")[:USER_AGENT_LENGTH] or None,
+        source_url=(evidence.source_url or "")[:SOURCE_URL_LENGTH] or None,
+        note=evidence.note,
+    )
+    session.add(event)
+    session.flush()
+    return event

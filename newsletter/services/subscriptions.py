@@ -1,0 +1,199 @@
+"""Joining and confirming: the subscriber's way in.
+
+State changes are conditional UPDATEs so that two requests racing (a double click, a mail
+scanner and a person) change the state and record the event exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from newsletter.addresses import email_key, suppression_hash
+from newsletter.db import rowcount, utcnow
+from newsletter.models import (
+    ConsentEvent,
+    ConsentKind,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Subscriber,
+    SubscriberStatus,
+    Suppression,
+)
+from newsletter.services.consent import Evidence, record_event, statement_version
+from newsletter.services.errors import LinkNoLongerValid
+from newsletter.site import Site
+from newsletter.tokens import TokenData
+
+__all__ = [
+    "Person",
+    "SignupOutcome",
+    "confirm",
+    "find_by_token",
+    "latest_given_event",
+    "queue_confirmation",
+    "sign_up",
+]
+
+
+@dataclass(frozen=True)
+class Person:
+    email: str
+    first_name: str
+    last_name: str
+
+
+@dataclass(frozen=True)
+class SignupOutcome:
+    subscriber: Subscriber
+    confirmation: Delivery | None
+
+
+def sign_up(session: Session, site: Site, person: Person, evidence: Evidence) -> SignupOutcome:
+    """Record a signup and its consent; queue a confirmation email when one is due.
+
+    An address that is already active is left as it is: the caller answers the same either
+    way, so the form never tells who is subscribed.
+    """
+    subscriber = _find_or_create(session, person)
+    if subscriber.status == SubscriberStatus.ACTIVE:
+        return SignupOutcome(subscriber, None)
+    subscriber.first_name = person.first_name
+    subscriber.last_name = person.last_name
+    statement = statement_version(session, site.consent_statement)
+    record_event(session, subscriber, ConsentKind.GIVEN, evidence, statement)
+    if not site.double_opt_in:
+        subscriber.status = SubscriberStatus.ACTIVE
+        _lift_suppression(session, subscriber.email)
+        session.flush()
+        return SignupOutcome(subscriber, None)
+    subscriber.status = SubscriberStatus.PENDING
+    session.flush()
+    return SignupOutcome(subscriber, queue_confirmation(session, site, subscriber))
+
+
+def _find_or_create(session: Session, person: Person) -> Subscriber:
+    key = email_key(person.email)
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email_key == key))
+    if subscriber is not None:
+        return subscriber
+    try:
+        with session.begin_nested():
+            subscriber = Subscriber(
+                email=person.email,
+                email_key=key,
+                first_name=person.first_name,
+                last_name=person.last_name,
+                status=SubscriberStatus.PENDING,
+            )
+            session.add(subscriber)
+    except IntegrityError:
+        # The same address was signed up by a concurrent request.
+        subscriber = session.scalars(select(Subscriber).where(Subscriber.email_key == key)).one()
+    return subscriber
+
+
+def queue_confirmation(session: Session, site: Site, subscriber: Subscriber) -> Delivery | None:
+    """Queue a confirmation email unless this address already had its share today."""
+    since = utcnow() - timedelta(days=1)
+    sent_today = session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(
+            Delivery.subscriber_id == subscriber.id,
+            Delivery.kind == DeliveryKind.CONFIRM,
+            Delivery.created_at >= since,
+        )
+    )
+    if (sent_today or 0) >= site.confirmations_per_day:
+        return None
+    delivery = Delivery(
+        kind=DeliveryKind.CONFIRM, subscriber_id=subscriber.id, status=DeliveryStatus.QUEUED
+    )
+    session.add(delivery)
+    session.flush()
+    return delivery
+
+
+def latest_given_event(session: Session, subscriber: Subscriber) -> ConsentEvent | None:
+    return session.scalar(
+        select(ConsentEvent)
+        .where(
+            ConsentEvent.subscriber_id == subscriber.id,
+            ConsentEvent.kind == ConsentKind.GIVEN,
+        )
+        .order_by(ConsentEvent.id.desc())
+        .limit(1)
+    )
+
+
+def find_by_token(session: Session, data: TokenData) -> Subscriber:
+    """The subscriber a genuine token names, if they still exist with the same nonce."""
+    subscriber = session.get(Subscriber, data.subscriber_id)
+    if subscriber is None or subscriber.token_nonce != data.nonce:
+        raise LinkNoLongerValid("this link is no longer valid")
+    return subscriber
+
+
+def confirm(session: Session, data: TokenData, evidence: Evidence) -> Subscriber:
+    """Make a pending subscriber active; pressing the button again changes nothing."""
+    subscriber = find_by_token(session, data)
+    if subscriber.status == SubscriberStatus.ACTIVE:
+        return subscriber
+    if subscriber.status != SubscriberStatus.PENDING or not _consent_still_stands(
+        session, subscriber, data.consent_event_id
+    ):
+        raise LinkNoLongerValid("this confirmation link is no longer valid")
+    now = utcnow()
+    changed = rowcount(
+        session.execute(
+            update(Subscriber)
+            .where(Subscriber.id == subscriber.id, Subscriber.status == SubscriberStatus.PENDING)
+            .values(status=SubscriberStatus.ACTIVE, confirmed_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    session.refresh(subscriber)
+    if changed == 1:
+        statement = session.get(ConsentEvent, data.consent_event_id)
+        record_event(
+            session,
+            subscriber,
+            ConsentKind.CONFIRMED,
+            evidence,
+            statement.statement if statement else None,
+            at=now,
+        )
+        _lift_suppression(session, subscriber.email)
+    return subscriber
+
+
+def _consent_still_stands(
+    session: Session, subscriber: Subscriber, consent_event_id: int | None
+) -> bool:
+    """The link's consent belongs to this person and was not withdrawn after it was given."""
+    if consent_event_id is None:
+        return False
+    event = session.get(ConsentEvent, consent_event_id)
+    if event is None or event.subscriber_id != subscriber.id or event.kind != ConsentKind.GIVEN:
+        return False
+    withdrawn_after = session.scalar(
+        select(func.count())
+        .select_from(ConsentEvent)
+        .where(
+            ConsentEvent.subscriber_id == subscriber.id,
+            ConsentEvent.kind == ConsentKind.WITHDRAWN,
+            ConsentEvent.id > event.id,
+        )
+    )
+    return not withdrawn_after
+
+
+def _lift_suppression(session: Session, email: str) -> None:
+    """A fresh, confirmed signup is the one way a suppressed address comes back."""
+    session.execute(delete(Suppression).where(Suppression.email_hash == suppression_hash(email)))

@@ -1,0 +1,60 @@
+"""The site-wide values that emails, links and services need, read once from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parseaddr
+from typing import Any
+from urllib.parse import urlsplit
+
+from newsletter.tokens import Tokens
+
+__all__ = ["Site"]
+
+
+@dataclass(frozen=True)
+class Site:
+    organisation: str
+    base_url: str
+    sender: str
+    postal_address: str
+    consent_statement: str
+    double_opt_in: bool
+    confirmations_per_day: int
+    check_deliverability: bool
+    secret_key: str
+    tokens: Tokens
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Site:
+        return cls(
+            organisation=config["ORGANISATION"],
+            base_url=config["BASE_URL"],
+            sender=config["SENDER"],
+            postal_address=config["POSTAL_ADDRESS"],
+            consent_statement=config["CONSENT_STATEMENT"],
+            double_opt_in=config["DOUBLE_OPT_IN"],
+            confirmations_per_day=config["CONFIRMATIONS_PER_DAY"],
+            check_deliverability=config["CHECK_DELIVERABILITY"],
+            secret_key=config["SECRET_KEY"],
+            tokens=Tokens(config["SECRET_KEY"], config["SECRET_KEY_FALLBACKS"]),
+        )
+
+    @property
+    def sender_address(self) -> str:
+        """The bare address of the From header, used as the envelope sender."""
+        return parseaddr(self.sender)[1]
+
+    @property
+    def sender_domain(self) -> str:
+        return self.sender_address.rpartition("@")[2] or "localhost"
+
+    @property
+    def list_id(self) -> str:
+        """``List-Id`` (RFC 2919): a name plus a dotted identifier under the site's host."""
+        host = urlsplit(self.base_url).hostname or self.sender_domain
+        return f"{self.organisation} <newsletter.{host}>"
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"

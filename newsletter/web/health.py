@@ -1,0 +1,27 @@
+"""``GET /healthz`` for load balancers and monitors."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from newsletter.db import get_session
+
+__all__ = ["bp"]
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[dict[str, str], int]:
+    try:
+        get_session().execute(text("SELECT 1"))
+    except SQLAlchemyError as error:
+        log.warning("health check: database unreachable: %s", error)
+        return {"status": "error", "database": "unreachable"}, 503
+    return {"status": "ok", "database": "ok"}, 200

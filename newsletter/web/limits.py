@@ -1,0 +1,29 @@
+"""Rate limits on signup POSTs, per client address."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+__all__ = ["init_app"]
+
+LIMITED_ENDPOINTS = ("signup.subscribe", "signup.renew_confirmation")
+
+
+def _signup_limit() -> str:
+    return str(current_app.config["SIGNUP_RATE_LIMIT"])
+
+
+def init_app(app: Flask) -> None:
+    """One limiter per app, so each app (and each test) has its own counters and storage."""
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+        default_limits=[],
+    )
+    for endpoint in LIMITED_ENDPOINTS:
+        # Flask-Limiter keys limits by the view's qualified name, so registering is enough.
+        limiter.limit(_signup_limit, methods=["POST"])(app.view_functions[endpoint])
+    app.extensions["newsletter.limiter"] = limiter

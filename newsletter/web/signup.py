@@ -1,0 +1,166 @@
+"""The signup form, its thanks page, and the confirmation link's pages."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from newsletter.db import get_session
+from newsletter.forms import ButtonForm, SignupForm
+from newsletter.models import SubscriberStatus
+from newsletter.runtime import get_runtime
+from newsletter.services.consent import Evidence
+from newsletter.services.errors import LinkNoLongerValid
+from newsletter.services.subscriptions import (
+    Person,
+    confirm,
+    find_by_token,
+    queue_confirmation,
+    sign_up,
+)
+from newsletter.tokens import ExpiredToken, InvalidToken, Purpose, TokenData
+from newsletter.web.dispatch import get_dispatcher
+
+__all__ = ["bp", "web_evidence"]
+
+bp = Blueprint("signup", __name__)
+
+FORM_EXPIRED = "This form expired; please send it again."
+
+Page = Response | tuple[str, int] | str
+
+
+def web_evidence(method: str) -> Evidence:
+    """Who did this and from where, as far as the request tells."""
+    return Evidence(
+        method=method,
+        ip=request.remote_addr,
+        user_agent=request.user_agent.string or None,
+        source_url=request.referrer or request.url,
+    )
+
+
+def _form_page(form: SignupForm, status: int = 200, notice: str | None = None) -> tuple[str, int]:
+    site = get_runtime().site
+    page = render_template(
+        "signup.html",
+        form=form,
+        organisation=site.organisation,
+        consent_statement=site.consent_statement,
+        notice=notice,
+    )
+    return page, status
+
+
+@bp.get("/")
+@bp.get("/subscribe")
+def form() -> Page:
+    return _form_page(SignupForm())
+
+
+@bp.post("/subscribe")
+def subscribe() -> Page:
+    runtime = get_runtime()
+    form = SignupForm(check_deliverability=runtime.site.check_deliverability)
+    if form.is_bot:
+        return redirect(url_for("signup.thanks"), 303)
+    if not form.validate():
+        return _form_page(form, 400, FORM_EXPIRED if form.csrf_failed else None)
+    person = Person(
+        email=form.email.data, first_name=form.first_name.data, last_name=form.last_name.data
+    )
+    session = get_session()
+    outcome = sign_up(session, runtime.site, person, web_evidence("web form"))
+    session.commit()
+    if outcome.confirmation is not None:
+        get_dispatcher().submit(outcome.confirmation.id)
+    return redirect(url_for("signup.thanks"), 303)
+
+
+@bp.get("/subscribe/thanks")
+def thanks() -> Page:
+    return render_template("thanks.html", organisation=get_runtime().site.organisation)
+
+
+def _link_problem(message: str, token: str | None = None) -> tuple[str, int]:
+    """The page for a link that cannot be used; it never says whose link it was."""
+    page = render_template(
+        "link_problem.html",
+        message=message,
+        renew_token=token,
+        form=ButtonForm() if token else None,
+    )
+    return page, 400
+
+
+def _read_confirm_token(token: str) -> TokenData:
+    return get_runtime().site.tokens.read(Purpose.CONFIRM, token)
+
+
+@bp.get("/confirm/<token>")
+def confirm_page(token: str) -> Page:
+    # Mail scanners fetch every link, so this page only shows a button; it changes nothing.
+    try:
+        data = _read_confirm_token(token)
+        subscriber = find_by_token(get_session(), data)
+    except ExpiredToken:
+        return _link_problem("This confirmation link has expired.", token)
+    except (InvalidToken, LinkNoLongerValid):
+        return _link_problem("This confirmation link is not valid.")
+    if subscriber.status == SubscriberStatus.ACTIVE:
+        return render_template("confirmed.html", organisation=get_runtime().site.organisation)
+    return render_template(
+        "confirm.html", form=ButtonForm(), organisation=get_runtime().site.organisation
+    )
+
+
+@bp.post("/confirm/<token>")
+def confirm_subscription(token: str) -> Page:
+    form = ButtonForm()
+    try:
+        data = _read_confirm_token(token)
+    except ExpiredToken:
+        return _link_problem("This confirmation link has expired.", token)
+    except InvalidToken:
+        return _link_problem("This confirmation link is not valid.")
+    site = get_runtime().site
+    if not form.validate():
+        page = render_template(
+            "confirm.html", form=form, organisation=site.organisation, notice=FORM_EXPIRED
+        )
+        return page, 400
+    session = get_session()
+    try:
+        confirm(session, data, web_evidence("confirmation link"))
+    except LinkNoLongerValid:
+        session.rollback()
+        return _link_problem("This confirmation link is no longer valid.")
+    session.commit()
+    return render_template("confirmed.html", organisation=site.organisation)
+
+
+@bp.post("/confirm/<token>/renew")
+def renew_confirmation(token: str) -> Page:
+    """An expired link's page offers a fresh email; the answer is the same whatever happens."""
+    form = ButtonForm()
+    try:
+        data = _read_confirm_token(token)
+    except ExpiredToken as expired:
+        data = expired.data
+    except InvalidToken:
+        return _link_problem("This confirmation link is not valid.")
+    if not form.validate():
+        return _link_problem(FORM_EXPIRED, token)
+    runtime = get_runtime()
+    session = get_session()
+    try:
+        subscriber = find_by_token(session, data)
+    except LinkNoLongerValid:
+        return _link_problem("This confirmation link is not valid.")
+    delivery = None
+    if subscriber.status == SubscriberStatus.PENDING:
+        delivery = queue_confirmation(session, runtime.site, subscriber)
+        session.commit()
+    if delivery is not None:
+        get_dispatcher().submit(delivery.id)
+    return render_template("thanks.html", organisation=runtime.site.organisation)
