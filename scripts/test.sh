@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need on a fresh Debian machine with Python, then runs
+# lint, formatting, types and the whole test suite (SQLite and PostgreSQL, SMTP, browser).
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k signup -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
+  || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+# PostgreSQL is started by the test session itself (tests/support/postgres.py) as the
+# postgres user when run as root, and stopped at the end.
+.venv/bin/pytest "$@"

@@ -1,0 +1,218 @@
+"""Fixtures: an app on a fresh database (SQLite and PostgreSQL), its client, CLI runner and
+session, the maildir outbox, and a real SMTP server."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
+
+from newsletter import create_app
+from newsletter.db import create_db_engine, get_engine, session_factory
+from newsletter.migrate import upgrade
+from newsletter.web.dispatch import get_dispatcher
+from tests.support.mailbox import read_maildir
+from tests.support.postgres import running_postgres
+from tests.support.smtp import SMTPServer
+
+DATABASES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    with running_postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: str) -> str:
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("DROP DATABASE IF EXISTS newsletter_template"))
+        connection.execute(text("CREATE DATABASE newsletter_template"))
+    admin.dispose()
+    template_url = make_url(postgres_server).set(database="newsletter_template")
+    engine = create_db_engine(template_url.render_as_string(hide_password=False))
+    upgrade(engine)
+    engine.dispose()
+    return "newsletter_template"
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> Iterator[str]:
+    """A fresh, migrated database for one test, on each database in turn."""
+    if request.param == "sqlite":
+        path = tmp_path / "newsletter.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    template: str = request.getfixturevalue("postgres_template")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def outbox_path(tmp_path: Path) -> Path:
+    return tmp_path / "outbox"
+
+
+@pytest.fixture
+def base_config(tmp_path: Path, database_url: str, outbox_path: Path) -> dict[str, Any]:
+    return {
+        "TESTING": True,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE_URL": database_url,
+        "MAIL_URL": f"maildir://{outbox_path}",
+        "SECRET_KEY": "test-secret-key-of-reasonable-length",
+        "SIGNUP_RATE_LIMIT": "10000 per minute",
+        "BASE_URL": "https://news.example.org",
+        "ORGANISATION": "Open Rights Watch",
+        "POSTAL_ADDRESS": "1 Example Street, Example City",
+        "SENDER": "Open Rights Watch <news@example.org>",
+    }
+
+
+@pytest.fixture
+def make_app(base_config: dict[str, Any]) -> Iterator[Callable[..., Flask]]:
+    """Build an app on this test's database; keyword arguments override settings."""
+    apps: list[Flask] = []
+
+    def build(**overrides: Any) -> Flask:
+        app = create_app({**base_config, **overrides})
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        get_dispatcher(app).drain()
+        get_engine(app).dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def session(app: Flask) -> Iterator[Session]:
+    with session_factory(app)() as db_session:
+        yield db_session
+
+
+@pytest.fixture
+def sent_mail(app: Flask, outbox_path: Path) -> Callable[[], list[EmailMessage]]:
+    """The messages in the maildir outbox, once the background sender has finished."""
+
+    def read() -> list[EmailMessage]:
+        get_dispatcher(app).drain()
+        return read_maildir(outbox_path)
+
+    return read
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPServer]:
+    server = SMTPServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+CSRF_FIELD = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def csrf_token(page: TestResponse | str) -> str:
+    html = page if isinstance(page, str) else page.get_data(as_text=True)
+    match = CSRF_FIELD.search(html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def post_signup(client: FlaskClient, **fields: Any) -> TestResponse:
+    """Open the form and send it like a browser, with the given field values."""
+    page = client.get("/subscribe")
+    data = {
+        "csrf_token": csrf_token(page),
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "email": "ada@example.org",
+        "consent": "y",
+    }
+    data.update({key: value for key, value in fields.items() if value is not None})
+    for key in [key for key, value in fields.items() if value is None]:
+        data.pop(key, None)
+    return client.post("/subscribe", data=data)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the session (Debian's, driven by Playwright)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def axe_violations(page: Any) -> list[str]:
+    """axe-core's violations on the page, as readable lines (empty when there are none)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{violation['id']}: {violation['help']} ({len(violation['nodes'])} nodes)"
+        for violation in results.response["violations"]
+    ]

@@ -1,0 +1,98 @@
+"""A real SMTP server (aiosmtpd) on 127.0.0.1 that records what it accepts.
+
+Faults are set per test: a function per SMTP stage returns a reply such as ``"451 4.3.0 try
+later"`` to refuse, or None to accept.
+"""
+
+from __future__ import annotations
+
+import email
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import default
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+__all__ = ["Received", "SMTPServer", "free_port"]
+
+Reply = Callable[[str], str | None]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = email.message_from_bytes(self.data, policy=default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+@dataclass
+class _Handler:
+    received: list[Received] = field(default_factory=list)
+    rcpt_reply: Reply | None = None
+    data_reply: Reply | None = None
+    drop_after_data: Callable[[list[str]], bool] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        reply = self.rcpt_reply(address) if self.rcpt_reply else None
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        recipients = list(envelope.rcpt_tos)
+        if self.drop_after_data and self.drop_after_data(recipients):
+            session.transport.close()
+            return "250 never seen by the client"
+        reply = self.data_reply(",".join(recipients)) if self.data_reply else None
+        if reply:
+            return reply
+        with self.lock:
+            self.received.append(Received(envelope.mail_from, recipients, envelope.content))
+        return "250 Message accepted for delivery"
+
+
+class SMTPServer:
+    """Start, stop and start again on the same port; ``received`` lists accepted messages."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.handler = _Handler()
+        self._controller: Controller | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}?timeout=5"
+
+    @property
+    def received(self) -> list[Received]:
+        with self.handler.lock:
+            return list(self.handler.received)
+
+    def start(self) -> None:
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
