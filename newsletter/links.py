@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from newsletter.models import Subscriber
+from typing import Protocol
+
 from newsletter.site import Site
 from newsletter.tokens import Purpose, TokenData
 
-__all__ = ["confirm_url", "list_headers", "unsubscribe_url"]
+__all__ = ["TokenHolder", "confirm_url", "list_headers", "unsubscribe_url"]
 
 
-def unsubscribe_url(site: Site, subscriber: Subscriber) -> str:
+class TokenHolder(Protocol):
+    """A subscriber row, or a lighter record of one carrying the same two fields."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def token_nonce(self) -> str: ...
+
+
+def unsubscribe_url(site: Site, subscriber: TokenHolder) -> str:
     token = site.tokens.make(Purpose.UNSUBSCRIBE, TokenData(subscriber.id, subscriber.token_nonce))
     return site.url(f"/unsubscribe/{token}")
 
 
-def confirm_url(site: Site, subscriber: Subscriber, consent_event_id: int) -> str:
+def confirm_url(site: Site, subscriber: TokenHolder, consent_event_id: int) -> str:
     data = TokenData(subscriber.id, subscriber.token_nonce, consent_event_id)
     return site.url(f"/confirm/{site.tokens.make(Purpose.CONFIRM, data)}")
 
