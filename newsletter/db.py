@@ -83,7 +83,7 @@ def create_db_engine(url: str, **options: Any) -> Engine:
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy issue BEGIN itself so that BEGIN IMMEDIATE can be chosen per transaction.
+        # Let SQLAlchemy's begin event issue BEGIN itself (pysqlite's own handling defers it).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -94,8 +94,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        mode = connection.info.pop("sqlite_begin", "BEGIN")
-        connection.exec_driver_sql(mode)
+        # Take the write lock up front: a deferred transaction that reads and then writes fails
+        # at once with SQLITE_BUSY (no waiting) when another connection wrote in between.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def init_app(app: Flask) -> None:
