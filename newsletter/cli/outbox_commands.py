@@ -7,6 +7,7 @@ from flask.cli import with_appcontext
 
 from newsletter.models import DeliveryStatus
 from newsletter.runtime import get_runtime
+from newsletter.sending.engine import Outcome
 
 __all__ = ["outbox"]
 
@@ -25,6 +26,8 @@ def flush() -> None:
     """
     result = get_runtime().outbox().flush()
     counts = result.counts
+    if result.outcome is not Outcome.COMPLETE:
+        click.echo(result.message, err=True)
     click.echo(
         f"sent {counts[DeliveryStatus.SENT]}, failed {counts[DeliveryStatus.FAILED]}, "
         f"skipped {counts[DeliveryStatus.SKIPPED]}, unknown {counts[DeliveryStatus.UNKNOWN]}, "
