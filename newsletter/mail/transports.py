@@ -163,8 +163,8 @@ class SMTPConnection:
         if self._smtp is not None:
             return self._smtp
         context = ssl.create_default_context()
+        smtp: smtplib.SMTP | None = None
         try:
-            smtp: smtplib.SMTP
             if self.url.scheme == "smtps":
                 smtp = smtplib.SMTP_SSL(
                     self.url.host, self.url.port, timeout=self.timeout, context=context
@@ -178,8 +178,10 @@ class SMTPConnection:
             if self.url.username:
                 smtp.login(self.url.username, self.url.password or "")
         except smtplib.SMTPResponseException as error:
+            _close_quietly(smtp)
             raise ConnectionFailure(_reply_text(error.smtp_error), error.smtp_code) from error
         except (OSError, smtplib.SMTPException) as error:
+            _close_quietly(smtp)
             where = f"{self.url.host}:{self.url.port}"
             raise ConnectionFailure(f"cannot connect to {where}: {error}") from error
         self._smtp = smtp
@@ -254,9 +256,7 @@ class SMTPConnection:
             self._drop()
 
     def _drop(self) -> None:
-        if self._smtp is not None:
-            with contextlib.suppress(OSError, smtplib.SMTPException):
-                self._smtp.close()
+        _close_quietly(self._smtp)
         self._smtp = None
 
     def close(self) -> None:
@@ -264,6 +264,12 @@ class SMTPConnection:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 self._smtp.quit()
         self._drop()
+
+
+def _close_quietly(smtp: smtplib.SMTP | None) -> None:
+    if smtp is not None:
+        with contextlib.suppress(OSError, smtplib.SMTPException):
+            smtp.close()
 
 
 def _reply_text(reply: bytes | str) -> str:

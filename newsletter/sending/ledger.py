@@ -38,6 +38,7 @@ __all__ = [
     "mark_sending",
     "queue_digest",
     "release",
+    "reopen_digest",
     "renew",
     "resend_unknown",
     "resolve",
@@ -345,11 +346,11 @@ def renew(session: Session, owner: str, lease: timedelta) -> None:
     )
 
 
-def counts(session: Session, job: Job) -> Counter[str]:
-    """Deliveries of the job per state (every state present, zero or not)."""
+def counts(session: Session, scope: ColumnElement[bool]) -> Counter[str]:
+    """Deliveries in ``scope`` per state (every state present, zero or not)."""
     result: Counter[str] = Counter({state.value: 0 for state in DeliveryStatus})
     for status, number in session.execute(
-        select(Delivery.status, func.count()).where(job.scope()).group_by(Delivery.status)
+        select(Delivery.status, func.count()).where(scope).group_by(Delivery.status)
     ):
         result[status] = number
     return result
@@ -390,6 +391,16 @@ def waiting_summary(session: Session, job: Job, owner: str) -> Waiting:
     moments = [moment for moment in (lease_ends, retry_due) if moment is not None]
     next_at = min(moments) if moments else None
     return Waiting(open_count or 0, held or 0, next_at)
+
+
+def reopen_digest(session: Session, digest_id: int) -> None:
+    """A sent digest with deliveries queued again (``--resend-unknown``) is sending again."""
+    session.execute(
+        update(Digest)
+        .where(Digest.id == digest_id, Digest.status == DigestStatus.SENT)
+        .values(status=DigestStatus.SENDING, sent_at=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def finish_digest(session: Session, digest_id: int) -> bool:

@@ -61,7 +61,7 @@ class Outbox:
         sender = self._sender()
         result = sender.run()
         with self.sessions() as session:
-            remaining = ledger.counts(session, self.job)
+            remaining = ledger.counts(session, self.job.scope())
         totals = Counter(result.counts)
         totals[DeliveryStatus.QUEUED] = remaining[DeliveryStatus.QUEUED]
         return FlushResult(totals, result.outcome, result.message)

@@ -44,10 +44,27 @@ class Received:
 @dataclass
 class _Handler:
     received: list[Received] = field(default_factory=list)
+    greeting_reply: Callable[[], str | None] | None = None
     rcpt_reply: Reply | None = None
     data_reply: Reply | None = None
     drop_after_data: Callable[[list[str]], bool] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        reply = self.greeting_reply() if self.greeting_reply else None
+        if reply:
+            return [reply]
+        session.host_name = hostname
+        return responses
+
+    async def handle_HELO(self, server: Any, session: Any, envelope: Any, hostname: str) -> str:
+        reply = self.greeting_reply() if self.greeting_reply else None
+        if reply:
+            return reply
+        session.host_name = hostname
+        return f"250 {server.hostname}"
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
@@ -61,7 +78,7 @@ class _Handler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         recipients = list(envelope.rcpt_tos)
         if self.drop_after_data and self.drop_after_data(recipients):
-            session.transport.close()
+            server.transport.close()
             return "250 never seen by the client"
         reply = self.data_reply(",".join(recipients)) if self.data_reply else None
         if reply:
