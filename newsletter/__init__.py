@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from newsletter import cli, db, runtime
 from newsletter.config import ConfigError, load_config
@@ -25,6 +26,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         template_folder=str(resource_path("templates")),
     )
     load_config(app, config)
+    _register_proxy_fix(app)
     _register_database(app)
     _register_blueprints(app)
     _register_extensions(app)
@@ -36,6 +38,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def _instance_path(config: Mapping[str, Any] | None) -> str | None:
     chosen = (config or {}).get("INSTANCE_PATH") or os.environ.get("NEWSLETTER_INSTANCE_PATH")
     return str(Path(chosen).resolve()) if chosen else None
+
+
+def _register_proxy_fix(app: Flask) -> None:
+    """Behind N trusted proxies, take the client's address from X-Forwarded-For; with none,
+    a forged header from a client is ignored."""
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
 
 
 def _register_database(app: Flask) -> None:

@@ -45,9 +45,12 @@ DEFAULTS: dict[str, Any] = {
     "FRAME_ANCESTORS": "'self'",
     "SMTP_TIMEOUT": 30,
     "SECRET_KEY_FALLBACKS": [],
+    "TRUSTED_PROXIES": 0,
+    "PRODUCTION": False,
+    "LOG_ADDRESSES": False,
 }
 
-BOOLEAN_SETTINGS = ("DOUBLE_OPT_IN", "CHECK_DELIVERABILITY")
+BOOLEAN_SETTINGS = ("DOUBLE_OPT_IN", "CHECK_DELIVERABILITY", "PRODUCTION", "LOG_ADDRESSES")
 POSITIVE_INT_SETTINGS = ("SEND_LEASE", "CONFIRMATIONS_PER_DAY", "SMTP_TIMEOUT")
 
 
@@ -124,6 +127,14 @@ def _check(config: dict[str, Any]) -> None:
         if "\r" in value or "\n" in value:
             raise ConfigError(f"{_setting(name)}: must be one line")
     _check_rate_limit(str(config["SIGNUP_RATE_LIMIT"]))
+    config["TRUSTED_PROXIES"] = _as_count("TRUSTED_PROXIES", config["TRUSTED_PROXIES"])
+    if config["PRODUCTION"] and config.get("SECRET_KEY_GENERATED"):
+        message = (
+            f"{_setting('SECRET_KEY')}: production needs a key of its own, not the generated "
+            "development key; set it to the output of "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        )
+        raise ConfigError(message)
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -144,6 +155,16 @@ def _as_positive_int(name: str, value: Any) -> int:
         number = 0
     if isinstance(value, bool) or number <= 0:
         raise ConfigError(f"{_setting(name)}: expected a positive whole number, got {value!r}")
+    return number
+
+
+def _as_count(name: str, value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = -1
+    if isinstance(value, bool) or number < 0:
+        raise ConfigError(f"{_setting(name)}: expected a whole number (0 or more), got {value!r}")
     return number
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -24,6 +27,8 @@ def init_app(app: Flask) -> None:
         default_limits=[],
     )
     for endpoint in LIMITED_ENDPOINTS:
-        # Flask-Limiter keys limits by the view's qualified name, so registering is enough.
-        limiter.limit(_signup_limit, methods=["POST"])(app.view_functions[endpoint])
+        # The limit is checked inside the wrapper the decorator returns, so it must replace
+        # the registered view.
+        view: Callable[..., Any] = app.view_functions[endpoint]
+        app.view_functions[endpoint] = limiter.limit(_signup_limit, methods=["POST"])(view)
     app.extensions["newsletter.limiter"] = limiter
