@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from newsletter import cli, db, runtime
+from newsletter import cli, db, logs, runtime
 from newsletter.config import ConfigError, load_config
 from newsletter.resources import resource_path
 from newsletter.web import dispatch, errors, health, limits, security, signup
@@ -26,6 +26,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         template_folder=str(resource_path("templates")),
     )
     load_config(app, config)
+    logs.init_app(app)
     _register_proxy_fix(app)
     _register_database(app)
     _register_blueprints(app)

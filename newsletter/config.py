@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_PROXIES": 0,
     "PRODUCTION": False,
     "LOG_ADDRESSES": False,
+    "LOG_LEVEL": "INFO",
 }
 
 BOOLEAN_SETTINGS = ("DOUBLE_OPT_IN", "CHECK_DELIVERABILITY", "PRODUCTION", "LOG_ADDRESSES")
@@ -127,6 +128,10 @@ def _check(config: dict[str, Any]) -> None:
         if "\r" in value or "\n" in value:
             raise ConfigError(f"{_setting(name)}: must be one line")
     _check_rate_limit(str(config["SIGNUP_RATE_LIMIT"]))
+    level = str(config["LOG_LEVEL"]).upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ConfigError(f"{_setting('LOG_LEVEL')}: expected DEBUG, INFO, WARNING or ERROR")
+    config["LOG_LEVEL"] = level
     config["TRUSTED_PROXIES"] = _as_count("TRUSTED_PROXIES", config["TRUSTED_PROXIES"])
     if config["PRODUCTION"] and config.get("SECRET_KEY_GENERATED"):
         message = (

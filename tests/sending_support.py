@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.db import session_factory, utcnow
 from newsletter.mail.messages import build_message
-from newsletter.models import Delivery, Digest, Subscriber, SubscriberStatus
+from newsletter.models import Article, Delivery, Digest, DigestArticle, Subscriber, SubscriberStatus
 from newsletter.runtime import get_runtime
 from newsletter.sending import ledger
 from newsletter.sending.engine import Sender, SendOptions
@@ -104,3 +104,24 @@ def states(app: Flask, digest_id: int) -> dict[str, str]:
             .where(Delivery.digest_id == digest_id)
         ).all()
     return {email: status for email, status in rows}
+
+
+def add_articles_and_digest(session: Session, articles: int = 5) -> int:
+    """A draft digest holding ``articles`` new articles."""
+    now = utcnow()
+    digest = Digest(subject="Our news this week")
+    session.add(digest)
+    for n in range(articles):
+        article = Article(
+            guid=f"https://example.org/news/{n}",
+            url=f"https://example.org/news/{n}",
+            title=f"Article number {n}",
+            summary=f"A short summary of article {n}.",
+            body_html=f"<p>The body of article {n}.</p>",
+            published_at=now - timedelta(hours=n),
+            content_hash=f"hash{n}",
+        )
+        session.add(article)
+        digest.entries.append(DigestArticle(article=article, position=n))
+    session.flush()
+    return digest.id
