@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from newsletter import cli, db, logs, runtime
 from newsletter.config import ConfigError, load_config
 from newsletter.resources import resource_path
-from newsletter.web import dispatch, errors, health, limits, security, signup
+from newsletter.web import archive, dispatch, errors, health, limits, security, signup
 
 __all__ = ["ConfigError", "create_app"]
 
@@ -59,6 +59,7 @@ def _register_database(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(signup.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(archive.bp)
 
 
 def _register_extensions(app: Flask) -> None:
