@@ -55,6 +55,7 @@ class SendOptions:
 
 class Outcome(Enum):
     COMPLETE = 0
+    FAILED = 1
     TOO_MANY_ERRORS = 2
     INTERRUPTED = 130
 
@@ -98,6 +99,7 @@ class Sender:
         self._bucket = TokenBucket(self.options.rate) if self.options.rate else None
         self._last_wait_notice = ""
         self._interrupted = False
+        self._failure: str | None = None
 
     # -- control -------------------------------------------------------------------------
 
@@ -141,6 +143,8 @@ class Sender:
         self._stop.set()
         renewer.join(timeout=5)
         seconds = time.monotonic() - started
+        if self._failure:
+            return RunResult(Outcome.FAILED, self.counts, seconds, self._failure)
         if self._tripped:
             return RunResult(Outcome.TOO_MANY_ERRORS, self.counts, seconds, self._tripped)
         if self._interrupted:
@@ -182,6 +186,17 @@ class Sender:
                 log.warning("could not renew the send lease", exc_info=True)
 
     def _work(self) -> None:
+        try:
+            self._work_until_done()
+        except Exception as error:
+            # A worker that cannot go on (database gone, say) stops the whole run loudly;
+            # whatever it had claimed comes back when its lease runs out.
+            log.exception("sending stopped by an unexpected error")
+            with self._lock:
+                self._failure = self._failure or f"stopped by an unexpected error: {error}"
+            self._stop.set()
+
+    def _work_until_done(self) -> None:
         connection = self.transport.connect()
         try:
             while not self.stopping:
@@ -220,7 +235,8 @@ class Sender:
                 if text != self._last_wait_notice:
                     self._last_wait_notice = text
                     self.notice(text)
-        pause = self.options.poll
+        # While this run's own threads finish their batches, look again soon.
+        pause = self.options.poll if not waiting.held_by_me else min(self.options.poll, 0.05)
         if waiting.next_claimable_at is not None:
             ahead = (waiting.next_claimable_at - utcnow()).total_seconds()
             pause = min(max(ahead, 0.05), self.options.poll)

@@ -81,13 +81,15 @@ def queue_digest(session: Session, digest_id: int) -> int | None:
         literal(0),
         literal(now, UTCDateTime()),
     ).where(Subscriber.status == SubscriberStatus.ACTIVE)
-    result = session.execute(
+    session.execute(
         insert(Delivery).from_select(
             ["kind", "digest_id", "subscriber_id", "status", "attempts", "created_at"],
             recipients,
         )
     )
-    return rowcount(result)
+    # Counted rather than read from rowcount, which not every driver reports for INSERT…SELECT.
+    queued = session.scalar(select(func.count()).where(Delivery.digest_id == digest_id))
+    return queued or 0
 
 
 def resend_unknown(session: Session, job: Job) -> int:
@@ -362,6 +364,7 @@ class Waiting:
 
     open: int
     held_by_others: int
+    held_by_me: int
     next_claimable_at: datetime | None
 
 
@@ -370,14 +373,16 @@ def waiting_summary(session: Session, job: Job, owner: str) -> Waiting:
     open_count = session.scalar(
         select(func.count()).where(job.scope(), Delivery.status.in_(OPEN_STATES))
     )
-    held = session.scalar(
-        select(func.count()).where(
+    mine, others = session.execute(
+        select(
+            func.count().filter(Delivery.claimed_by == owner),
+            func.count().filter(Delivery.claimed_by != owner),
+        ).where(
             job.scope(),
             Delivery.status.in_(OPEN_STATES),
             Delivery.claimed_until >= now,
-            or_(Delivery.claimed_by.is_(None), Delivery.claimed_by != owner),
         )
-    )
+    ).one()
     lease_ends = session.scalar(
         select(func.min(Delivery.claimed_until)).where(
             job.scope(), Delivery.status.in_(OPEN_STATES), Delivery.claimed_until >= now
@@ -390,7 +395,7 @@ def waiting_summary(session: Session, job: Job, owner: str) -> Waiting:
     )
     moments = [moment for moment in (lease_ends, retry_due) if moment is not None]
     next_at = min(moments) if moments else None
-    return Waiting(open_count or 0, held or 0, next_at)
+    return Waiting(open_count or 0, others or 0, mine or 0, next_at)
 
 
 def reopen_digest(session: Session, digest_id: int) -> None:
