@@ -22,7 +22,9 @@ POLICY = SMTP.clone(max_line_length=998)
 
 def one_line(value: str) -> str:
     """Header text with any line break or control character turned into a space."""
-    return " ".join("".join(c if c.isprintable() else " " for c in value).split())
+    if not value.isprintable():
+        value = "".join(c if c.isprintable() else " " for c in value)
+    return " ".join(value.split())
 
 
 def stable_message_id(site: Site, kind: str, number: int) -> str:
