@@ -12,7 +12,7 @@ from flask import Flask
 from newsletter import cli, db, runtime
 from newsletter.config import ConfigError, load_config
 from newsletter.resources import resource_path
-from newsletter.web import dispatch, errors, health, limits, security, signup
+from newsletter.web import dispatch, errors, health, limits, security, signup, unsubscribe
 
 __all__ = ["ConfigError", "create_app"]
 
@@ -46,6 +46,7 @@ def _register_database(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(signup.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(unsubscribe.bp)
 
 
 def _register_extensions(app: Flask) -> None:

@@ -32,7 +32,7 @@ from newsletter.mail.transports import (
     UncertainDelivery,
 )
 from newsletter.models import Delivery, DeliveryKind, DeliveryStatus, SubscriberStatus
-from newsletter.services.bounces import record_hard_bounce
+from newsletter.services.bounces import may_send_confirmation, record_hard_bounce
 from newsletter.services.subscriptions import latest_given_event
 from newsletter.site import Site
 
@@ -58,7 +58,7 @@ def compose_confirmation(
     if subscriber is None or subscriber.status != SubscriberStatus.PENDING:
         return None
     consent = latest_given_event(session, subscriber)
-    if consent is None:
+    if consent is None or not may_send_confirmation(session, subscriber.email, consent):
         return None
     unsubscribe = unsubscribe_url(site, subscriber)
     context = {
