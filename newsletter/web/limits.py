@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask import Flask, current_app
+from flask.typing import RouteCallable
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
@@ -24,6 +27,9 @@ def init_app(app: Flask) -> None:
         default_limits=[],
     )
     for endpoint in LIMITED_ENDPOINTS:
-        # Flask-Limiter keys limits by the view's qualified name, so registering is enough.
-        limiter.limit(_signup_limit, methods=["POST"])(app.view_functions[endpoint])
+        # Flask-Limiter checks a decorated limit in the wrapper it returns, so the wrapper must
+        # replace the view; the limit is never checked otherwise.
+        view = app.view_functions[endpoint]
+        limited = limiter.limit(_signup_limit, methods=["POST"])(view)
+        app.view_functions[endpoint] = cast(RouteCallable, limited)
     app.extensions["newsletter.limiter"] = limiter
