@@ -33,7 +33,12 @@ from newsletter.models import (
     Suppression,
 )
 from newsletter.runtime import get_runtime
-from newsletter.services.bounces import is_suppressed, may_send_confirmation, suppress
+from newsletter.services.bounces import (
+    is_suppressed,
+    may_send_confirmation,
+    record_hard_bounce,
+    suppress,
+)
 from newsletter.services.consent import FORM_SIGNUP, Evidence
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.services.subscriptions import Person, confirm, latest_given_event, sign_up
@@ -788,3 +793,26 @@ def test_fresh_form_signup_brings_an_erased_address_back(
     old_link = one_click(app.test_client(use_cookies=False), unsubscribe_path(app, jane))
     assert old_link.status_code == 400
     assert subscriber_row(app, back.id).status == SubscriberStatus.ACTIVE
+
+
+def test_fresh_form_signup_brings_a_bounced_address_back(
+    app: Flask, client: FlaskClient, sent_mail: Callable[[], list[EmailMessage]]
+) -> None:
+    jane = join(app, "jane@example.org")
+    with session_factory(app).begin() as session:
+        record_hard_bounce(session, session.get_one(Subscriber, jane.id))
+
+    assert post_signup(client, email="jane@example.org").status_code == 303
+
+    assert subscriber_row(app, jane.id).status == SubscriberStatus.PENDING
+    (message,) = sent_mail()
+    assert confirm_by_link(client, find_link(message, "/confirm/")).status_code == 200
+    assert subscriber_row(app, jane.id).status == SubscriberStatus.ACTIVE
+    with session_factory(app)() as session:
+        assert not is_suppressed(session, "jane@example.org")
+    assert consent_kinds(app, jane.id) == [
+        ConsentKind.GIVEN,
+        ConsentKind.CONFIRMED,
+        ConsentKind.GIVEN,
+        ConsentKind.CONFIRMED,
+    ]
