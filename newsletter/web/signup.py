@@ -9,7 +9,7 @@ from newsletter.db import get_session
 from newsletter.forms import ButtonForm, SignupForm
 from newsletter.models import SubscriberStatus
 from newsletter.runtime import get_runtime
-from newsletter.services.consent import Evidence
+from newsletter.services.consent import FORM_SIGNUP, Evidence
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.services.subscriptions import (
     Person,
@@ -70,7 +70,7 @@ def subscribe() -> Page:
         email=form.email.data, first_name=form.first_name.data, last_name=form.last_name.data
     )
     session = get_session()
-    outcome = sign_up(session, runtime.site, person, web_evidence("web form"))
+    outcome = sign_up(session, runtime.site, person, web_evidence(FORM_SIGNUP))
     session.commit()
     if outcome.confirmation is not None:
         get_dispatcher().submit(outcome.confirmation.id)
