@@ -200,12 +200,12 @@ def _parse_xml_feed(data: bytes, base_url: str | None) -> tuple[str, list[FeedEn
     parsed = feedparser.parse(
         io.BytesIO(data), response_headers=headers, sanitize_html=True, resolve_relative_uris=True
     )
-    if parsed.get("bozo"):
-        problem = parsed.get("bozo_exception")
-        if not _harmless(problem):
-            raise FeedError(f"not a well-formed RSS or Atom feed ({problem})")
+    problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
     if not parsed.get("version"):
-        raise FeedError("not an RSS, Atom or JSON feed")
+        detail = f" ({problem})" if problem else ""
+        raise FeedError(f"not an RSS, Atom or JSON feed{detail}")
+    if problem is not None and not _harmless(problem):
+        raise FeedError(f"not a well-formed RSS or Atom feed ({problem})")
     title = _text(parsed.feed.get("title_detail")) or "(untitled feed)"
     entries = [_xml_entry(number, item) for number, item in enumerate(parsed.entries, 1)]
     return title, entries
