@@ -219,3 +219,34 @@ def test_templates_without_an_unsubscribe_link_are_refused(
     digest = create_digest(session, runtime.site)
     with pytest.raises(ValueError, match="the digest.txt template has no unsubscribe link"):
         prepare_digest(session, runtime.site, EmailRenderer(tmp_path), digest)
+
+
+@pytest.mark.parametrize(
+    "first_name",
+    [
+        "Ada",
+        "Zoë-Ünal 東京 🙂",
+        "= =3D =\r\n trailing space ",
+        "." + "x" * 99,
+        "From the start",
+    ],
+)
+def test_encoded_parts_decode_to_the_personal_text(
+    app: Flask, session: Session, first_name: str
+) -> None:
+    prepared = prepared_digest(app, session)
+    person = Recipient(
+        id=3, token_nonce="n3", email="p@example.org", first_name=first_name, last_name="L"
+    )
+    data, parsed = reparse(prepared.message_for(person, "<m@example.org>"))
+    text_part, html_part = parsed.iter_parts()
+    assert text_part["Content-Transfer-Encoding"] == "quoted-printable"
+    assert text_part.get_payload(decode=True).decode("utf-8") == prepared.text_for(person).replace(
+        "\n", "\r\n"
+    )
+    assert html_part.get_payload(decode=True).decode("utf-8") == prepared.html_for(person).replace(
+        "\n", "\r\n"
+    )
+    body = data.split(b"\r\n\r\n", 1)[1]
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76
+    assert data.isascii()
