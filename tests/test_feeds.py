@@ -135,6 +135,16 @@ def test_malformed_feeds_are_refused(data: bytes, message: str) -> None:
         parse_feed(data)
 
 
+def test_malformed_feed_error_names_the_line() -> None:
+    body = (
+        b'<rss version="2.0">\n<channel><title>x</title>\n<item><title>a</item>\n</channel></rss>'
+    )
+    with pytest.raises(FeedError, match=r"\(line 3, column 16: mismatched tag\)"):
+        parse_feed(body)
+    with pytest.raises(FeedError, match=r"\(line 4, column 16: mismatched tag\)"):
+        parse_feed(b'<?xml version="1.0" encoding="UTF-8"?>\n' + body)
+
+
 def test_empty_feeds_are_refused() -> None:
     with pytest.raises(FeedError, match="the feed has no articles"):
         parse_feed(rss([]))
