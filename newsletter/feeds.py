@@ -209,7 +209,9 @@ def _parse_xml_feed(data: bytes, base_url: str | None) -> tuple[str, list[FeedEn
     if problem is not None and not _harmless(problem):
         raise FeedError(f"not a well-formed RSS or Atom feed ({_describe(problem, data)})")
     title = _text(parsed.feed.get("title_detail")) or "(untitled feed)"
-    entries = [_xml_entry(number, item) for number, item in enumerate(parsed.entries, 1)]
+    # A feed read from a file has no address of its own: its site's link resolves relative links.
+    base = base_url or _web_url(parsed.feed.get("link"), None) or None
+    entries = [_xml_entry(number, item, base) for number, item in enumerate(parsed.entries, 1)]
     return title, entries
 
 
@@ -239,9 +241,9 @@ def _text(detail: Any) -> str:
     return " ".join(value.split())
 
 
-def _xml_entry(number: int, item: Any) -> FeedEntry:
+def _xml_entry(number: int, item: Any, base: str | None) -> FeedEntry:
     title = _text(item.get("title_detail"))
-    link = _web_url(item.get("link"), None)
+    link = _web_url(item.get("link"), base)
     guid = str(item.get("id") or "").strip() or link
     contents = [c for c in item.get("content", []) if "html" in str(c.get("type", ""))]
     contents = contents or list(item.get("content", []))

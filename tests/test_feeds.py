@@ -246,6 +246,12 @@ def test_feed_from_a_url_resolves_relative_links() -> None:
     assert feed.entries[0].url == f"{server.base}/news/a"
 
 
+def test_feed_file_resolves_relative_links_against_its_site(tmp_path: Path) -> None:
+    path = tmp_path / "feed.xml"
+    path.write_bytes(rss([Item("a", "Relative", WHEN, link="/news/a")]))
+    assert load_feed(str(path)).entries[0].url == "https://example.org/news/a"
+
+
 def test_json_feed_from_a_url() -> None:
     data = json_feed([{"id": "1", "url": "https://example.org/1", "title": "T"}])
     with feed_server() as server:
