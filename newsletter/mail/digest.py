@@ -1,10 +1,11 @@
 """Digest emails: the article part rendered once, the per-person parts filled per message.
 
-Rendering and CSS-inlining cost far more than building a MIME message, so a campaign renders
-the digest templates once with a unique random marker where each per-person value goes
-(greeting name, unsubscribe link), and splits the result at the markers. Each message is then
-only a join of the pieces with that person's escaped values. The values are inserted in one
-pass and never read again, so a name containing a marker or ``{{ … }}`` is just text.
+A campaign renders the digest templates and inlines their CSS once, with a unique random
+marker where each per-person value goes (greeting name, unsubscribe link), cuts the result at
+the markers and encodes the pieces as quoted-printable. Each message is then only a join of
+the pieces with that person's escaped and encoded values, plus its headers. The values are
+inserted in one pass and never read again, so a name containing a marker or ``{{ … }}`` is
+just text.
 """
 
 from __future__ import annotations
@@ -239,7 +240,8 @@ def prepare_digest(
         **markers,
     }
     rendered = renderer.render(TEMPLATE, context)
-    # Wrapped now, so that each message's own wrapping only meets short lines.
+    # Wrapped once, here: the per-person values sit in short lines of their own (the
+    # greeting, the unsubscribe link), so messages need no wrapping of their own.
     text = _Pieces.cut(wrap_text(rendered.text), markers)
     html_part = _Pieces.cut(rendered.html, markers)
     return PreparedDigest(site, digest.id, digest.subject, text, html_part)
