@@ -169,18 +169,17 @@ class SMTPConnection:
     def _open(self) -> smtplib.SMTP:
         if self._smtp is not None:
             return self._smtp
-        context = ssl.create_default_context()
         smtp: smtplib.SMTP | None = None
         try:
             if self.url.scheme == "smtps":
                 smtp = smtplib.SMTP_SSL(
-                    self.url.host, self.url.port, timeout=self.timeout, context=context
+                    self.url.host, self.url.port, timeout=self.timeout, context=_tls_context()
                 )
             else:
                 smtp = smtplib.SMTP(self.url.host, self.url.port, timeout=self.timeout)
             smtp.ehlo_or_helo_if_needed()
             if self.url.scheme == "smtp+starttls":
-                smtp.starttls(context=context)
+                smtp.starttls(context=_tls_context())
                 smtp.ehlo()
             if self.url.username:
                 smtp.login(self.url.username, self.url.password or "")
@@ -227,7 +226,9 @@ class SMTPConnection:
         self._transmit(smtp, data)
 
     def _transmit(self, smtp: smtplib.SMTP, data: bytes) -> None:
-        payload = re.sub(rb"(?m)^\.", b"..", data)
+        payload = data
+        if data.startswith(b".") or b"\n." in data:
+            payload = re.sub(rb"(?m)^\.", b"..", data)
         if not payload.endswith(b"\r\n"):
             payload += b"\r\n"
         try:
@@ -271,6 +272,11 @@ class SMTPConnection:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 self._smtp.quit()
         self._drop()
+
+
+def _tls_context() -> ssl.SSLContext:
+    # Built only for TLS connections: loading the system's certificates takes milliseconds.
+    return ssl.create_default_context()
 
 
 def _close_quietly(smtp: smtplib.SMTP | None) -> None:

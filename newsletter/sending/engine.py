@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection as DBConnection
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.db import utcnow
@@ -85,6 +87,7 @@ class Sender:
         notice: Callable[[str], None] | None = None,
     ) -> None:
         self.sessions = sessions
+        self.engine: Engine = sessions.kw["bind"]
         self.transport = transport
         self.sender_address = sender_address
         self.job = job
@@ -116,9 +119,9 @@ class Sender:
     def prepare(self) -> None:
         """Take back what a crashed run left behind."""
         now = utcnow()
-        with self.sessions.begin() as session:
-            ledger.expire_dead_claims(session, self.job, now)
-            lost = ledger.take_back_expired(session, self.job, now)
+        with self.engine.begin() as db:
+            ledger.expire_dead_claims(db, self.job, now)
+            lost = ledger.take_back_expired(db, self.job, now)
         if lost:
             self.notice(
                 f"{lost} deliveries were being sent when an earlier run stopped; "
@@ -158,9 +161,9 @@ class Sender:
 
     def send_now(self, delivery_ids: list[int]) -> Counter[str]:
         """Send these deliveries at once on one connection (a confirmation after a signup)."""
-        with self.sessions.begin() as session:
+        with self.engine.begin() as db:
             batch = ledger.claim_batch(
-                session,
+                db,
                 self.job,
                 self.owner,
                 len(delivery_ids),
@@ -172,8 +175,8 @@ class Sender:
         try:
             for delivery in batch:
                 self._deliver(connection, delivery, accepted)
-            with self.sessions.begin() as session:
-                self._record_accepted(session, accepted)
+            with self.engine.begin() as db:
+                self._record_accepted(db, accepted)
         finally:
             connection.close()
         return self.counts
@@ -182,8 +185,8 @@ class Sender:
         interval = max(self.options.lease.total_seconds() / 3, 0.2)
         while not self._stop.wait(interval):
             try:
-                with self.sessions.begin() as session:
-                    ledger.renew(session, self.owner, self.options.lease)
+                with self.engine.begin() as db:
+                    ledger.renew(db, self.owner, self.options.lease)
             except Exception:
                 # A failed renewal only shortens the lease; the next one may succeed.
                 log.warning("could not renew the send lease", exc_info=True)
@@ -204,10 +207,10 @@ class Sender:
         accepted: list[tuple[int, str]] = []
         try:
             while not self.stopping:
-                with self.sessions.begin() as session:
-                    self._record_accepted(session, accepted)
+                with self.engine.begin() as db:
+                    self._record_accepted(db, accepted)
                     batch = ledger.claim_batch(
-                        session, self.job, self.owner, self.options.batch, self.options.lease
+                        db, self.job, self.owner, self.options.batch, self.options.lease
                     )
                 if not batch:
                     if not self._wait_for_more():
@@ -221,16 +224,16 @@ class Sender:
         finally:
             try:
                 if accepted:
-                    with self.sessions.begin() as session:
-                        self._record_accepted(session, accepted)
+                    with self.engine.begin() as db:
+                        self._record_accepted(db, accepted)
             finally:
                 connection.close()
 
-    def _record_accepted(self, session: Session, accepted: list[tuple[int, str]]) -> None:
+    def _record_accepted(self, db: DBConnection, accepted: list[tuple[int, str]]) -> None:
         """Record messages the server accepted. This happens in the very next transaction,
         before any other SMTP I/O, so one commit serves two steps of the hot path."""
         for delivery_id, message_id in accepted:
-            ledger.record_sent(session, self.owner, delivery_id, message_id)
+            ledger.record_sent(db, self.owner, delivery_id, message_id)
         recorded = len(accepted)
         accepted.clear()
         if recorded:
@@ -239,14 +242,14 @@ class Sender:
                 self.counts[DeliveryStatus.SENT] += recorded
 
     def _give_back(self, ids: list[int], accepted: list[tuple[int, str]]) -> None:
-        with self.sessions.begin() as session:
-            self._record_accepted(session, accepted)
-            ledger.release(session, self.owner, ids)
+        with self.engine.begin() as db:
+            self._record_accepted(db, accepted)
+            ledger.release(db, self.owner, ids)
 
     def _wait_for_more(self) -> bool:
         """Nothing claimable now: finish, or wait for retries and other senders' leases."""
-        with self.sessions() as session:
-            waiting = ledger.waiting_summary(session, self.job, self.owner)
+        with self.engine.connect() as db:
+            waiting = ledger.waiting_summary(db, self.job, self.owner)
         if waiting.open == 0:
             return False
         if waiting.held_by_others:
@@ -265,9 +268,9 @@ class Sender:
             pause = min(max(ahead, 0.05), self.options.poll)
         self._stop.wait(pause)
         now = utcnow()
-        with self.sessions.begin() as session:
-            ledger.expire_dead_claims(session, self.job, now)
-            ledger.take_back_expired(session, self.job, now)
+        with self.engine.begin() as db:
+            ledger.expire_dead_claims(db, self.job, now)
+            ledger.take_back_expired(db, self.job, now)
         return True
 
     # -- one message ---------------------------------------------------------------------
@@ -275,15 +278,16 @@ class Sender:
     def _deliver(
         self, connection: Connection, delivery: ClaimedDelivery, accepted: list[tuple[int, str]]
     ) -> None:
-        with self.sessions.begin() as session:
-            self._record_accepted(session, accepted)
-            if not ledger.mark_sending(session, self.job, self.owner, delivery.id):
-                self._count(DeliveryStatus.SKIPPED)
-                return
-            message = self.job.compose(session, delivery)
-            if message is None:
-                ledger.skip(session, self.owner, delivery.id)
+        with self.engine.begin() as db:
+            self._record_accepted(db, accepted)
+            marked = ledger.mark_sending(db, self.job, self.owner, delivery.id)
+        if not marked:
+            self._count(DeliveryStatus.SKIPPED)
+            return
+        message = self.job.compose(delivery)
         if message is None:
+            with self.engine.begin() as db:
+                ledger.skip(db, self.owner, delivery.id)
             self._count(DeliveryStatus.SKIPPED)
             return
         if self._bucket is not None:

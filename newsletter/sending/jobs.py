@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import ColumnElement
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.mail.confirmation import compose_confirmation
 from newsletter.mail.messages import stable_message_id
@@ -47,8 +47,10 @@ class Job(Protocol):
     def scope(self) -> ColumnElement[bool]:
         """The deliveries that belong to this job."""
 
-    def compose(self, session: Session, delivery: ClaimedDelivery) -> Outgoing | None:
-        """The message for ``delivery``, or None when it is no longer due (then skipped)."""
+    def compose(self, delivery: ClaimedDelivery) -> Outgoing | None:
+        """The message for ``delivery``, or None when it is no longer due (then skipped).
+
+        Called with no transaction open, after the delivery was marked ``sending``."""
 
 
 class DigestJob:
@@ -68,7 +70,7 @@ class DigestJob:
     def scope(self) -> ColumnElement[bool]:
         return Delivery.digest_id == self.digest_id
 
-    def compose(self, session: Session, delivery: ClaimedDelivery) -> Outgoing | None:
+    def compose(self, delivery: ClaimedDelivery) -> Outgoing | None:
         message_id = stable_message_id(self.site, f"digest{self.digest_id}", delivery.id)
         return self._compose(delivery, message_id)
 
@@ -80,15 +82,19 @@ class ConfirmationJob:
     kind: str = DeliveryKind.CONFIRM
     eligible: tuple[SubscriberStatus, ...] = (SubscriberStatus.PENDING,)
 
-    def __init__(self, site: Site, renderer: EmailRenderer) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], site: Site, renderer: EmailRenderer
+    ) -> None:
+        self.sessions = sessions
         self.site = site
         self.renderer = renderer
 
     def scope(self) -> ColumnElement[bool]:
         return Delivery.kind == DeliveryKind.CONFIRM
 
-    def compose(self, session: Session, delivery: ClaimedDelivery) -> Outgoing | None:
-        message = compose_confirmation(session, self.site, self.renderer, delivery.id)
+    def compose(self, delivery: ClaimedDelivery) -> Outgoing | None:
+        with self.sessions() as session:
+            message = compose_confirmation(session, self.site, self.renderer, delivery.id)
         if message is None:
             return None
         return Outgoing(str(message["Message-ID"]), message_bytes(message))

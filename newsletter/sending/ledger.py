@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, bindparam, exists, func, insert, literal, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from newsletter.db import UTCDateTime, rowcount, utcnow
@@ -49,6 +50,10 @@ __all__ = [
     "waiting_summary",
 ]
 
+#: Every function here runs its statements on whatever it is given: a Core connection on the
+#: sender's hot path (much cheaper per statement), or a Session elsewhere.
+Executor = Connection | Session
+
 OPEN_STATES = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
 
 
@@ -57,7 +62,7 @@ def sender_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
 
 
-def queue_digest(session: Session, digest_id: int) -> int | None:
+def queue_digest(db: Executor, digest_id: int) -> int | None:
     """On a digest's first send, queue one delivery per active subscriber in one statement.
 
     Returns how many were queued, or None when the digest was already queued earlier (people
@@ -65,11 +70,10 @@ def queue_digest(session: Session, digest_id: int) -> int | None:
     """
     now = utcnow()
     started = rowcount(
-        session.execute(
+        db.execute(
             update(Digest)
             .where(Digest.id == digest_id, Digest.status == DigestStatus.DRAFT)
             .values(status=DigestStatus.SENDING, send_started_at=now)
-            .execution_options(synchronize_session=False)
         )
     )
     if started != 1:
@@ -82,32 +86,31 @@ def queue_digest(session: Session, digest_id: int) -> int | None:
         literal(0),
         literal(now, UTCDateTime()),
     ).where(Subscriber.status == SubscriberStatus.ACTIVE)
-    session.execute(
+    db.execute(
         insert(Delivery).from_select(
             ["kind", "digest_id", "subscriber_id", "status", "attempts", "created_at"],
             recipients,
         )
     )
     # Counted rather than read from rowcount, which not every driver reports for INSERT…SELECT.
-    queued = session.scalar(select(func.count()).where(Delivery.digest_id == digest_id))
+    queued = db.scalar(select(func.count()).where(Delivery.digest_id == digest_id))
     return queued or 0
 
 
-def resend_unknown(session: Session, job: Job) -> int:
+def resend_unknown(db: Executor, job: Job) -> int:
     """Staff's explicit choice: deliveries whose outcome is unknown are sent again."""
     return rowcount(
-        session.execute(
+        db.execute(
             update(Delivery)
             .where(job.scope(), Delivery.status == DeliveryStatus.UNKNOWN)
             .values(status=DeliveryStatus.QUEUED, claimed_by=None, claimed_until=None)
-            .execution_options(synchronize_session=False)
         )
     )
 
 
-def expire_dead_claims(session: Session, job: Job, now: datetime) -> int:
+def expire_dead_claims(db: Executor, job: Job, now: datetime) -> int:
     """Claims held by a process on this host that no longer exists end now, not at lease end."""
-    holders = session.scalars(
+    holders = db.scalars(
         select(Delivery.claimed_by)
         .where(job.scope(), Delivery.status.in_(OPEN_STATES), Delivery.claimed_until >= now)
         .distinct()
@@ -117,11 +120,10 @@ def expire_dead_claims(session: Session, job: Job, now: datetime) -> int:
     if not dead:
         return 0
     return rowcount(
-        session.execute(
+        db.execute(
             update(Delivery)
             .where(job.scope(), Delivery.claimed_by.in_(dead))
             .values(claimed_until=now - timedelta(seconds=1))
-            .execution_options(synchronize_session=False)
         )
     )
 
@@ -140,11 +142,11 @@ def _is_dead_local(holder: str, host: str) -> bool:
     return False
 
 
-def take_back_expired(session: Session, job: Job, now: datetime) -> int:
+def take_back_expired(db: Executor, job: Job, now: datetime) -> int:
     """After a crash: ``sending`` rows whose lease ran out may have gone out, so they become
     ``unknown``; expired ``queued`` claims simply become claimable again."""
     return rowcount(
-        session.execute(
+        db.execute(
             update(Delivery)
             .where(
                 job.scope(),
@@ -157,7 +159,6 @@ def take_back_expired(session: Session, job: Job, now: datetime) -> int:
                 claimed_until=None,
                 last_error="the sender stopped during the SMTP transaction; outcome unknown",
             )
-            .execution_options(synchronize_session=False)
         )
     )
 
@@ -172,7 +173,7 @@ def _claimable(job: Job, now: datetime) -> list[ColumnElement[bool]]:
 
 
 def claim_batch(
-    session: Session,
+    db: Executor,
     job: Job,
     owner: str,
     size: int,
@@ -188,7 +189,7 @@ def claim_batch(
     conditions = _claimable(job, now)
     if only is not None:
         conditions.append(Delivery.id.in_(only))
-    ids = session.scalars(
+    ids = db.scalars(
         select(Delivery.id)
         .where(*conditions)
         .order_by(Delivery.id)
@@ -197,13 +198,12 @@ def claim_batch(
     ).all()
     if not ids:
         return []
-    session.execute(
+    db.execute(
         update(Delivery)
         .where(Delivery.id.in_(ids))
         .values(claimed_by=owner, claimed_until=now + lease)
-        .execution_options(synchronize_session=False)
     )
-    rows = session.execute(
+    rows = db.execute(
         select(
             Delivery.id,
             Delivery.subscriber_id,
@@ -220,11 +220,10 @@ def claim_batch(
     for row in rows:
         if row.email is None:
             # The subscriber was erased after being queued: nothing to send, nobody to send to.
-            session.execute(
+            db.execute(
                 update(Delivery)
                 .where(Delivery.id == row.id)
                 .values(status=DeliveryStatus.SKIPPED, claimed_by=None, claimed_until=None)
-                .execution_options(synchronize_session=False)
             )
             continue
         claimed.append(
@@ -241,7 +240,7 @@ def claim_batch(
 
 
 # The two statements every message runs, built once: their compiled form is cached, and
-# they run on the session's connection to skip the ORM's per-statement work.
+# they run as Core statements, without the ORM's per-statement work.
 _MARK_SENDING = (
     update(Delivery)
     .where(
@@ -269,24 +268,24 @@ _RECORD_SENT = (
 )
 
 
-def mark_sending(session: Session, job: Job, owner: str, delivery_id: int) -> bool:
+def mark_sending(db: Executor, job: Job, owner: str, delivery_id: int) -> bool:
     """Just before the SMTP transaction: ``sending``, if the claim is still ours and the
     subscriber may still receive it. Otherwise a still-claimed row is ``skipped``."""
     params = {"b_id": delivery_id, "b_owner": owner, "b_eligible": list(job.eligible)}
-    if rowcount(session.connection().execute(_MARK_SENDING, params)):
+    if rowcount(db.execute(_MARK_SENDING, params)):
         return True
-    skip(session, owner, delivery_id)
+    skip(db, owner, delivery_id)
     return False
 
 
-def record_sent(session: Session, owner: str, delivery_id: int, message_id: str) -> bool:
+def record_sent(db: Executor, owner: str, delivery_id: int, message_id: str) -> bool:
     """The server accepted the message."""
     params = {"b_id": delivery_id, "b_owner": owner, "b_at": utcnow(), "b_message_id": message_id}
-    return rowcount(session.connection().execute(_RECORD_SENT, params)) == 1
+    return rowcount(db.execute(_RECORD_SENT, params)) == 1
 
 
-def skip(session: Session, owner: str, delivery_id: int) -> None:
-    session.execute(
+def skip(db: Executor, owner: str, delivery_id: int) -> None:
+    db.execute(
         update(Delivery)
         .where(
             Delivery.id == delivery_id,
@@ -294,7 +293,6 @@ def skip(session: Session, owner: str, delivery_id: int) -> None:
             Delivery.status.in_(OPEN_STATES),
         )
         .values(status=DeliveryStatus.SKIPPED, claimed_by=None, claimed_until=None)
-        .execution_options(synchronize_session=False)
     )
 
 
@@ -311,7 +309,7 @@ class Backoff:
 
 
 def resolve(
-    session: Session,
+    db: Executor,
     owner: str,
     delivery_id: int,
     status: DeliveryStatus,
@@ -332,22 +330,21 @@ def resolve(
     values.update(status=status, claimed_by=None, claimed_until=None)
     return (
         rowcount(
-            session.execute(
+            db.execute(
                 update(Delivery)
                 .where(Delivery.id == delivery_id, Delivery.claimed_by == owner)
                 .values(**values)
-                .execution_options(synchronize_session=False)
             )
         )
         == 1
     )
 
 
-def release(session: Session, owner: str, delivery_ids: list[int]) -> None:
+def release(db: Executor, owner: str, delivery_ids: list[int]) -> None:
     """Give back claimed rows that were never attempted (on stop), so others take them now."""
     if not delivery_ids:
         return
-    session.execute(
+    db.execute(
         update(Delivery)
         .where(
             Delivery.id.in_(delivery_ids),
@@ -355,24 +352,22 @@ def release(session: Session, owner: str, delivery_ids: list[int]) -> None:
             Delivery.status == DeliveryStatus.QUEUED,
         )
         .values(claimed_by=None, claimed_until=None)
-        .execution_options(synchronize_session=False)
     )
 
 
-def renew(session: Session, owner: str, lease: timedelta) -> None:
+def renew(db: Executor, owner: str, lease: timedelta) -> None:
     """Keep this sender's claims alive while it runs."""
-    session.execute(
+    db.execute(
         update(Delivery)
         .where(Delivery.claimed_by == owner, Delivery.status.in_(OPEN_STATES))
         .values(claimed_until=utcnow() + lease)
-        .execution_options(synchronize_session=False)
     )
 
 
-def counts(session: Session, scope: ColumnElement[bool]) -> Counter[str]:
+def counts(db: Executor, scope: ColumnElement[bool]) -> Counter[str]:
     """Deliveries in ``scope`` per state (every state present, zero or not)."""
     result: Counter[str] = Counter({state.value: 0 for state in DeliveryStatus})
-    for status, number in session.execute(
+    for status, number in db.execute(
         select(Delivery.status, func.count()).where(scope).group_by(Delivery.status)
     ):
         result[status] = number
@@ -389,12 +384,12 @@ class Waiting:
     next_claimable_at: datetime | None
 
 
-def waiting_summary(session: Session, job: Job, owner: str) -> Waiting:
+def waiting_summary(db: Executor, job: Job, owner: str) -> Waiting:
     now = utcnow()
-    open_count = session.scalar(
+    open_count = db.scalar(
         select(func.count()).where(job.scope(), Delivery.status.in_(OPEN_STATES))
     )
-    mine, others = session.execute(
+    mine, others = db.execute(
         select(
             func.count().filter(Delivery.claimed_by == owner),
             func.count().filter(Delivery.claimed_by != owner),
@@ -404,12 +399,12 @@ def waiting_summary(session: Session, job: Job, owner: str) -> Waiting:
             Delivery.claimed_until >= now,
         )
     ).one()
-    lease_ends = session.scalar(
+    lease_ends = db.scalar(
         select(func.min(Delivery.claimed_until)).where(
             job.scope(), Delivery.status.in_(OPEN_STATES), Delivery.claimed_until >= now
         )
     )
-    retry_due = session.scalar(
+    retry_due = db.scalar(
         select(func.min(Delivery.next_attempt_at)).where(
             job.scope(), Delivery.status == DeliveryStatus.QUEUED, Delivery.next_attempt_at > now
         )
@@ -419,26 +414,24 @@ def waiting_summary(session: Session, job: Job, owner: str) -> Waiting:
     return Waiting(open_count or 0, others or 0, mine or 0, next_at)
 
 
-def reopen_digest(session: Session, digest_id: int) -> None:
+def reopen_digest(db: Executor, digest_id: int) -> None:
     """A sent digest with deliveries queued again (``--resend-unknown``) is sending again."""
-    session.execute(
+    db.execute(
         update(Digest)
         .where(Digest.id == digest_id, Digest.status == DigestStatus.SENT)
         .values(status=DigestStatus.SENDING, sent_at=None)
-        .execution_options(synchronize_session=False)
     )
 
 
-def finish_digest(session: Session, digest_id: int) -> bool:
+def finish_digest(db: Executor, digest_id: int) -> bool:
     """The digest is ``sent`` once nothing of it is queued or sending."""
     still_open = exists().where(Delivery.digest_id == digest_id, Delivery.status.in_(OPEN_STATES))
     return (
         rowcount(
-            session.execute(
+            db.execute(
                 update(Digest)
                 .where(Digest.id == digest_id, Digest.status == DigestStatus.SENDING, ~still_open)
                 .values(status=DigestStatus.SENT, sent_at=utcnow())
-                .execution_options(synchronize_session=False)
             )
         )
         == 1

@@ -56,7 +56,7 @@ def rehearse(sessions: sessionmaker[Session], job: Job, draft: bool) -> Rehearsa
     count = size = 0
     with sessions() as session:
         for delivery in _recipients(session, job, draft):
-            message = job.compose(session, delivery)
+            message = job.compose(delivery)
             if message is None:
                 continue
             count += 1

@@ -44,7 +44,7 @@ class Outbox:
     ) -> None:
         self.sessions = sessions
         self.site = site
-        self.job = ConfirmationJob(site, renderer)
+        self.job = ConfirmationJob(sessions, site, renderer)
         self.transport = transport
 
     def _sender(self) -> Sender:
