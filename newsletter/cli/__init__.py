@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from newsletter.cli import db_commands, outbox_commands
+from newsletter.cli import db_commands, outbox_commands, subscribers_commands
 
 __all__ = ["register_commands"]
 
@@ -12,3 +12,4 @@ __all__ = ["register_commands"]
 def register_commands(app: Flask) -> None:
     app.cli.add_command(db_commands.db)
     app.cli.add_command(outbox_commands.outbox)
+    app.cli.add_command(subscribers_commands.subscribers)
