@@ -14,7 +14,7 @@ from typing import TextIO
 import click
 from flask.cli import with_appcontext
 
-from newsletter.cli.progress import CountingReader, progress_bar
+from newsletter.cli.progress import progress_bar
 from newsletter.cli.tables import first_words, format_table, sparkline
 from newsletter.db import get_engine, get_session
 from newsletter.isotime import iso_utc
@@ -25,10 +25,13 @@ from newsletter.services.csv_import import (
     ImportCounts,
     ImportStatus,
     ImportStopped,
+    SubscriberImport,
+)
+from newsletter.services.csv_rows import (
     PeopleCSV,
     Problem,
-    SubscriberImport,
     UnreadableCSV,
+    UTF8Lines,
     clean_consent_note,
 )
 from newsletter.services.privacy import erase as erase_person
@@ -268,15 +271,14 @@ def import_command(file: Path, status: str, consent_note: str | None, dry_run: b
         except InvalidValue as error:
             raise click.ClickException(f"--consent-note: {error}") from None
     try:
-        raw = open(file, "rb")  # closed by the text wrapper below
+        stream = open(file, "rb")
     except OSError as error:
         raise click.ClickException(f"cannot read {file}: {error.strerror}") from None
-    counter = CountingReader(raw)
-    size = os.fstat(raw.fileno()).st_size
     runtime = get_runtime()
-    with io.TextIOWrapper(io.BufferedReader(counter), encoding="utf-8-sig", newline="") as text:
+    with stream:
+        lines = UTF8Lines(stream)
         try:
-            people = PeopleCSV(text)
+            people = PeopleCSV(lines)
         except UnreadableCSV as error:
             raise click.ClickException(f"{file}: {error}") from None
         if people.unknown_columns:
@@ -290,27 +292,38 @@ def import_command(file: Path, status: str, consent_note: str | None, dry_run: b
             dry_run=dry_run,
             outbox=None if dry_run else runtime.outbox(),
         )
-        with progress_bar(size, "Importing") as bar:
-            report = _problem_reporter(visible_bar=not bar.hidden)
-            try:
-                counts = importer.run(people, report, lambda: bar.update(counter.count - bar.pos))
-            except KeyboardInterrupt:
-                click.echo("", err=True)
-                _summarise(importer.counts, dry_run)
-                click.echo(
-                    "Interrupted: the rows after the last completed batch were not "
-                    "imported; run the same import again to continue.",
-                    err=True,
-                )
-                raise SystemExit(INTERRUPTED) from None
-            except (UnreadableCSV, ImportStopped) as error:
-                _summarise(importer.counts, dry_run)
-                hint = "" if dry_run else "; fix it and run the same import again to continue"
-                raise click.ClickException(f"{file}: {error}{hint}") from None
+        counts = _run_import(importer, people, lines, os.fstat(stream.fileno()).st_size, file)
     _summarise(counts, dry_run)
     emails_not_sent = counts.emails[DeliveryStatus.FAILED] + counts.emails_waiting
     if counts.rejected or emails_not_sent:
         raise SystemExit(1)
+
+
+def _run_import(
+    importer: SubscriberImport, people: PeopleCSV, lines: UTF8Lines, size: int, file: Path
+) -> ImportCounts:
+    """Run the import under a progress bar by bytes; on a stop, summarise what was done."""
+    dry_run = importer.dry_run
+    with progress_bar(size, "Importing") as bar:
+
+        def advance() -> None:
+            bar.update(lines.bytes_read - bar.pos)
+
+        try:
+            return importer.run(people, _problem_reporter(visible_bar=not bar.hidden), advance)
+        except KeyboardInterrupt:
+            click.echo("", err=True)
+            _summarise(importer.counts, dry_run)
+            click.echo(
+                "Interrupted: the rows after the last completed batch were not imported; "
+                "run the same import again to continue.",
+                err=True,
+            )
+            raise SystemExit(INTERRUPTED) from None
+        except (UnreadableCSV, ImportStopped) as error:
+            _summarise(importer.counts, dry_run)
+            hint = "" if dry_run else "; fix it and run the same import again to continue"
+            raise click.ClickException(f"{file}: {error}{hint}") from None
 
 
 def _problem_reporter(visible_bar: bool) -> Callable[[Problem], None]:
