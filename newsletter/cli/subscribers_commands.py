@@ -131,9 +131,8 @@ def render_stats(figures: Stats) -> list[str]:
     else:
         lines.append("  none yet")
     if figures.consent_without_statement:
-        lines.append(
-            f"  imported with a consent note instead: {figures.consent_without_statement:,} people"
-        )
+        noted = _people(figures.consent_without_statement)
+        lines.append(f"  with a consent note instead (imported): {noted}")
     emails = figures.confirmation_emails
     lines += ["", "Confirmation emails: " + _state_counts(emails)]
     lines += ["", "Digests:"]
