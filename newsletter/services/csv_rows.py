@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import unicodedata
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import BinaryIO
 
@@ -57,10 +57,11 @@ class Row:
     consented_at: datetime | None
     source: str | None
     file_status: str | None
+    # The case-folded address, computed once: every check of a batch looks it up.
+    key: str = field(init=False)
 
-    @property
-    def key(self) -> str:
-        return email_key(self.email)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", email_key(self.email))
 
 
 @dataclass(frozen=True)
