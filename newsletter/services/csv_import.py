@@ -14,6 +14,7 @@ not addresses), not in memory, which is what keeps memory flat however long the 
 from __future__ import annotations
 
 import hashlib
+import secrets
 import sqlite3
 import tempfile
 from collections import Counter
@@ -24,8 +25,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Engine, Insert, Table, insert, select
+from sqlalchemy import Engine, Table, bindparam, func, insert, select
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row as ResultRow
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -166,15 +169,49 @@ class _Plan:
     suppress: dict[str, str] = field(default_factory=dict)
 
 
-def _insert_ignoring_conflicts(session: Session, table: Table, key: str) -> Insert:
-    """INSERT … ON CONFLICT DO NOTHING where the database has it (SQLite and PostgreSQL)."""
+def _bulk_insert(
+    session: Session,
+    table: Table,
+    rows: list[dict[str, Any]],
+    conflict_key: str | None = None,
+    returning: tuple[Any, ...] = (),
+) -> list[ResultRow[Any]]:
+    """Insert ``rows`` (all with the same keys) in one statement; a row whose
+    ``conflict_key`` is already taken is left out (and not returned).
+
+    PostgreSQL gets ``INSERT … SELECT FROM unnest(arrays)``: one short statement whatever the
+    batch size, where a multi-row VALUES list would cost psycopg more to prepare than the
+    database takes to run it. SQLite gets a plain executemany, which is fast in-process.
+    """
     dialect = session.get_bind().dialect.name
+    names = list(rows[0])
+    statement: Any
     if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=[key])
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
-    # Elsewhere a concurrent duplicate makes the batch fail whole, which the caller reports.
-    return insert(table)
+        arrays = [
+            sql_cast(
+                bindparam(f"column_{name}", [row[name] for row in rows]),
+                postgresql.ARRAY(table.c[name].type),
+            )
+            for name in names
+        ]
+        source = func.unnest(*arrays).table_valued(*names).render_derived()
+        statement = postgresql.insert(table).from_select(
+            names, select(*(source.c[name] for name in names))
+        )
+        if conflict_key:
+            statement = statement.on_conflict_do_nothing(index_elements=[conflict_key])
+        parameters: Any = None
+    else:
+        if dialect == "sqlite" and conflict_key:
+            statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=[conflict_key])
+        else:
+            # Elsewhere a concurrent duplicate makes the batch fail whole, which is reported.
+            statement = insert(table)
+        parameters = rows
+    if returning:
+        return list(session.execute(statement.returning(*returning), parameters))
+    session.execute(statement, parameters)
+    return []
 
 
 def _table(model: type[Any]) -> Table:
@@ -363,9 +400,9 @@ class SubscriberImport:
         if not plan.people:
             return {}
         now = utcnow()
-        statement = _insert_ignoring_conflicts(session, _table(Subscriber), "email_key")
-        inserted = session.execute(
-            statement.returning(Subscriber.id, Subscriber.email_key),
+        inserted = _bulk_insert(
+            session,
+            _table(Subscriber),
             [
                 {
                     "email": row.email,
@@ -373,13 +410,16 @@ class SubscriberImport:
                     "first_name": row.first_name,
                     "last_name": row.last_name,
                     "status": status,
+                    "token_nonce": secrets.token_hex(8),
                     "created_at": now,
                     "updated_at": now,
                 }
                 for row, status in plan.people
             ],
+            conflict_key="email_key",
+            returning=(Subscriber.id, Subscriber.email_key),
         )
-        ids = {key: id_ for id_, key in inserted}
+        ids: dict[str, int] = {row.email_key: row.id for row in inserted}
         created: dict[int, str] = {}
         events = []
         for row, status in plan.people:
@@ -401,7 +441,7 @@ class SubscriberImport:
                 }
             )
         if events:
-            session.execute(insert(_table(ConsentEvent)), events)
+            _bulk_insert(session, _table(ConsentEvent), events)
         return created
 
     @staticmethod
@@ -409,12 +449,14 @@ class SubscriberImport:
         if not plan.suppress:
             return
         now = utcnow()
-        session.execute(
-            _insert_ignoring_conflicts(session, _table(Suppression), "email_hash"),
+        _bulk_insert(
+            session,
+            _table(Suppression),
             [
                 {"email_hash": digest, "reason": reason, "created_at": now}
                 for digest, reason in plan.suppress.items()
             ],
+            conflict_key="email_hash",
         )
 
     def _queue_confirmations(self, session: Session, created: dict[int, str]) -> list[int]:
