@@ -92,7 +92,8 @@ class SeenAddresses(AbstractContextManager["SeenAddresses"]):
 
     def __init__(self) -> None:
         self._folder = tempfile.TemporaryDirectory(prefix="newsletter-import-")
-        self._salt = hashlib.sha256(self._folder.name.encode()).digest()[:16]
+        # Held in memory only: the file alone does not tell which addresses it saw.
+        self._salt = secrets.token_bytes(16)
         self._db = sqlite3.connect(Path(self._folder.name) / "seen.db")
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
@@ -188,11 +189,8 @@ def _bulk_insert(
     statement: Any
     if dialect == "postgresql":
         arrays = [
-            sql_cast(
-                bindparam(f"column_{name}", [row[name] for row in rows]),
-                postgresql.ARRAY(table.c[name].type),
-            )
-            for name in names
+            sql_cast(bindparam(f"column_{name}", [row[name] for row in rows], type_=array), array)
+            for name, array in ((name, postgresql.ARRAY(table.c[name].type)) for name in names)
         ]
         source = func.unnest(*arrays).table_valued(*names).render_derived()
         statement = postgresql.insert(table).from_select(
