@@ -69,19 +69,23 @@ def rowcount(result: Result[Any]) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
-def create_db_engine(url: str, **options: Any) -> Engine:
-    """An engine with the pragmas SQLite needs to serve several threads and processes."""
+def create_db_engine(url: str, *, sqlite_immediate: bool = True, **options: Any) -> Engine:
+    """An engine with the pragmas SQLite needs to serve several threads and processes.
+
+    ``sqlite_immediate=False`` starts SQLite transactions deferred: only for a reader that
+    must not hold the write lock (an observer in tests), never for code that writes.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         options.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         engine = create_engine(parsed, **options)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, "BEGIN IMMEDIATE" if sqlite_immediate else "BEGIN")
         return engine
     options.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **options)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, begin: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's begin event issue BEGIN itself (pysqlite's own handling defers it).
@@ -97,7 +101,7 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         # Take the write lock up front: a deferred transaction that reads and then writes fails
         # at once with SQLITE_BUSY (no waiting) when another connection wrote in between.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(begin)
 
 
 def init_app(app: Flask) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from newsletter import create_app
-from newsletter.db import create_db_engine, get_engine, session_factory
+from newsletter.db import create_db_engine, get_engine
 from newsletter.migrate import upgrade
 from newsletter.web.dispatch import get_dispatcher
 from tests.support.mailbox import read_maildir
@@ -136,9 +136,13 @@ def runner(app: Flask) -> FlaskCliRunner:
 
 
 @pytest.fixture
-def session(app: Flask) -> Iterator[Session]:
-    with session_factory(app)() as db_session:
+def session(database_url: str) -> Iterator[Session]:
+    """A session for the test's own look at the database. On SQLite its transactions start
+    deferred, so reading between requests never holds the write lock the app needs."""
+    engine = create_db_engine(database_url, sqlite_immediate=False)
+    with Session(engine, expire_on_commit=False) as db_session:
         yield db_session
+    engine.dispose()
 
 
 @pytest.fixture

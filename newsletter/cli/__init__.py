@@ -10,6 +10,7 @@ from newsletter.cli import (
     digest_commands,
     outbox_commands,
     send_commands,
+    subscribers_commands,
 )
 
 __all__ = ["register_commands"]
@@ -22,3 +23,4 @@ def register_commands(app: Flask) -> None:
     digest_commands.digest.add_command(send_commands.send)
     digest_commands.digest.add_command(send_commands.status)
     app.cli.add_command(digest_commands.digest)
+    app.cli.add_command(subscribers_commands.subscribers)

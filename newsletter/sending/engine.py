@@ -173,7 +173,11 @@ class Sender:
         connection = self.transport.connect()
         accepted: list[tuple[int, str]] = []
         try:
-            for delivery in batch:
+            for index, delivery in enumerate(batch):
+                if self.stopping:
+                    # The mail server keeps failing: leave the rest queued for later.
+                    self._give_back([d.id for d in batch[index:]], accepted)
+                    break
                 self._deliver(connection, delivery, accepted)
             with self.engine.begin() as db:
                 self._record_accepted(db, accepted)

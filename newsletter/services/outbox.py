@@ -54,7 +54,14 @@ class Outbox:
 
     def send_one(self, delivery_id: int) -> Counter[str]:
         """Send one queued confirmation now; a failure leaves it queued for ``flush``."""
-        return self._sender().send_now([delivery_id])
+        return self.send_many([delivery_id])
+
+    def send_many(self, delivery_ids: list[int]) -> Counter[str]:
+        """Send these queued confirmations now over one connection. The result counts each
+        outcome; those the mail server could not take stay queued (counted as ``queued``)."""
+        counts = Counter(self._sender().send_now(delivery_ids))
+        counts[DeliveryStatus.QUEUED] = len(delivery_ids) - sum(counts.values())
+        return counts
 
     def flush(self) -> FlushResult:
         """Send every waiting confirmation; stops early if the mail server is unreachable."""

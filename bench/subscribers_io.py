@@ -1,0 +1,151 @@
+"""Time and peak memory of ``newsletter subscribers import`` and ``export`` on a large list.
+
+Generates a CSV of ``--rows`` people (1,000,000 by default), then runs, each as its own
+process against a fresh SQLite instance in a temporary folder:
+
+    newsletter db upgrade
+    newsletter subscribers import people.csv --consent-note "..."
+    newsletter subscribers export --out export.csv
+
+and prints the wall time and peak resident memory (RSS) of each. The target is under 200 MB
+for both import and export, whatever the number of rows.
+
+    .venv/bin/python bench/subscribers_io.py [--rows N] [--keep] [--database-url URL]
+
+``--database-url`` runs against another database instead (an empty one, PostgreSQL say); it
+is migrated first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+FIRST_NAMES = ["Ada", "Grace", "Alan", "Zoë", "José", "Łucja", "Nnamdi", "Mei", "Olu", "Sven"]
+LAST_NAMES = ["Lovelace", "Hopper", "Turing", "Ibáñez", "O'Brien", "Nakamura", "Okafor", "Smith"]
+TARGET_MB = 200
+
+
+@dataclass(frozen=True)
+class Measurement:
+    step: str
+    seconds: float
+    peak_rss_mb: float
+    exit_status: int
+
+
+def generate(path: Path, rows: int) -> None:
+    """A realistic import file: mixed names (some non-ASCII), dates and sources."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["email", "first_name", "last_name", "consented_at", "source"])
+        for number in range(rows):
+            writer.writerow(
+                [
+                    f"person.{number}@example{number % 97}.org",
+                    FIRST_NAMES[number % len(FIRST_NAMES)],
+                    LAST_NAMES[number % len(LAST_NAMES)],
+                    f"2024-{1 + number % 12:02d}-{1 + number % 28:02d}T10:00:00Z",
+                    "paper form at the 2024 meeting" if number % 3 else "",
+                ]
+            )
+
+
+def run(step: str, args: list[str], env: dict[str, str], log: Path) -> Measurement:
+    """Run the newsletter CLI with ``args`` and measure that one process."""
+    command = [sys.executable, "-c", "from newsletter.cli.main import main; main()", *args]
+    with log.open("w") as output:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        # wait4 gives this child's own resource usage (RUSAGE_CHILDREN would be the largest
+        # of all children so far).
+        _pid, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    # ru_maxrss is in kilobytes on Linux.
+    return Measurement(step, seconds, usage.ru_maxrss / 1024, process.returncode)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="people in the file")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--database-url", help="an empty database to use instead of a fresh SQLite file"
+    )
+    options = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="newsletter-bench-"))
+    env = {
+        **os.environ,
+        "NEWSLETTER_INSTANCE_PATH": str(folder / "instance"),
+        "NEWSLETTER_MAIL_URL": f"maildir://{folder / 'outbox'}",
+    }
+    env.pop("NEWSLETTER_DATABASE_URL", None)
+    if options.database_url:
+        env["NEWSLETTER_DATABASE_URL"] = options.database_url
+    people = folder / "people.csv"
+    exported = folder / "export.csv"
+    try:
+        started = time.perf_counter()
+        generate(people, options.rows)
+        size_mb = people.stat().st_size / 1e6
+        print(
+            f"generated {options.rows:,} rows ({size_mb:.0f} MB) "
+            f"in {time.perf_counter() - started:.1f} s; database: "
+            f"{'given URL' if options.database_url else 'fresh SQLite file'}",
+            flush=True,
+        )
+        steps = [
+            ("db upgrade", ["db", "upgrade"]),
+            (
+                "import",
+                ["subscribers", "import", str(people), "--consent-note", "benchmark import"],
+            ),
+            ("export", ["subscribers", "export", "--out", str(exported)]),
+        ]
+        results = []
+        for step, args in steps:
+            measured = run(step, args, env, folder / f"{step.replace(' ', '-')}.log")
+            results.append(measured)
+            print(f"{step}: done in {measured.seconds:.1f} s", flush=True)
+            if measured.exit_status != 0:
+                log = (folder / f"{step.replace(' ', '-')}.log").read_text()[-2000:]
+                print(f"{step} failed (exit {measured.exit_status}):\n{log}", file=sys.stderr)
+                return 1
+        with exported.open(encoding="utf-8") as handle:
+            exported_rows = sum(1 for _ in handle) - 1
+        print()
+        print(f"{'step':<12} {'rows':>10} {'wall s':>8} {'rows/s':>9} {'peak RSS MB':>12}")
+        for measured in results:
+            rows = options.rows if measured.step != "db upgrade" else 0
+            rate = f"{rows / measured.seconds:,.0f}" if rows else "-"
+            print(
+                f"{measured.step:<12} {rows:>10,} {measured.seconds:>8.1f} {rate:>9} "
+                f"{measured.peak_rss_mb:>12.1f}"
+            )
+        print(f"\nexported rows: {exported_rows:,} (expected {options.rows:,})")
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"largest child process overall: {children:.1f} MB (target: under {TARGET_MB} MB)")
+        worst = max(m.peak_rss_mb for m in results)
+        ok = worst < TARGET_MB and exported_rows == options.rows
+        print("within target" if ok else "NOT within target")
+        return 0 if ok else 1
+    finally:
+        if options.keep:
+            print(f"files kept in {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
