@@ -12,7 +12,7 @@ from flask import Flask
 from newsletter import cli, db, runtime
 from newsletter.config import ConfigError, load_config
 from newsletter.resources import resource_path
-from newsletter.web import dispatch, errors, health, limits, security, signup
+from newsletter.web import dispatch, errors, health, limits, proxy, security, signup
 
 __all__ = ["ConfigError", "create_app"]
 
@@ -49,6 +49,7 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_extensions(app: Flask) -> None:
+    proxy.init_app(app)
     dispatch.init_app(app, runtime.get_runtime(app).outbox())
     limits.init_app(app)
     security.init_app(app)

@@ -31,4 +31,6 @@ def flush() -> None:
         f"still waiting {counts[DeliveryStatus.QUEUED]}"
     )
     if counts[DeliveryStatus.QUEUED] or counts[DeliveryStatus.FAILED]:
+        if result.last_error:
+            click.echo(f"last error: {result.last_error}", err=True)
         raise SystemExit(1)

@@ -87,6 +87,7 @@ def compose_confirmation(
 @dataclass
 class FlushResult:
     counts: Counter[str]
+    last_error: str | None = None
 
     @property
     def waiting(self) -> int:
@@ -116,13 +117,16 @@ class Outbox:
         own = connection is None
         connection = connection or self.transport.connect()
         try:
-            return self._send(delivery_id, connection)
+            return self._send(delivery_id, connection)[0]
         finally:
             if own:
                 connection.close()
 
     def flush(self) -> FlushResult:
-        """Send every waiting confirmation once; expired claims are resolved first."""
+        """Send every waiting confirmation once; expired claims are resolved first.
+
+        When the mail server cannot be reached the run stops there: the rest stay queued.
+        """
         self._expire_stale_claims()
         with self.sessions() as session:
             ids = session.scalars(
@@ -133,16 +137,21 @@ class Outbox:
                 )
                 .order_by(Delivery.id)
             ).all()
-        counts: Counter[str] = Counter()
+        result = FlushResult(Counter())
         connection = self.transport.connect()
         try:
-            for delivery_id in ids:
-                status = self._send(delivery_id, connection)
+            for position, delivery_id in enumerate(ids, start=1):
+                status, error = self._send(delivery_id, connection)
                 if status is not None:
-                    counts[status] += 1
+                    result.counts[status] += 1
+                if error is not None:
+                    result.last_error = str(error)
+                if isinstance(error, ConnectionFailure):
+                    result.counts[DeliveryStatus.QUEUED] += len(ids) - position
+                    break
         finally:
             connection.close()
-        return FlushResult(counts)
+        return result
 
     def _expire_stale_claims(self) -> None:
         """A claim whose lease ran out while ``sending`` may have gone out: mark it unknown."""
@@ -171,23 +180,26 @@ class Outbox:
         )
         return rowcount(result) == 1
 
-    def _send(self, delivery_id: int, connection: Connection) -> str | None:
+    def _send(
+        self, delivery_id: int, connection: Connection
+    ) -> tuple[str | None, SendError | None]:
+        """The delivery's new status (None if someone else claimed it) and what went wrong."""
         now = utcnow()
         with self.sessions.begin() as session:
             if not self._claim(session, delivery_id, now):
-                return None
+                return None, None
             delivery = session.get_one(Delivery, delivery_id)
             message = compose_confirmation(session, self.site, self.renderer, delivery)
             if message is None:
                 delivery.status = DeliveryStatus.SKIPPED
                 delivery.claimed_until = None
-                return DeliveryStatus.SKIPPED
+                return DeliveryStatus.SKIPPED, None
             recipient = delivery.subscriber.email if delivery.subscriber else ""
             delivery.message_id = message["Message-ID"]
         try:
             connection.send(message, self.site.sender_address, [recipient])
         except SendError as error:
-            return self._record_failure(delivery_id, error)
+            return self._record_failure(delivery_id, error), error
         with self.sessions.begin() as session:
             delivery = session.get_one(Delivery, delivery_id)
             delivery.status = DeliveryStatus.SENT
@@ -195,7 +207,7 @@ class Outbox:
             delivery.claimed_until = None
             delivery.last_error = None
         log.info("confirmation email %s sent", delivery_id)
-        return DeliveryStatus.SENT
+        return DeliveryStatus.SENT, None
 
     def _record_failure(self, delivery_id: int, error: SendError) -> str:
         with self.sessions.begin() as session:

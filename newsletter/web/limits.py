@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask import Flask, current_app
+from flask.typing import RouteCallable
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits.errors import ConfigurationError
+
+from newsletter.config import ConfigError
 
 __all__ = ["init_app"]
 
@@ -17,13 +23,20 @@ def _signup_limit() -> str:
 
 def init_app(app: Flask) -> None:
     """One limiter per app, so each app (and each test) has its own counters and storage."""
-    limiter = Limiter(
-        get_remote_address,
-        app=app,
-        storage_uri=app.config["RATELIMIT_STORAGE_URI"],
-        default_limits=[],
-    )
+    try:
+        limiter = Limiter(
+            get_remote_address,
+            app=app,
+            storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+            default_limits=[],
+        )
+    except ConfigurationError as error:
+        # An unknown scheme, or redis:// without the redis package installed.
+        raise ConfigError(f"NEWSLETTER_RATELIMIT_STORAGE_URI: {error}") from None
     for endpoint in LIMITED_ENDPOINTS:
-        # Flask-Limiter keys limits by the view's qualified name, so registering is enough.
-        limiter.limit(_signup_limit, methods=["POST"])(app.view_functions[endpoint])
+        # Flask-Limiter checks a decorated limit inside the wrapper it returns, so the wrapper
+        # must replace the view; decorating alone would register a limit nobody checks.
+        view = app.view_functions[endpoint]
+        limited = limiter.limit(_signup_limit, methods=["POST"])(view)
+        app.view_functions[endpoint] = cast(RouteCallable, limited)
     app.extensions["newsletter.limiter"] = limiter

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, url_for
+import logging
+import time
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from sqlalchemy.exc import OperationalError
 from werkzeug.wrappers import Response
 
 from newsletter.db import get_session
@@ -23,9 +27,12 @@ from newsletter.web.dispatch import get_dispatcher
 
 __all__ = ["bp", "web_evidence"]
 
+log = logging.getLogger(__name__)
+
 bp = Blueprint("signup", __name__)
 
 FORM_EXPIRED = "This form expired; please send it again."
+NOT_SAVED = "We could not save your signup just now. Please send the form again in a few minutes."
 
 Page = Response | tuple[str, int] | str
 
@@ -58,23 +65,42 @@ def form() -> Page:
     return _form_page(SignupForm())
 
 
+def _thanks_no_sooner_than(started: float) -> Response:
+    """The redirect every accepted signup gets, never before ``SIGNUP_MIN_SECONDS``.
+
+    A known address takes less work than a new one; answering after the same minimum time keeps
+    the response time from telling who is subscribed (or that the honeypot was noticed).
+    """
+    remaining = started + current_app.config["SIGNUP_MIN_SECONDS"] - time.monotonic()
+    if remaining > 0:
+        time.sleep(remaining)
+    return redirect(url_for("signup.thanks"), 303)
+
+
 @bp.post("/subscribe")
 def subscribe() -> Page:
+    started = time.monotonic()
     runtime = get_runtime()
     form = SignupForm(check_deliverability=runtime.site.check_deliverability)
     if form.is_bot:
-        return redirect(url_for("signup.thanks"), 303)
+        return _thanks_no_sooner_than(started)
     if not form.validate():
         return _form_page(form, 400, FORM_EXPIRED if form.csrf_failed else None)
     person = Person(
         email=form.email.data, first_name=form.first_name.data, last_name=form.last_name.data
     )
     session = get_session()
-    outcome = sign_up(session, runtime.site, person, web_evidence("web form"))
-    session.commit()
+    try:
+        outcome = sign_up(session, runtime.site, person, web_evidence("web form"))
+        session.commit()
+    except OperationalError as error:
+        # The database is down: nothing was stored, so give the form back with what was typed.
+        session.rollback()
+        log.error("signup not stored, database unavailable: %s", error)
+        return _form_page(form, 503, NOT_SAVED)
     if outcome.confirmation is not None:
         get_dispatcher().submit(outcome.confirmation.id)
-    return redirect(url_for("signup.thanks"), 303)
+    return _thanks_no_sooner_than(started)
 
 
 @bp.get("/subscribe/thanks")
