@@ -169,19 +169,22 @@ def _check(config: dict[str, Any]) -> None:
 def _check_database_url(value: str) -> None:
     name = _setting("DATABASE_URL")
     try:
-        dialect = make_url(value).get_dialect()
+        url = make_url(value)
     except ArgumentError as error:
         raise ConfigError(f"{name}: cannot parse {value!r} ({error})") from None
+    # Messages show the address without its password: they end up in terminals and logs.
+    shown = url.render_as_string(hide_password=True)
+    try:
+        dialect = url.get_dialect()
+        dialect.import_dbapi()
     except NoSuchModuleError:
         message = (
-            f"{name}: unknown database in {value!r}; use sqlite:///… or postgresql+psycopg://…"
+            f"{name}: unknown database in {shown!r}; use sqlite:///… or postgresql+psycopg://…"
         )
         raise ConfigError(message) from None
-    try:
-        dialect.import_dbapi()
     except ImportError as error:
         message = (
-            f"{name}: the driver for {value.partition(':')[0]!r} is not installed ({error}); "
+            f"{name}: the driver for {url.drivername!r} is not installed ({error}); "
             "for PostgreSQL use postgresql+psycopg://…"
         )
         raise ConfigError(message) from None
