@@ -97,8 +97,11 @@ class MaildirTransport:
         self.path = path
 
     def connect(self) -> MaildirTransport:
-        for sub in ("tmp", "new", "cur"):
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConnectionFailure(f"cannot create maildir {self.path}: {error}") from error
         return self
 
     def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> None:
@@ -163,8 +166,8 @@ class SMTPConnection:
         if self._smtp is not None:
             return self._smtp
         context = ssl.create_default_context()
+        smtp: smtplib.SMTP | None = None
         try:
-            smtp: smtplib.SMTP
             if self.url.scheme == "smtps":
                 smtp = smtplib.SMTP_SSL(
                     self.url.host, self.url.port, timeout=self.timeout, context=context
@@ -177,9 +180,14 @@ class SMTPConnection:
                 smtp.ehlo()
             if self.url.username:
                 smtp.login(self.url.username, self.url.password or "")
-        except smtplib.SMTPResponseException as error:
-            raise ConnectionFailure(_reply_text(error.smtp_error), error.smtp_code) from error
         except (OSError, smtplib.SMTPException) as error:
+            # A half-open session (refused TLS, refused login) must not leak its socket.
+            if smtp is not None:
+                with contextlib.suppress(OSError, smtplib.SMTPException):
+                    smtp.close()
+            if isinstance(error, smtplib.SMTPResponseException):
+                text = _reply_text(error.smtp_error)
+                raise ConnectionFailure(text, error.smtp_code) from error
             where = f"{self.url.host}:{self.url.port}"
             raise ConnectionFailure(f"cannot connect to {where}: {error}") from error
         self._smtp = smtp
@@ -237,7 +245,9 @@ class SMTPConnection:
 
     def _fail(self, code: int, reply: bytes) -> None:
         text = _reply_text(reply)
-        if code == 421 or code == -1:
+        # 421: the server is closing; 530: it wants AUTH or STARTTLS first. Neither is about
+        # this message, so it stays queued (and the setting is what needs fixing).
+        if code in (421, 530) or code == -1:
             self._drop()
             raise ConnectionFailure(text, code)
         self._reset()

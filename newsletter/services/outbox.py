@@ -115,7 +115,12 @@ class Outbox:
     def send_one(self, delivery_id: int, connection: Connection | None = None) -> str | None:
         """Send one delivery if it can be claimed; returns its new status, or None if taken."""
         own = connection is None
-        connection = connection or self.transport.connect()
+        if connection is None:
+            try:
+                connection = self.transport.connect()
+            except ConnectionFailure as error:
+                log.warning("confirmation email %s not sent: %s", delivery_id, error)
+                return DeliveryStatus.QUEUED
         try:
             return self._send(delivery_id, connection)[0]
         finally:
@@ -138,7 +143,12 @@ class Outbox:
                 .order_by(Delivery.id)
             ).all()
         result = FlushResult(Counter())
-        connection = self.transport.connect()
+        try:
+            connection = self.transport.connect()
+        except ConnectionFailure as unreachable:
+            result.counts[DeliveryStatus.QUEUED] = len(ids)
+            result.last_error = str(unreachable)
+            return result
         try:
             for position, delivery_id in enumerate(ids, start=1):
                 status, error = self._send(delivery_id, connection)

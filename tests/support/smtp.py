@@ -61,7 +61,7 @@ class _Handler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         recipients = list(envelope.rcpt_tos)
         if self.drop_after_data and self.drop_after_data(recipients):
-            session.transport.close()
+            server.transport.close()
             return "250 never seen by the client"
         reply = self.data_reply(",".join(recipients)) if self.data_reply else None
         if reply:
