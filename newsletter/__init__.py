@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from newsletter import cli, db, runtime
+from newsletter import cli, db, logs, runtime
 from newsletter.config import ConfigError, load_config
 from newsletter.resources import resource_path
-from newsletter.web import dispatch, errors, health, limits, proxy, security, signup
+from newsletter.web import archive, dispatch, errors, health, limits, security, signup
 
 __all__ = ["ConfigError", "create_app"]
 
@@ -25,6 +26,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         template_folder=str(resource_path("templates")),
     )
     load_config(app, config)
+    logs.init_app(app)
+    _register_proxy_fix(app)
     _register_database(app)
     _register_blueprints(app)
     _register_extensions(app)
@@ -38,6 +41,16 @@ def _instance_path(config: Mapping[str, Any] | None) -> str | None:
     return str(Path(chosen).resolve()) if chosen else None
 
 
+def _register_proxy_fix(app: Flask) -> None:
+    """Behind N trusted proxies, take the client's address from X-Forwarded-For; with none,
+    a forged header from a client is ignored."""
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
+
+
 def _register_database(app: Flask) -> None:
     db.init_app(app)
     runtime.init_app(app)
@@ -46,10 +59,10 @@ def _register_database(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(signup.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(archive.bp)
 
 
 def _register_extensions(app: Flask) -> None:
-    proxy.init_app(app)
     dispatch.init_app(app, runtime.get_runtime(app).outbox())
     limits.init_app(app)
     security.init_app(app)

@@ -46,10 +46,13 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_TIMEOUT": 30,
     "SECRET_KEY_FALLBACKS": [],
     "SIGNUP_MIN_SECONDS": 0.1,
-    "PROXY_COUNT": 0,
+    "TRUSTED_PROXIES": 0,
+    "PRODUCTION": False,
+    "LOG_ADDRESSES": False,
+    "LOG_LEVEL": "INFO",
 }
 
-BOOLEAN_SETTINGS = ("DOUBLE_OPT_IN", "CHECK_DELIVERABILITY")
+BOOLEAN_SETTINGS = ("DOUBLE_OPT_IN", "CHECK_DELIVERABILITY", "PRODUCTION", "LOG_ADDRESSES")
 POSITIVE_INT_SETTINGS = ("SEND_LEASE", "CONFIRMATIONS_PER_DAY", "SMTP_TIMEOUT")
 # Text settings are taken from the environment as typed: Flask would read
 # NEWSLETTER_ORGANISATION=1984 as a number, or a secret key such as "12e45" as a float.
@@ -153,8 +156,19 @@ def _check(config: dict[str, Any]) -> None:
         if "\r" in value or "\n" in value:
             raise ConfigError(f"{_setting(name)}: must be one line")
     _check_rate_limit(str(config["SIGNUP_RATE_LIMIT"]))
+    level = str(config["LOG_LEVEL"]).upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ConfigError(f"{_setting('LOG_LEVEL')}: expected DEBUG, INFO, WARNING or ERROR")
+    config["LOG_LEVEL"] = level
+    config["TRUSTED_PROXIES"] = _as_count("TRUSTED_PROXIES", config["TRUSTED_PROXIES"])
+    if config["PRODUCTION"] and config.get("SECRET_KEY_GENERATED"):
+        message = (
+            f"{_setting('SECRET_KEY')}: production needs a key of its own, not the generated "
+            "development key; set it to the output of "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        )
+        raise ConfigError(message)
     config["SIGNUP_MIN_SECONDS"] = _as_seconds("SIGNUP_MIN_SECONDS", config["SIGNUP_MIN_SECONDS"])
-    config["PROXY_COUNT"] = _as_count("PROXY_COUNT", config["PROXY_COUNT"])
     frame_ancestors = str(config["FRAME_ANCESTORS"]).strip()
     # It goes into the Content-Security-Policy header: one directive's sources, nothing more.
     if not frame_ancestors or any(char in frame_ancestors for char in ";,\r\n\0"):
@@ -227,7 +241,7 @@ def _as_count(name: str, value: Any) -> int:
     except (TypeError, ValueError):
         number = -1
     if isinstance(value, bool) or number < 0:
-        raise ConfigError(f"{_setting(name)}: expected 0 or a positive whole number, got {value!r}")
+        raise ConfigError(f"{_setting(name)}: expected a whole number (0 or more), got {value!r}")
     return number
 
 

@@ -58,7 +58,7 @@ def build(instance: Path, **settings: Any) -> Any:
         ("FRAME_ANCESTORS", "", "sources separated by spaces"),
         ("SIGNUP_MIN_SECONDS", "-1", "seconds between 0 and 10"),
         ("SIGNUP_MIN_SECONDS", "slow", "seconds between 0 and 10"),
-        ("PROXY_COUNT", "-1", "0 or a positive whole number"),
+        ("TRUSTED_PROXIES", "-1", "whole number (0 or more)"),
         ("RATELIMIT_STORAGE_URI", "bogus://x", "unknown storage scheme"),
     ],
 )
@@ -140,7 +140,7 @@ def test_defaults_live_in_the_instance_folder(
     assert app.config["CONFIRMATIONS_PER_DAY"] == 3
     assert app.config["FRAME_ANCESTORS"] == "'self'"
     assert app.config["SIGNUP_MIN_SECONDS"] == 0.1
-    assert app.config["PROXY_COUNT"] == 0
+    assert app.config["TRUSTED_PROXIES"] == 0
     assert app.config["CONSENT_STATEMENT"] == (
         "By signing up you will receive news about Our organisation's work and how you can "
         "support it. You can unsubscribe at any time."
@@ -167,7 +167,7 @@ def test_settings_come_from_the_environment(
         "FRAME_ANCESTORS": "'self' https://www.example.org",
         "CONSENT_STATEMENT": "Yes, {organisation} may email me.",
         "SIGNUP_MIN_SECONDS": "0.25",
-        "PROXY_COUNT": "1",
+        "TRUSTED_PROXIES": "1",
     }.items():
         monkeypatch.setenv(f"NEWSLETTER_{name}", value)
     app = build(instance)
@@ -188,7 +188,7 @@ def test_settings_come_from_the_environment(
     assert config["FRAME_ANCESTORS"] == "'self' https://www.example.org"
     assert config["CONSENT_STATEMENT"] == "Yes, 1984 may email me."
     assert config["SIGNUP_MIN_SECONDS"] == 0.25
-    assert config["PROXY_COUNT"] == 1
+    assert config["TRUSTED_PROXIES"] == 1
     assert not (instance / "secret_key").exists()
     site = get_runtime(app).site
     assert site.organisation == "1984"

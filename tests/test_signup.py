@@ -336,7 +336,7 @@ def test_forwarded_address_is_trusted_only_behind_a_configured_proxy(
 def test_client_address_comes_from_the_proxy_when_configured(
     make_app: Callable[..., Flask],
 ) -> None:
-    app = make_app(SIGNUP_RATE_LIMIT="1 per minute", PROXY_COUNT=1)
+    app = make_app(SIGNUP_RATE_LIMIT="1 per minute", TRUSTED_PROXIES=1)
     client = app.test_client()
     for number, address in enumerate(["198.51.100.1", "198.51.100.2"]):
         page = client.get("/subscribe")

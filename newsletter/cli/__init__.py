@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from flask import Flask
 
-from newsletter.cli import db_commands, outbox_commands
+from newsletter.cli import (
+    articles_commands,
+    db_commands,
+    digest_commands,
+    outbox_commands,
+    send_commands,
+)
 
 __all__ = ["register_commands"]
 
@@ -12,3 +18,7 @@ __all__ = ["register_commands"]
 def register_commands(app: Flask) -> None:
     app.cli.add_command(db_commands.db)
     app.cli.add_command(outbox_commands.outbox)
+    app.cli.add_command(articles_commands.articles)
+    digest_commands.digest.add_command(send_commands.send)
+    digest_commands.digest.add_command(send_commands.status)
+    app.cli.add_command(digest_commands.digest)

@@ -7,6 +7,7 @@ from flask.cli import with_appcontext
 
 from newsletter.models import DeliveryStatus
 from newsletter.runtime import get_runtime
+from newsletter.sending.engine import Outcome
 
 __all__ = ["outbox"]
 
@@ -25,12 +26,12 @@ def flush() -> None:
     """
     result = get_runtime().outbox().flush()
     counts = result.counts
+    if result.outcome is not Outcome.COMPLETE:
+        click.echo(result.message, err=True)
     click.echo(
         f"sent {counts[DeliveryStatus.SENT]}, failed {counts[DeliveryStatus.FAILED]}, "
         f"skipped {counts[DeliveryStatus.SKIPPED]}, unknown {counts[DeliveryStatus.UNKNOWN]}, "
         f"still waiting {counts[DeliveryStatus.QUEUED]}"
     )
     if counts[DeliveryStatus.QUEUED] or counts[DeliveryStatus.FAILED]:
-        if result.last_error:
-            click.echo(f"last error: {result.last_error}", err=True)
         raise SystemExit(1)

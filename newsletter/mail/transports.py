@@ -180,14 +180,11 @@ class SMTPConnection:
                 smtp.ehlo()
             if self.url.username:
                 smtp.login(self.url.username, self.url.password or "")
+        except smtplib.SMTPResponseException as error:
+            _close_quietly(smtp)
+            raise ConnectionFailure(_reply_text(error.smtp_error), error.smtp_code) from error
         except (OSError, smtplib.SMTPException) as error:
-            # A half-open session (refused TLS, refused login) must not leak its socket.
-            if smtp is not None:
-                with contextlib.suppress(OSError, smtplib.SMTPException):
-                    smtp.close()
-            if isinstance(error, smtplib.SMTPResponseException):
-                text = _reply_text(error.smtp_error)
-                raise ConnectionFailure(text, error.smtp_code) from error
+            _close_quietly(smtp)
             where = f"{self.url.host}:{self.url.port}"
             raise ConnectionFailure(f"cannot connect to {where}: {error}") from error
         self._smtp = smtp
@@ -264,9 +261,7 @@ class SMTPConnection:
             self._drop()
 
     def _drop(self) -> None:
-        if self._smtp is not None:
-            with contextlib.suppress(OSError, smtplib.SMTPException):
-                self._smtp.close()
+        _close_quietly(self._smtp)
         self._smtp = None
 
     def close(self) -> None:
@@ -274,6 +269,12 @@ class SMTPConnection:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 self._smtp.quit()
         self._drop()
+
+
+def _close_quietly(smtp: smtplib.SMTP | None) -> None:
+    if smtp is not None:
+        with contextlib.suppress(OSError, smtplib.SMTPException):
+            smtp.close()
 
 
 def _reply_text(reply: bytes | str) -> str:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, current_app
-from flask.typing import RouteCallable
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits.errors import ConfigurationError
@@ -34,9 +34,8 @@ def init_app(app: Flask) -> None:
         # An unknown scheme, or redis:// without the redis package installed.
         raise ConfigError(f"NEWSLETTER_RATELIMIT_STORAGE_URI: {error}") from None
     for endpoint in LIMITED_ENDPOINTS:
-        # Flask-Limiter checks a decorated limit inside the wrapper it returns, so the wrapper
-        # must replace the view; decorating alone would register a limit nobody checks.
-        view = app.view_functions[endpoint]
-        limited = limiter.limit(_signup_limit, methods=["POST"])(view)
-        app.view_functions[endpoint] = cast(RouteCallable, limited)
+        # The limit is checked inside the wrapper the decorator returns, so it must replace
+        # the registered view.
+        view: Callable[..., Any] = app.view_functions[endpoint]
+        app.view_functions[endpoint] = limiter.limit(_signup_limit, methods=["POST"])(view)
     app.extensions["newsletter.limiter"] = limiter

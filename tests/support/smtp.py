@@ -44,10 +44,27 @@ class Received:
 @dataclass
 class _Handler:
     received: list[Received] = field(default_factory=list)
+    greeting_reply: Callable[[], str | None] | None = None
     rcpt_reply: Reply | None = None
     data_reply: Reply | None = None
     drop_after_data: Callable[[list[str]], bool] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        reply = self.greeting_reply() if self.greeting_reply else None
+        if reply:
+            return [reply]
+        session.host_name = hostname
+        return responses
+
+    async def handle_HELO(self, server: Any, session: Any, envelope: Any, hostname: str) -> str:
+        reply = self.greeting_reply() if self.greeting_reply else None
+        if reply:
+            return reply
+        session.host_name = hostname
+        return f"250 {server.hostname}"
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]

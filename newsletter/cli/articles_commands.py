@@ -1,0 +1,88 @@
+"""``newsletter articles``: import the website's feed and list what is stored."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
+
+from newsletter.db import get_session
+from newsletter.feeds import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, FeedError, load_feed
+from newsletter.services.articles import import_entries, list_articles
+
+__all__ = ["articles", "database_problem"]
+
+
+def database_problem(error: SQLAlchemyError) -> click.ClickException:
+    """One line for a database error, with the usual cure when the schema is missing."""
+    detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    if "no such table" in detail or "does not exist" in detail:
+        detail += " (run `newsletter db upgrade` first)"
+    return click.ClickException(f"database error: {detail}")
+
+
+@click.group()
+def articles() -> None:
+    """Import articles from the website's feed and list them."""
+
+
+@articles.command("import")
+@click.argument("source")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds allowed for downloading a feed URL.",
+)
+@click.option(
+    "--max-bytes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_BYTES,
+    show_default=True,
+    help="Largest feed accepted, in bytes.",
+)
+@with_appcontext
+def import_feed(source: str, timeout: float, max_bytes: int) -> None:
+    """Import the articles of SOURCE: a feed file or an http(s) URL (RSS 2.0, Atom, JSON Feed).
+
+    Importing again adds nothing twice and updates the articles whose content changed. A feed
+    is imported completely or not at all; only SOURCE itself is ever downloaded.
+    """
+    try:
+        feed = load_feed(source, timeout=timeout, max_bytes=max_bytes)
+    except FeedError as error:
+        raise click.ClickException(f"cannot import {source}: {error}") from None
+    session = get_session()
+    try:
+        result = import_entries(session, feed.entries)
+        session.commit()
+    except SQLAlchemyError as error:
+        session.rollback()
+        raise database_problem(error) from None
+    click.echo(
+        f"Read {len(feed.entries)} articles from {feed.title!r}: {result.added} added, "
+        f"{result.updated} updated, {result.unchanged} unchanged."
+    )
+
+
+@articles.command("list")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="Show only the newest N articles."
+)
+@with_appcontext
+def list_command(limit: int | None) -> None:
+    """List articles, newest first: id, publication date, the digests using it, and title."""
+    try:
+        listing = list_articles(get_session(), limit)
+    except SQLAlchemyError as error:
+        raise database_problem(error) from None
+    if not listing:
+        click.echo("No articles yet; import some with `newsletter articles import SOURCE`.")
+        return
+    width = max(2, *(len(str(row.id)) for row in listing))
+    click.echo(f"{'ID':>{width}}  DATE        DIGEST  TITLE")
+    for row in listing:
+        used = ",".join(str(digest_id) for digest_id in row.digest_ids) or "-"
+        date = row.published_at.date().isoformat()
+        click.echo(f"{row.id:>{width}}  {date}  {used:<6}  {row.title}")

@@ -1,0 +1,172 @@
+"""``newsletter digest``: compose a digest of new articles and preview it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
+
+from newsletter.cli.articles_commands import database_problem
+from newsletter.db import get_session
+from newsletter.mail.digest import SAMPLE_RECIPIENT, PreparedDigest, Recipient, prepare_digest
+from newsletter.mail.messages import stable_message_id
+from newsletter.mail.transports import SendError
+from newsletter.runtime import get_runtime
+from newsletter.services.digests import (
+    DEFAULT_MAX_ARTICLES,
+    InvalidSubject,
+    NothingNew,
+    create_digest,
+    get_digest,
+)
+from newsletter.services.errors import NotFound
+from newsletter.validation import InvalidValue, clean_email
+
+__all__ = ["digest"]
+
+DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
+TEST_PREFIX = "[TEST] "
+
+
+@click.group()
+def digest() -> None:
+    """Compose digests of new articles, preview them and send them."""
+
+
+@digest.command("create")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=DATE_FORMATS),
+    default=None,
+    help="Take the articles published on or after DATE (YYYY-MM-DD or YYYY-MM-DDTHH:MM, "
+    "UTC unless an offset is given) instead of those since the last digest.",
+)
+@click.option(
+    "--subject",
+    default=None,
+    help="The email subject; by default the organisation and the top article's title.",
+)
+@click.option(
+    "--max",
+    "max_articles",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_ARTICLES,
+    show_default=True,
+    help="The most articles one digest holds (the newest are taken).",
+)
+@with_appcontext
+def create(since: datetime | None, subject: str | None, max_articles: int) -> None:
+    """Create a draft digest of the articles published since the last one; print its id.
+
+    Articles already in a digest are never taken again. Exits 1 when nothing is new.
+    """
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    session = get_session()
+    try:
+        created = create_digest(
+            session, get_runtime().site, since=since, subject=subject, limit=max_articles
+        )
+        session.commit()
+    except NothingNew:
+        session.rollback()
+        when = f"on or after {since.isoformat()}" if since else "since the last digest"
+        raise click.ClickException(
+            f"nothing new: no article published {when} is waiting for a digest"
+        ) from None
+    except InvalidSubject as error:
+        session.rollback()
+        raise click.ClickException(str(error)) from None
+    except SQLAlchemyError as error:
+        session.rollback()
+        raise database_problem(error) from None
+    entries = created.entries
+    click.echo(f"Created digest {created.id} (draft) with {len(entries)} articles.")
+    click.echo(f"Subject: {created.subject}")
+    for entry in entries:
+        article = entry.article
+        click.echo(f"  {article.published_at.date().isoformat()}  {article.title}")
+    click.echo(f"Preview it with `newsletter digest preview {created.id} --out digest.html`.")
+
+
+def _prepared(digest_id: int) -> PreparedDigest:
+    runtime = get_runtime()
+    session = get_session()
+    try:
+        found = get_digest(session, digest_id)
+        return prepare_digest(session, runtime.site, runtime.renderer, found)
+    except NotFound as error:
+        raise click.ClickException(str(error)) from None
+    except SQLAlchemyError as error:
+        raise database_problem(error) from None
+
+
+@digest.command("preview")
+@click.argument("digest_id", metavar="ID", type=int)
+@click.option(
+    "--to",
+    "to_address",
+    metavar="EMAIL",
+    default=None,
+    help="Send one test message to EMAIL (any address, not only subscribers); "
+    "its subject starts with [TEST].",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the HTML version, as a reader sees it, to FILE.",
+)
+@with_appcontext
+def preview(digest_id: int, to_address: str | None, out: Path | None) -> None:
+    """Show digest ID as a subscriber would get it, addressed to a sample reader.
+
+    With neither option, print the plain-text version.
+    """
+    site = get_runtime().site
+    recipient = SAMPLE_RECIPIENT
+    if to_address is not None:
+        try:
+            recipient = replace(SAMPLE_RECIPIENT, email=clean_email(to_address))
+        except InvalidValue as error:
+            raise click.ClickException(f"--to: {error}") from None
+    prepared = _prepared(digest_id)
+    if not site.postal_address:
+        click.echo(
+            "Warning: NEWSLETTER_POSTAL_ADDRESS is empty; set it before sending, "
+            "the law in many countries requires it.",
+            err=True,
+        )
+    if out is not None:
+        try:
+            out.write_text(prepared.html_for(recipient), encoding="utf-8")
+        except OSError as error:
+            raise click.ClickException(f"cannot write {out}: {error.strerror or error}") from None
+        click.echo(f"Wrote the HTML version of digest {digest_id} to {out}.")
+    if to_address is not None:
+        _send_test(prepared, recipient)
+    if out is None and to_address is None:
+        click.echo(f"Subject: {prepared.subject}\n")
+        click.echo(prepared.text_for(recipient), nl=False)
+
+
+def _send_test(prepared: PreparedDigest, recipient: Recipient) -> None:
+    runtime = get_runtime()
+    site = runtime.site
+    # Each test message gets its own Message-ID: mail services drop a second message with an
+    # ID they have already seen, so a re-sent preview would silently never arrive.
+    message_id = stable_message_id(site, f"preview.{prepared.digest_id}", time.time_ns())
+    message = prepared.message_for(recipient, message_id, subject=TEST_PREFIX + prepared.subject)
+    connection = runtime.transport.connect()
+    try:
+        connection.send(message, site.sender_address, [recipient.email])
+    except SendError as error:
+        raise click.ClickException(f"the test message was not sent: {error}") from None
+    finally:
+        connection.close()
+    click.echo(f"Sent a test message of digest {prepared.digest_id} to {recipient.email}.")

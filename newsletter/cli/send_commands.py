@@ -1,0 +1,279 @@
+"""``newsletter digest send`` and ``newsletter digest status``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from email.message import EmailMessage
+from types import FrameType
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from newsletter.mail.digest import PreparedDigest, Recipient, prepare_digest
+from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber
+from newsletter.runtime import Runtime, get_runtime
+from newsletter.sending import ledger
+from newsletter.sending.engine import RunResult, Sender, SendOptions
+from newsletter.sending.jobs import ClaimedDelivery, DigestJob
+from newsletter.sending.rehearsal import rehearse
+
+__all__ = ["send", "status"]
+
+
+def _load_digest(runtime: Runtime, digest_id: int) -> Digest:
+    with runtime.sessions() as session:
+        digest = session.get(Digest, digest_id)
+        if digest is None:
+            message = f"no digest with id {digest_id}; `newsletter digest create` makes one"
+            raise click.ClickException(message)
+        session.expunge(digest)
+        return digest
+
+
+def _warn_about_settings(runtime: Runtime) -> None:
+    site = runtime.site
+    if not site.base_url.startswith("https://"):
+        click.echo(
+            f"Warning: NEWSLETTER_BASE_URL is {site.base_url}; RFC 8058 one-click unsubscribe "
+            "needs an https:// address, and large mailbox providers may reject the mail.",
+            err=True,
+        )
+    if not site.postal_address:
+        click.echo(
+            "Warning: NEWSLETTER_POSTAL_ADDRESS is empty; bulk mail should carry the "
+            "organisation's postal address in its footer.",
+            err=True,
+        )
+
+
+def _job(runtime: Runtime, prepared: PreparedDigest, digest_id: int) -> DigestJob:
+    def compose(delivery: ClaimedDelivery, message_id: str) -> EmailMessage:
+        recipient = Recipient(
+            id=delivery.subscriber_id,
+            token_nonce=delivery.token_nonce,
+            email=delivery.email,
+            first_name=delivery.first_name,
+            last_name=delivery.last_name,
+        )
+        return prepared.message_for(recipient, message_id)
+
+    return DigestJob(digest_id, runtime.site, compose)
+
+
+@contextmanager
+def _ctrl_c_stops(sender: Sender) -> Iterator[None]:
+    """The first Ctrl-C stops claiming and lets messages in flight finish; a second one
+    interrupts at once."""
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handle(_signum: int, _frame: FrameType | None) -> None:
+        click.echo("\nStopping: finishing the messages in flight (Ctrl-C again to abort)", err=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        sender.interrupt()
+
+    signal.signal(signal.SIGINT, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def _progress(sender: Sender, total: int) -> Iterator[None]:
+    """A progress bar on a terminal: sent, failed, rate and time left."""
+    if not sys.stdout.isatty() or total == 0:
+        yield
+        return
+    done = threading.Event()
+    started = time.monotonic()
+
+    def label(_item: object) -> str:
+        counts = sender.counts
+        elapsed = max(time.monotonic() - started, 1e-6)
+        return (
+            f"sent {counts[DeliveryStatus.SENT]}  failed {counts[DeliveryStatus.FAILED]}  "
+            f"{counts[DeliveryStatus.SENT] / elapsed:.0f} msg/s"
+        )
+
+    def follow() -> None:
+        with click.progressbar(
+            length=total, label="Sending", item_show_func=label, show_eta=True, show_pos=True
+        ) as bar:
+            seen = 0
+            while not done.wait(0.5):
+                finished = sum(sender.counts.values())
+                bar.update(finished - seen)
+                seen = finished
+            bar.update(sum(sender.counts.values()) - seen)
+
+    thread = threading.Thread(target=follow, name="progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=2)
+
+
+def _summary(result: RunResult, queued: int) -> str:
+    counts = result.counts
+    return (
+        f"sent {counts[DeliveryStatus.SENT]}, failed {counts[DeliveryStatus.FAILED]}, "
+        f"skipped {counts[DeliveryStatus.SKIPPED]}, unknown {counts[DeliveryStatus.UNKNOWN]}, "
+        f"queued {queued} in {result.seconds:.1f} s ({result.rate:.1f} msg/s)"
+    )
+
+
+@click.command("send")
+@click.argument("digest_id", type=int)
+@click.option(
+    "--workers",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Sending threads, each with its own reused SMTP connection.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.01),
+    default=None,
+    help="At most this many messages per second in all (default: unlimited).",
+)
+@click.option(
+    "--batch",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Deliveries a worker claims at a time.",
+)
+@click.option(
+    "--max-errors",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Stop after this many connection errors in a row (server down, login refused).",
+)
+@click.option(
+    "--resend-unknown",
+    is_flag=True,
+    help="Also send again the messages whose outcome is unknown (they may arrive twice).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Render every message and report the counts; send nothing, change nothing.",
+)
+@with_appcontext
+def send(
+    digest_id: int,
+    workers: int,
+    rate: float | None,
+    batch: int,
+    max_errors: int,
+    resend_unknown: bool,
+    dry_run: bool,
+) -> None:
+    """Send digest DIGEST_ID to every active subscriber.
+
+    The first run queues everyone active at that moment; people who join later are not part
+    of this digest. Run the command again after a crash, a kill or Ctrl-C and it continues
+    where it stopped: nobody gets the digest twice and nobody queued is skipped. Several runs
+    at once (on several machines, with PostgreSQL) share the work.
+
+    Exit status: 0 when every delivery is final (sent, failed, skipped or unknown), 2 when
+    stopped by --max-errors, 130 on Ctrl-C.
+    """
+    runtime = get_runtime()
+    digest = _load_digest(runtime, digest_id)
+    _warn_about_settings(runtime)
+    with runtime.sessions() as session:
+        prepared = prepare_digest(session, runtime.site, runtime.renderer, digest)
+    job = _job(runtime, prepared, digest_id)
+    if dry_run:
+        report = rehearse(runtime.sessions, job, draft=digest.status == DigestStatus.DRAFT)
+        click.echo(
+            f"dry run: rendered {report.messages} messages ({report.bytes / 1e6:.1f} MB) in "
+            f"{report.seconds:.1f} s; nothing was sent or changed"
+        )
+        return
+    with runtime.sessions.begin() as session:
+        queued_now = ledger.queue_digest(session, digest_id)
+        requeued = ledger.resend_unknown(session, job) if resend_unknown else 0
+        if requeued:
+            ledger.reopen_digest(session, digest_id)
+    if queued_now is not None:
+        click.echo(f"Queued digest {digest_id} for {queued_now} subscribers.")
+    if requeued:
+        click.echo(f"Sending again {requeued} messages whose outcome was unknown.")
+    with runtime.sessions() as session:
+        before = ledger.counts(session, job.scope())
+    open_count = before[DeliveryStatus.QUEUED] + before[DeliveryStatus.SENDING]
+    if queued_now is None and open_count:
+        click.echo(f"Continuing digest {digest_id}: {open_count} deliveries still to go.")
+    options = SendOptions(
+        workers=workers,
+        batch=batch,
+        rate=rate,
+        max_errors=max_errors,
+        lease=timedelta(seconds=current_app.config["SEND_LEASE"]),
+    )
+    sender = Sender(
+        runtime.sessions,
+        runtime.transport,
+        runtime.site.sender_address,
+        job,
+        options,
+        notice=lambda text: click.echo(text, err=True),
+    )
+    with _ctrl_c_stops(sender), _progress(sender, open_count):
+        result = sender.run()
+    with runtime.sessions.begin() as session:
+        finished = ledger.finish_digest(session, digest_id)
+    with runtime.sessions() as session:
+        after = ledger.counts(session, job.scope())
+    if result.message:
+        click.echo(result.message, err=True)
+    click.echo(_summary(result, after[DeliveryStatus.QUEUED] + after[DeliveryStatus.SENDING]))
+    if finished:
+        click.echo(f"Digest {digest_id} is sent.")
+    raise SystemExit(result.outcome.value)
+
+
+@click.command("status")
+@click.argument("digest_id", type=int)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the counts per delivery state as JSON."
+)
+@with_appcontext
+def status(digest_id: int, as_json: bool) -> None:
+    """Show how far the sending of digest DIGEST_ID has got."""
+    runtime = get_runtime()
+    digest = _load_digest(runtime, digest_id)
+    with runtime.sessions() as session:
+        counts = ledger.counts(session, Delivery.digest_id == digest_id)
+        errors = session.execute(
+            select(Subscriber.email, Delivery.status, Delivery.last_error)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id, isouter=True)
+            .where(Delivery.digest_id == digest_id, Delivery.last_error.is_not(None))
+            .order_by(Delivery.id.desc())
+            .limit(5)
+        ).all()
+    if as_json:
+        click.echo(json.dumps({state.value: counts[state] for state in DeliveryStatus}))
+        return
+    click.echo(f"Digest {digest_id}: {digest.subject!r}, {digest.status}")
+    for state in DeliveryStatus:
+        click.echo(f"  {state.value:<8} {counts[state]}")
+    if errors:
+        click.echo("Last errors:")
+        for email, delivery_state, error in errors:
+            click.echo(f"  {email or '(erased)'} [{delivery_state}]: {error}")

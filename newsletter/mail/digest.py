@@ -1,0 +1,221 @@
+"""Digest emails: the article part rendered once, the per-person parts filled per message.
+
+Rendering and CSS-inlining cost far more than building a MIME message, so a campaign renders
+the digest templates once with a unique random marker where each per-person value goes
+(greeting name, unsubscribe link), and splits the result at the markers. Each message is then
+only a join of the pieces with that person's escaped values. The values are inserted in one
+pass and never read again, so a name containing a marker or ``{{ … }}`` is just text.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.links import list_headers, unsubscribe_url
+from newsletter.mail.messages import build_message, one_line, wrap_text
+from newsletter.mail.render import EmailRenderer
+from newsletter.models import Article, Digest, DigestArticle
+from newsletter.site import Site
+
+__all__ = [
+    "ArticleView",
+    "PreparedDigest",
+    "Recipient",
+    "SAMPLE_RECIPIENT",
+    "article_views",
+    "digest_reason",
+    "prepare_digest",
+    "view_url",
+]
+
+TEMPLATE = "digest"
+SLOTS = ("first_name", "unsubscribe_url")
+# Only for a person without a first name (none comes in through the form or the import).
+FALLBACK_NAME = "there"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who one message goes to; ``id`` and ``token_nonce`` sign their unsubscribe link."""
+
+    id: int
+    token_nonce: str
+    email: str
+    first_name: str
+    last_name: str
+
+
+# Previews go to staff, never to a subscriber: id 0 signs an unsubscribe link that matches no
+# one, so clicking it in a test message changes nothing.
+SAMPLE_RECIPIENT = Recipient(
+    id=0, token_nonce="preview", email="reader@example.org", first_name="Alex", last_name="Sample"
+)
+
+
+@dataclass(frozen=True)
+class ArticleView:
+    """What the templates may show of an article: plain values, never a database row."""
+
+    title: str
+    url: str
+    date: str
+    iso_date: str
+    summary: str
+    image_url: str | None
+    image_alt: str
+
+
+def article_views(session: Session, digest_id: int) -> list[ArticleView]:
+    """The digest's articles in order, as template data."""
+    articles = session.scalars(
+        select(Article)
+        .join(DigestArticle, DigestArticle.article_id == Article.id)
+        .where(DigestArticle.digest_id == digest_id)
+        .order_by(DigestArticle.position)
+    )
+    return [_view(article) for article in articles]
+
+
+def _view(article: Article) -> ArticleView:
+    published = article.published_at
+    return ArticleView(
+        title=article.title,
+        url=article.url,
+        date=f"{published.day} {published:%B %Y}",
+        iso_date=published.date().isoformat(),
+        summary=article.summary,
+        image_url=article.image_url,
+        image_alt=article.image_alt or article.title,
+    )
+
+
+def view_url(site: Site, digest_id: int) -> str:
+    """The digest's public web version ("view in browser")."""
+    return site.url(f"/digests/{digest_id}")
+
+
+def digest_reason(site: Site) -> str:
+    """Why a person receives a digest, for the footer."""
+    return (
+        f"You receive this email because you subscribed to news from {site.organisation}. "
+        "You can unsubscribe at any time with one click."
+    )
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    """A rendered text cut at the per-person markers: ``literals`` around ``slots``."""
+
+    literals: tuple[str, ...]
+    slots: tuple[str, ...]
+
+    @classmethod
+    def cut(cls, rendered: str, markers: Mapping[str, str]) -> _Pieces:
+        slot_of = {marker: name for name, marker in markers.items()}
+        pattern = re.compile("|".join(re.escape(marker) for marker in markers.values()))
+        literals: list[str] = []
+        slots: list[str] = []
+        position = 0
+        for match in pattern.finditer(rendered):
+            literals.append(rendered[position : match.start()])
+            slots.append(slot_of[match.group()])
+            position = match.end()
+        literals.append(rendered[position:])
+        return cls(tuple(literals), tuple(slots))
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        parts = [self.literals[0]]
+        for slot, literal in zip(self.slots, self.literals[1:], strict=True):
+            parts.append(values[slot])
+            parts.append(literal)
+        return "".join(parts)
+
+
+class PreparedDigest:
+    """A digest rendered and inlined once, ready to become one message per recipient."""
+
+    def __init__(
+        self, site: Site, digest_id: int, subject: str, text: _Pieces, html_part: _Pieces
+    ) -> None:
+        self.site = site
+        self.digest_id = digest_id
+        self.subject = subject
+        self._text = text
+        self._html = html_part
+        for part, name in ((text, "digest.txt"), (html_part, "digest.html")):
+            if "unsubscribe_url" not in part.slots:
+                # A digest without a way out must never be sent.
+                raise ValueError(f"the {name} template has no unsubscribe link")
+
+    def _values(self, recipient: Recipient) -> tuple[dict[str, str], dict[str, str], str]:
+        name = one_line(recipient.first_name) or FALLBACK_NAME
+        link = unsubscribe_url(self.site, recipient)
+        text_values = {"first_name": name, "unsubscribe_url": link}
+        html_values = {
+            "first_name": html.escape(name, quote=True),
+            "unsubscribe_url": html.escape(link, quote=True),
+        }
+        return text_values, html_values, link
+
+    def text_for(self, recipient: Recipient) -> str:
+        """The plain-text part as ``recipient`` gets it."""
+        return self._text.fill(self._values(recipient)[0])
+
+    def html_for(self, recipient: Recipient) -> str:
+        """The HTML part as ``recipient`` gets it."""
+        return self._html.fill(self._values(recipient)[1])
+
+    def message_for(
+        self, recipient: Recipient, message_id: str, subject: str | None = None
+    ) -> EmailMessage:
+        """The finished message for one recipient; ``subject`` overrides (test sends)."""
+        text_values, html_values, link = self._values(recipient)
+        return build_message(
+            self.site,
+            to_name=f"{recipient.first_name} {recipient.last_name}",
+            to_address=recipient.email,
+            subject=subject if subject is not None else self.subject,
+            text=self._text.fill(text_values),
+            html=self._html.fill(html_values),
+            message_id=message_id,
+            headers=list_headers(self.site, link),
+        )
+
+
+def _markers() -> dict[str, str]:
+    # Letters and digits only: autoescaping, CSS inlining and wrapping leave them intact, and
+    # the random part cannot be guessed by anyone writing an article.
+    token = secrets.token_hex(12)
+    return {name: f"slot{token}{name.replace('_', '')}end" for name in SLOTS}
+
+
+def prepare_digest(
+    session: Session, site: Site, renderer: EmailRenderer, digest: Digest
+) -> PreparedDigest:
+    """Render and inline the article part once per digest."""
+    markers = _markers()
+    articles = article_views(session, digest.id)
+    context: dict[str, Any] = {
+        "subject": digest.subject,
+        "organisation": site.organisation,
+        "postal_address": site.postal_address,
+        "reason": digest_reason(site),
+        "view_url": view_url(site, digest.id),
+        "articles": articles,
+        "preheader": articles[0].summary if articles else "",
+        **markers,
+    }
+    rendered = renderer.render(TEMPLATE, context)
+    # Wrapped now, so that each message's own wrapping only meets short lines.
+    text = _Pieces.cut(wrap_text(rendered.text), markers)
+    html_part = _Pieces.cut(rendered.html, markers)
+    return PreparedDigest(site, digest.id, digest.subject, text, html_part)

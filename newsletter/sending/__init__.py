@@ -1,0 +1,1 @@
+"""Sending mail to many people: exactly once, resumable, concurrent, throttled."""

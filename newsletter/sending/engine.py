@@ -1,0 +1,337 @@
+"""The sender: worker threads that claim deliveries, send them over reused SMTP connections
+and record each outcome as soon as the server answers.
+
+A run ends when every delivery of the job is final (``sent``, ``failed``, ``skipped``,
+``unknown``), when a run of consecutive connection-level errors trips the threshold, or when it
+is asked to stop (Ctrl-C). Rows claimed but not yet attempted are given back on a stop; rows
+left ``sending`` by a crash become ``unknown`` once their lease runs out.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter.db import utcnow
+from newsletter.mail.transports import (
+    Connection,
+    ConnectionFailure,
+    PermanentFailure,
+    SendError,
+    TemporaryFailure,
+    Transport,
+    UncertainDelivery,
+)
+from newsletter.models import Delivery, DeliveryStatus, Subscriber
+from newsletter.sending import ledger
+from newsletter.sending.jobs import ClaimedDelivery, Job
+from newsletter.sending.ratelimit import TokenBucket
+from newsletter.services.bounces import record_hard_bounce
+
+__all__ = ["Outcome", "RunResult", "SendOptions", "Sender"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    workers: int = 4
+    batch: int = 20
+    rate: float | None = None
+    max_errors: int = 10
+    lease: timedelta = timedelta(seconds=30)
+    backoff: ledger.Backoff = field(default_factory=ledger.Backoff)
+    #: How long to wait between looks when other senders hold the remaining deliveries.
+    poll: float = 1.0
+
+
+class Outcome(Enum):
+    COMPLETE = 0
+    FAILED = 1
+    TOO_MANY_ERRORS = 2
+    INTERRUPTED = 130
+
+
+@dataclass
+class RunResult:
+    outcome: Outcome
+    counts: Counter[str]
+    seconds: float
+    message: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.counts[DeliveryStatus.SENT] / self.seconds if self.seconds > 0 else 0.0
+
+
+class Sender:
+    """Runs one job to completion (or until stopped) with ``options.workers`` threads."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        transport: Transport,
+        sender_address: str,
+        job: Job,
+        options: SendOptions | None = None,
+        notice: Callable[[str], None] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.transport = transport
+        self.sender_address = sender_address
+        self.job = job
+        self.options = options or SendOptions()
+        self.owner = ledger.sender_id()
+        self.notice = notice or (lambda text: log.info("%s", text))
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._errors = 0
+        self._tripped: str | None = None
+        self._bucket = TokenBucket(self.options.rate) if self.options.rate else None
+        self._last_wait_notice = ""
+        self._interrupted = False
+        self._failure: str | None = None
+
+    # -- control -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop claiming; messages in flight finish and are recorded."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- the run -------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Take back what a crashed run left behind."""
+        now = utcnow()
+        with self.sessions.begin() as session:
+            ledger.expire_dead_claims(session, self.job, now)
+            lost = ledger.take_back_expired(session, self.job, now)
+        if lost:
+            self.notice(
+                f"{lost} deliveries were being sent when an earlier run stopped; "
+                "they are marked unknown and will not be resent (see --resend-unknown)"
+            )
+
+    def run(self) -> RunResult:
+        started = time.monotonic()
+        self.prepare()
+        renewer = threading.Thread(target=self._renew_leases, name="lease", daemon=True)
+        renewer.start()
+        workers = [
+            threading.Thread(target=self._work, name=f"sender-{n}", daemon=True)
+            for n in range(self.options.workers)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            # Join in slices so the main thread stays responsive to Ctrl-C.
+            while worker.is_alive():
+                worker.join(timeout=0.2)
+        self._stop.set()
+        renewer.join(timeout=5)
+        seconds = time.monotonic() - started
+        if self._failure:
+            return RunResult(Outcome.FAILED, self.counts, seconds, self._failure)
+        if self._tripped:
+            return RunResult(Outcome.TOO_MANY_ERRORS, self.counts, seconds, self._tripped)
+        if self._interrupted:
+            return RunResult(Outcome.INTERRUPTED, self.counts, seconds, "stopped on request")
+        return RunResult(Outcome.COMPLETE, self.counts, seconds)
+
+    def interrupt(self) -> None:
+        """Ctrl-C: finish what is in flight, give back the rest, report."""
+        self._interrupted = True
+        self.stop()
+
+    def send_now(self, delivery_ids: list[int]) -> Counter[str]:
+        """Send these deliveries at once on one connection (a confirmation after a signup)."""
+        with self.sessions.begin() as session:
+            batch = ledger.claim_batch(
+                session,
+                self.job,
+                self.owner,
+                len(delivery_ids),
+                self.options.lease,
+                only=delivery_ids,
+            )
+        connection = self.transport.connect()
+        try:
+            for delivery in batch:
+                connection = self._deliver(connection, delivery)
+        finally:
+            connection.close()
+        return self.counts
+
+    def _renew_leases(self) -> None:
+        interval = max(self.options.lease.total_seconds() / 3, 0.2)
+        while not self._stop.wait(interval):
+            try:
+                with self.sessions.begin() as session:
+                    ledger.renew(session, self.owner, self.options.lease)
+            except Exception:
+                # A failed renewal only shortens the lease; the next one may succeed.
+                log.warning("could not renew the send lease", exc_info=True)
+
+    def _work(self) -> None:
+        try:
+            self._work_until_done()
+        except Exception as error:
+            # A worker that cannot go on (database gone, say) stops the whole run loudly;
+            # whatever it had claimed comes back when its lease runs out.
+            log.exception("sending stopped by an unexpected error")
+            with self._lock:
+                self._failure = self._failure or f"stopped by an unexpected error: {error}"
+            self._stop.set()
+
+    def _work_until_done(self) -> None:
+        connection = self.transport.connect()
+        try:
+            while not self.stopping:
+                with self.sessions.begin() as session:
+                    batch = ledger.claim_batch(
+                        session, self.job, self.owner, self.options.batch, self.options.lease
+                    )
+                if not batch:
+                    if not self._wait_for_more():
+                        return
+                    continue
+                for index, delivery in enumerate(batch):
+                    if self.stopping:
+                        self._give_back([d.id for d in batch[index:]])
+                        return
+                    connection = self._deliver(connection, delivery)
+        finally:
+            connection.close()
+
+    def _give_back(self, ids: list[int]) -> None:
+        with self.sessions.begin() as session:
+            ledger.release(session, self.owner, ids)
+
+    def _wait_for_more(self) -> bool:
+        """Nothing claimable now: finish, or wait for retries and other senders' leases."""
+        with self.sessions() as session:
+            waiting = ledger.waiting_summary(session, self.job, self.owner)
+        if waiting.open == 0:
+            return False
+        if waiting.held_by_others:
+            until = waiting.next_claimable_at
+            text = f"waiting for another sender's claim on {waiting.held_by_others} deliveries" + (
+                f" (lease ends {until:%H:%M:%S} UTC)" if until else ""
+            )
+            with self._lock:
+                if text != self._last_wait_notice:
+                    self._last_wait_notice = text
+                    self.notice(text)
+        # While this run's own threads finish their batches, look again soon.
+        pause = self.options.poll if not waiting.held_by_me else min(self.options.poll, 0.05)
+        if waiting.next_claimable_at is not None:
+            ahead = (waiting.next_claimable_at - utcnow()).total_seconds()
+            pause = min(max(ahead, 0.05), self.options.poll)
+        self._stop.wait(pause)
+        now = utcnow()
+        with self.sessions.begin() as session:
+            ledger.expire_dead_claims(session, self.job, now)
+            ledger.take_back_expired(session, self.job, now)
+        return True
+
+    # -- one message ---------------------------------------------------------------------
+
+    def _deliver(self, connection: Connection, delivery: ClaimedDelivery) -> Connection:
+        with self.sessions.begin() as session:
+            if not ledger.mark_sending(session, self.job, self.owner, delivery.id):
+                self._count(DeliveryStatus.SKIPPED)
+                return connection
+            message = self.job.compose(session, delivery)
+            if message is None:
+                ledger.skip(session, self.owner, delivery.id)
+        if message is None:
+            self._count(DeliveryStatus.SKIPPED)
+            return connection
+        if self._bucket is not None:
+            self._bucket.take(self._stop)
+        try:
+            connection.send(message, self.sender_address, [delivery.email])
+        except SendError as error:
+            self._record_failure(delivery, error)
+            return connection
+        with self.sessions.begin() as session:
+            ledger.resolve(
+                session,
+                self.owner,
+                delivery.id,
+                DeliveryStatus.SENT,
+                message_id=message["Message-ID"],
+            )
+        with self._lock:
+            self._errors = 0
+        self._count(DeliveryStatus.SENT)
+        return connection
+
+    def _record_failure(self, delivery: ClaimedDelivery, error: SendError) -> None:
+        with self.sessions.begin() as session:
+            status, retry_at = self._classify(session, delivery.id, error)
+            ledger.resolve(
+                session,
+                self.owner,
+                delivery.id,
+                status,
+                error=str(error),
+                retry_at=retry_at,
+                # Nothing reached the server, so the try does not count against the message.
+                uncount_attempt=isinstance(error, ConnectionFailure),
+            )
+            if isinstance(error, PermanentFailure) and error.hard_bounce:
+                subscriber = session.get(Subscriber, delivery.subscriber_id)
+                if subscriber is not None:
+                    record_hard_bounce(session, subscriber)
+        if status != DeliveryStatus.QUEUED:
+            self._count(status)
+        self._note_error(error)
+
+    def _classify(
+        self, session: Session, delivery_id: int, error: SendError
+    ) -> tuple[DeliveryStatus, datetime | None]:
+        """The state a failed try leaves the delivery in, and when to try again."""
+        if isinstance(error, ConnectionFailure):
+            return DeliveryStatus.QUEUED, None
+        if isinstance(error, UncertainDelivery):
+            return DeliveryStatus.UNKNOWN, None
+        if isinstance(error, TemporaryFailure):
+            attempts = session.get_one(Delivery, delivery_id).attempts
+            if attempts < self.options.backoff.attempts:
+                return DeliveryStatus.QUEUED, utcnow() + self.options.backoff.delay(attempts)
+        return DeliveryStatus.FAILED, None
+
+    def _note_error(self, error: SendError) -> None:
+        """Connection-level errors in a row stop the run: the server is down or refusing us."""
+        with self._lock:
+            if isinstance(error, ConnectionFailure):
+                self._errors += 1
+            elif isinstance(error, TemporaryFailure | PermanentFailure | UncertainDelivery):
+                self._errors = 0
+            if self._errors >= self.options.max_errors and not self._tripped:
+                self._tripped = (
+                    f"stopped after {self._errors} connection errors in a row; "
+                    f"last: {error}. Run the command again to resume."
+                )
+                self._stop.set()
+        if isinstance(error, ConnectionFailure) and not self.stopping:
+            # Give a restarting server a moment instead of spinning through the queue.
+            self._stop.wait(min(0.1 * self._errors, 2.0))
+
+    def _count(self, status: str) -> None:
+        with self._lock:
+            self.counts[status] += 1

@@ -1,0 +1,90 @@
+"""What is being sent: the deliveries a job covers and how one message is built.
+
+The engine is the same for a digest and for confirmation emails; a job says which deliveries
+are its own, which subscriber states may still receive them, and composes each message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Protocol
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.orm import Session
+
+from newsletter.mail.confirmation import compose_confirmation
+from newsletter.mail.messages import stable_message_id
+from newsletter.mail.render import EmailRenderer
+from newsletter.models import Delivery, DeliveryKind, SubscriberStatus
+from newsletter.site import Site
+
+__all__ = ["ClaimedDelivery", "ConfirmationJob", "DigestJob", "Job"]
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery taken by a worker, with what is needed to address it."""
+
+    id: int
+    subscriber_id: int
+    email: str
+    first_name: str
+    last_name: str
+    token_nonce: str
+
+
+class Job(Protocol):
+    """A set of deliveries sent by the engine."""
+
+    name: str
+    kind: str
+    #: Subscriber states that may still receive this mail when their turn comes.
+    eligible: tuple[SubscriberStatus, ...]
+
+    def scope(self) -> ColumnElement[bool]:
+        """The deliveries that belong to this job."""
+
+    def compose(self, session: Session, delivery: ClaimedDelivery) -> EmailMessage | None:
+        """The message for ``delivery``, or None when it is no longer due (then skipped)."""
+
+
+class DigestJob:
+    """One digest to its queued recipients; the article part is rendered once."""
+
+    kind: str = DeliveryKind.DIGEST
+    eligible: tuple[SubscriberStatus, ...] = (SubscriberStatus.ACTIVE,)
+
+    def __init__(
+        self, digest_id: int, site: Site, compose: Callable[[ClaimedDelivery, str], EmailMessage]
+    ) -> None:
+        self.digest_id = digest_id
+        self.name = f"digest {digest_id}"
+        self.site = site
+        self._compose = compose
+
+    def scope(self) -> ColumnElement[bool]:
+        return Delivery.digest_id == self.digest_id
+
+    def compose(self, session: Session, delivery: ClaimedDelivery) -> EmailMessage | None:
+        message_id = stable_message_id(self.site, f"digest{self.digest_id}", delivery.id)
+        return self._compose(delivery, message_id)
+
+
+class ConfirmationJob:
+    """Confirmation emails waiting in the outbox."""
+
+    name = "confirmation emails"
+    kind: str = DeliveryKind.CONFIRM
+    eligible: tuple[SubscriberStatus, ...] = (SubscriberStatus.PENDING,)
+
+    def __init__(self, site: Site, renderer: EmailRenderer) -> None:
+        self.site = site
+        self.renderer = renderer
+
+    def scope(self) -> ColumnElement[bool]:
+        return Delivery.kind == DeliveryKind.CONFIRM
+
+    def compose(self, session: Session, delivery: ClaimedDelivery) -> EmailMessage | None:
+        return compose_confirmation(session, self.site, self.renderer, delivery.id)

@@ -1,0 +1,424 @@
+"""The deliveries table as the sender sees it: queue, claim, mark, resolve, take back.
+
+Every function here is one short transaction's worth of work; none is ever called with a
+transaction open across SMTP I/O. State changes are conditional on the claim (``claimed_by``)
+so a sender that lost its lease can never overwrite another sender's outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, exists, func, insert, literal, or_, select, update
+from sqlalchemy.orm import Session
+
+from newsletter.db import UTCDateTime, rowcount, utcnow
+from newsletter.models import (
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Digest,
+    DigestStatus,
+    Subscriber,
+    SubscriberStatus,
+)
+from newsletter.sending.jobs import ClaimedDelivery, Job
+
+__all__ = [
+    "Backoff",
+    "claim_batch",
+    "counts",
+    "expire_dead_claims",
+    "finish_digest",
+    "mark_sending",
+    "queue_digest",
+    "release",
+    "reopen_digest",
+    "renew",
+    "resend_unknown",
+    "resolve",
+    "sender_id",
+    "skip",
+    "take_back_expired",
+    "waiting_summary",
+]
+
+OPEN_STATES = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
+
+
+def sender_id() -> str:
+    """Names a sending process: host, pid and a random part (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
+
+
+def queue_digest(session: Session, digest_id: int) -> int | None:
+    """On a digest's first send, queue one delivery per active subscriber in one statement.
+
+    Returns how many were queued, or None when the digest was already queued earlier (people
+    who joined since are not part of it).
+    """
+    now = utcnow()
+    started = rowcount(
+        session.execute(
+            update(Digest)
+            .where(Digest.id == digest_id, Digest.status == DigestStatus.DRAFT)
+            .values(status=DigestStatus.SENDING, send_started_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if started != 1:
+        return None
+    recipients = select(
+        literal(DeliveryKind.DIGEST.value),
+        literal(digest_id),
+        Subscriber.id,
+        literal(DeliveryStatus.QUEUED.value),
+        literal(0),
+        literal(now, UTCDateTime()),
+    ).where(Subscriber.status == SubscriberStatus.ACTIVE)
+    session.execute(
+        insert(Delivery).from_select(
+            ["kind", "digest_id", "subscriber_id", "status", "attempts", "created_at"],
+            recipients,
+        )
+    )
+    # Counted rather than read from rowcount, which not every driver reports for INSERT…SELECT.
+    queued = session.scalar(select(func.count()).where(Delivery.digest_id == digest_id))
+    return queued or 0
+
+
+def resend_unknown(session: Session, job: Job) -> int:
+    """Staff's explicit choice: deliveries whose outcome is unknown are sent again."""
+    return rowcount(
+        session.execute(
+            update(Delivery)
+            .where(job.scope(), Delivery.status == DeliveryStatus.UNKNOWN)
+            .values(status=DeliveryStatus.QUEUED, claimed_by=None, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
+def expire_dead_claims(session: Session, job: Job, now: datetime) -> int:
+    """Claims held by a process on this host that no longer exists end now, not at lease end."""
+    holders = session.scalars(
+        select(Delivery.claimed_by)
+        .where(job.scope(), Delivery.status.in_(OPEN_STATES), Delivery.claimed_until >= now)
+        .distinct()
+    ).all()
+    host = socket.gethostname()
+    dead = [holder for holder in holders if holder and _is_dead_local(holder, host)]
+    if not dead:
+        return 0
+    return rowcount(
+        session.execute(
+            update(Delivery)
+            .where(job.scope(), Delivery.claimed_by.in_(dead))
+            .values(claimed_until=now - timedelta(seconds=1))
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
+def _is_dead_local(holder: str, host: str) -> bool:
+    name, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if name != host or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def take_back_expired(session: Session, job: Job, now: datetime) -> int:
+    """After a crash: ``sending`` rows whose lease ran out may have gone out, so they become
+    ``unknown``; expired ``queued`` claims simply become claimable again."""
+    return rowcount(
+        session.execute(
+            update(Delivery)
+            .where(
+                job.scope(),
+                Delivery.status == DeliveryStatus.SENDING,
+                Delivery.claimed_until < now,
+            )
+            .values(
+                status=DeliveryStatus.UNKNOWN,
+                claimed_by=None,
+                claimed_until=None,
+                last_error="the sender stopped during the SMTP transaction; outcome unknown",
+            )
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
+def _claimable(job: Job, now: datetime) -> list[ColumnElement[bool]]:
+    return [
+        job.scope(),
+        Delivery.status == DeliveryStatus.QUEUED,
+        or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+        or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
+    ]
+
+
+def claim_batch(
+    session: Session,
+    job: Job,
+    owner: str,
+    size: int,
+    lease: timedelta,
+    only: list[int] | None = None,
+) -> list[ClaimedDelivery]:
+    """Lease up to ``size`` queued deliveries (of ``only``, if given) to ``owner``.
+
+    On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets several senders claim side by side; on
+    SQLite the transaction holds the write lock from BEGIN, which serialises claims.
+    """
+    now = utcnow()
+    conditions = _claimable(job, now)
+    if only is not None:
+        conditions.append(Delivery.id.in_(only))
+    ids = session.scalars(
+        select(Delivery.id)
+        .where(*conditions)
+        .order_by(Delivery.id)
+        .limit(size)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not ids:
+        return []
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids))
+        .values(claimed_by=owner, claimed_until=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.execute(
+        select(
+            Delivery.id,
+            Delivery.subscriber_id,
+            Subscriber.email,
+            Subscriber.first_name,
+            Subscriber.last_name,
+            Subscriber.token_nonce,
+        )
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id, isouter=True)
+        .where(Delivery.id.in_(ids))
+        .order_by(Delivery.id)
+    ).all()
+    claimed = []
+    for row in rows:
+        if row.email is None:
+            # The subscriber was erased after being queued: nothing to send, nobody to send to.
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id == row.id)
+                .values(status=DeliveryStatus.SKIPPED, claimed_by=None, claimed_until=None)
+                .execution_options(synchronize_session=False)
+            )
+            continue
+        claimed.append(
+            ClaimedDelivery(
+                row.id,
+                row.subscriber_id,
+                row.email,
+                row.first_name,
+                row.last_name,
+                row.token_nonce,
+            )
+        )
+    return claimed
+
+
+def mark_sending(session: Session, job: Job, owner: str, delivery_id: int) -> bool:
+    """Just before the SMTP transaction: ``sending``, if the claim is still ours and the
+    subscriber may still receive it. Otherwise a still-claimed row is ``skipped``."""
+    still_eligible = exists().where(
+        Subscriber.id == Delivery.subscriber_id, Subscriber.status.in_(job.eligible)
+    )
+    marked = rowcount(
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == delivery_id,
+                Delivery.claimed_by == owner,
+                Delivery.status == DeliveryStatus.QUEUED,
+                still_eligible,
+            )
+            .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if marked:
+        return True
+    skip(session, owner, delivery_id)
+    return False
+
+
+def skip(session: Session, owner: str, delivery_id: int) -> None:
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.claimed_by == owner,
+            Delivery.status.in_(OPEN_STATES),
+        )
+        .values(status=DeliveryStatus.SKIPPED, claimed_by=None, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential back-off with jitter for 4xx answers."""
+
+    first: float = 1.0
+    attempts: int = 5
+
+    def delay(self, attempt: int) -> timedelta:
+        base = self.first * 2 ** max(attempt - 1, 0)
+        return timedelta(seconds=base * random.uniform(0.75, 1.25))
+
+
+def resolve(
+    session: Session,
+    owner: str,
+    delivery_id: int,
+    status: DeliveryStatus,
+    *,
+    message_id: str | None = None,
+    error: str | None = None,
+    retry_at: datetime | None = None,
+    uncount_attempt: bool = False,
+) -> bool:
+    """Record an outcome, if the claim is still ours. ``retry_at`` puts it back in the queue."""
+    values: dict[str, object] = {"last_error": error[:1000] if error else None}
+    if status == DeliveryStatus.SENT:
+        values.update(sent_at=utcnow(), message_id=message_id)
+    if retry_at is not None:
+        values["next_attempt_at"] = retry_at
+    if uncount_attempt:
+        values["attempts"] = Delivery.attempts - 1
+    values.update(status=status, claimed_by=None, claimed_until=None)
+    return (
+        rowcount(
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.claimed_by == owner)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        == 1
+    )
+
+
+def release(session: Session, owner: str, delivery_ids: list[int]) -> None:
+    """Give back claimed rows that were never attempted (on stop), so others take them now."""
+    if not delivery_ids:
+        return
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id.in_(delivery_ids),
+            Delivery.claimed_by == owner,
+            Delivery.status == DeliveryStatus.QUEUED,
+        )
+        .values(claimed_by=None, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def renew(session: Session, owner: str, lease: timedelta) -> None:
+    """Keep this sender's claims alive while it runs."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.claimed_by == owner, Delivery.status.in_(OPEN_STATES))
+        .values(claimed_until=utcnow() + lease)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def counts(session: Session, scope: ColumnElement[bool]) -> Counter[str]:
+    """Deliveries in ``scope`` per state (every state present, zero or not)."""
+    result: Counter[str] = Counter({state.value: 0 for state in DeliveryStatus})
+    for status, number in session.execute(
+        select(Delivery.status, func.count()).where(scope).group_by(Delivery.status)
+    ):
+        result[status] = number
+    return result
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Why open deliveries cannot be claimed right now."""
+
+    open: int
+    held_by_others: int
+    held_by_me: int
+    next_claimable_at: datetime | None
+
+
+def waiting_summary(session: Session, job: Job, owner: str) -> Waiting:
+    now = utcnow()
+    open_count = session.scalar(
+        select(func.count()).where(job.scope(), Delivery.status.in_(OPEN_STATES))
+    )
+    mine, others = session.execute(
+        select(
+            func.count().filter(Delivery.claimed_by == owner),
+            func.count().filter(Delivery.claimed_by != owner),
+        ).where(
+            job.scope(),
+            Delivery.status.in_(OPEN_STATES),
+            Delivery.claimed_until >= now,
+        )
+    ).one()
+    lease_ends = session.scalar(
+        select(func.min(Delivery.claimed_until)).where(
+            job.scope(), Delivery.status.in_(OPEN_STATES), Delivery.claimed_until >= now
+        )
+    )
+    retry_due = session.scalar(
+        select(func.min(Delivery.next_attempt_at)).where(
+            job.scope(), Delivery.status == DeliveryStatus.QUEUED, Delivery.next_attempt_at > now
+        )
+    )
+    moments = [moment for moment in (lease_ends, retry_due) if moment is not None]
+    next_at = min(moments) if moments else None
+    return Waiting(open_count or 0, others or 0, mine or 0, next_at)
+
+
+def reopen_digest(session: Session, digest_id: int) -> None:
+    """A sent digest with deliveries queued again (``--resend-unknown``) is sending again."""
+    session.execute(
+        update(Digest)
+        .where(Digest.id == digest_id, Digest.status == DigestStatus.SENT)
+        .values(status=DigestStatus.SENDING, sent_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def finish_digest(session: Session, digest_id: int) -> bool:
+    """The digest is ``sent`` once nothing of it is queued or sending."""
+    still_open = exists().where(Delivery.digest_id == digest_id, Delivery.status.in_(OPEN_STATES))
+    return (
+        rowcount(
+            session.execute(
+                update(Digest)
+                .where(Digest.id == digest_id, Digest.status == DigestStatus.SENDING, ~still_open)
+                .values(status=DigestStatus.SENT, sent_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+        )
+        == 1
+    )

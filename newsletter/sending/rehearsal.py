@@ -1,0 +1,66 @@
+"""``--dry-run``: build every message a send would build, change nothing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter.mail.transports import message_bytes
+from newsletter.models import Delivery, DeliveryStatus, Subscriber
+from newsletter.sending.jobs import ClaimedDelivery, Job
+
+__all__ = ["Rehearsal", "rehearse"]
+
+STREAM_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    messages: int
+    bytes: int
+    seconds: float
+
+
+def _recipients(session: Session, job: Job, draft: bool) -> Iterator[ClaimedDelivery]:
+    """Who a send would mail now: every active subscriber for a digest not yet queued,
+    otherwise the deliveries still queued."""
+    columns = (
+        Subscriber.id,
+        Subscriber.email,
+        Subscriber.first_name,
+        Subscriber.last_name,
+        Subscriber.token_nonce,
+    )
+    if draft:
+        query = select(Subscriber.id.label("delivery_id"), *columns).where(
+            Subscriber.status.in_(job.eligible)
+        )
+    else:
+        query = (
+            select(Delivery.id.label("delivery_id"), *columns)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(job.scope(), Delivery.status == DeliveryStatus.QUEUED)
+        )
+    rows = session.execute(query.execution_options(yield_per=STREAM_BATCH))
+    for row in rows:
+        yield ClaimedDelivery(
+            row.delivery_id, row.id, row.email, row.first_name, row.last_name, row.token_nonce
+        )
+
+
+def rehearse(sessions: sessionmaker[Session], job: Job, draft: bool) -> Rehearsal:
+    started = time.monotonic()
+    count = size = 0
+    with sessions() as session:
+        for delivery in _recipients(session, job, draft):
+            message = job.compose(session, delivery)
+            if message is None:
+                continue
+            count += 1
+            size += len(message_bytes(message))
+        session.rollback()
+    return Rehearsal(count, size, time.monotonic() - started)

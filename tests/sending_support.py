@@ -1,0 +1,127 @@
+"""Helpers for sending tests: subscribers in bulk, a digest, and a small real job."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from email.message import EmailMessage
+
+from flask import Flask
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from newsletter.db import session_factory, utcnow
+from newsletter.mail.messages import build_message
+from newsletter.models import Article, Delivery, Digest, DigestArticle, Subscriber, SubscriberStatus
+from newsletter.runtime import get_runtime
+from newsletter.sending import ledger
+from newsletter.sending.engine import Sender, SendOptions
+from newsletter.sending.jobs import ClaimedDelivery, DigestJob
+
+FAST = SendOptions(
+    workers=2,
+    batch=5,
+    max_errors=3,
+    lease=timedelta(seconds=30),
+    backoff=ledger.Backoff(first=0.05, attempts=5),
+    poll=0.05,
+)
+
+
+def address(number: int) -> str:
+    return f"person{number:05d}@example.org"
+
+
+def add_subscribers(session: Session, count: int, status: str = SubscriberStatus.ACTIVE) -> None:
+    now = utcnow()
+    session.execute(
+        insert(Subscriber),
+        [
+            {
+                "email": address(n),
+                "email_key": address(n),
+                "first_name": f"First{n}",
+                "last_name": f"Last{n}",
+                "status": status,
+                "token_nonce": f"nonce{n}",
+                "created_at": now,
+                "updated_at": now,
+            }
+            for n in range(count)
+        ],
+    )
+
+
+def make_digest(session: Session) -> int:
+    digest = Digest(subject="Our news this week")
+    session.add(digest)
+    session.flush()
+    return digest.id
+
+
+def queued_digest(app: Flask, subscribers: int) -> int:
+    """A digest queued for ``subscribers`` active people."""
+    with session_factory(app).begin() as session:
+        add_subscribers(session, subscribers)
+        digest_id = make_digest(session)
+        ledger.queue_digest(session, digest_id)
+    return digest_id
+
+
+def plain_job(app: Flask, digest_id: int) -> DigestJob:
+    site = get_runtime(app).site
+
+    def compose(delivery: ClaimedDelivery, message_id: str) -> EmailMessage:
+        return build_message(
+            site,
+            to_name=delivery.first_name,
+            to_address=delivery.email,
+            subject="Our news this week",
+            text=f"Hello {delivery.first_name}",
+            html=f"<p>Hello {delivery.first_name}</p>",
+            message_id=message_id,
+        )
+
+    return DigestJob(digest_id, site, compose)
+
+
+def sender(app: Flask, digest_id: int, options: SendOptions = FAST) -> Sender:
+    runtime = get_runtime(app)
+    return Sender(
+        runtime.sessions,
+        runtime.transport,
+        runtime.site.sender_address,
+        plain_job(app, digest_id),
+        options,
+    )
+
+
+def states(app: Flask, digest_id: int) -> dict[str, str]:
+    """Each recipient's delivery state."""
+    with session_factory(app)() as session:
+        rows = session.execute(
+            select(Subscriber.email, Delivery.status)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.digest_id == digest_id)
+        ).all()
+    return {email: status for email, status in rows}
+
+
+def add_articles_and_digest(session: Session, articles: int = 5) -> int:
+    """A draft digest holding ``articles`` new articles."""
+    now = utcnow()
+    digest = Digest(subject="Our news this week")
+    session.add(digest)
+    for n in range(articles):
+        article = Article(
+            guid=f"https://example.org/news/{n}",
+            url=f"https://example.org/news/{n}",
+            title=f"Article number {n}",
+            summary=f"A short summary of article {n}.",
+            body_html=f"<p>The body of article {n}.</p>",
+            published_at=now - timedelta(hours=n),
+            content_hash=f"hash{n}",
+        )
+        session.add(article)
+        digest.entries.append(DigestArticle(article=article, position=n))
+    session.flush()
+    return digest.id

@@ -1,0 +1,292 @@
+"""``newsletter digest send`` and ``status`` as staff run them: real processes, real signals,
+a real SMTP server, both databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskCliRunner
+from sqlalchemy import select
+
+from newsletter.db import session_factory
+from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber
+from tests.sending_support import add_articles_and_digest, add_subscribers, address
+from tests.support.smtp import SMTPServer
+
+NEWSLETTER = [sys.executable, "-m", "newsletter"]
+
+
+@pytest.fixture
+def mail_app(make_app: Callable[..., Flask], smtp_server: SMTPServer) -> Flask:
+    return make_app(MAIL_URL=smtp_server.url)
+
+
+def digest_for(app: Flask, subscribers: int) -> int:
+    with session_factory(app).begin() as session:
+        add_subscribers(session, subscribers)
+        return add_articles_and_digest(session)
+
+
+def environment(config: dict[str, Any], mail_url: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSLETTER_")}
+    env.update(
+        NEWSLETTER_DATABASE_URL=config["DATABASE_URL"],
+        NEWSLETTER_MAIL_URL=mail_url,
+        NEWSLETTER_INSTANCE_PATH=config["INSTANCE_PATH"],
+        NEWSLETTER_SECRET_KEY=config["SECRET_KEY"],
+        NEWSLETTER_BASE_URL=config["BASE_URL"],
+        NEWSLETTER_POSTAL_ADDRESS=config["POSTAL_ADDRESS"],
+        NEWSLETTER_ORGANISATION=config["ORGANISATION"],
+        NEWSLETTER_SENDER=config["SENDER"],
+    )
+    return env
+
+
+def per_recipient(server: SMTPServer) -> Counter[str]:
+    return Counter(r for message in server.received for r in message.recipients)
+
+
+def delivery_states(app: Flask, digest_id: int) -> dict[str, str]:
+    with session_factory(app)() as session:
+        rows = session.execute(
+            select(Subscriber.email, Delivery.status)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.digest_id == digest_id)
+        ).all()
+    return dict(rows)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_send_delivers_the_digest_and_reports(
+    mail_app: Flask, runner: FlaskCliRunner, smtp_server: SMTPServer
+) -> None:
+    digest_id = digest_for(mail_app, 25)
+    result = mail_app.test_cli_runner().invoke(args=["digest", "send", str(digest_id)])
+    assert result.exit_code == 0, result.output
+    assert f"Queued digest {digest_id} for 25 subscribers" in result.output
+    assert "sent 25, failed 0, skipped 0, unknown 0, queued 0 in " in result.output
+    assert f"Digest {digest_id} is sent." in result.output
+    assert per_recipient(smtp_server) == Counter({address(n): 1 for n in range(25)})
+    message = smtp_server.received[0].message
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Unsubscribe"].startswith("<https://news.example.org/unsubscribe/")
+    again = mail_app.test_cli_runner().invoke(args=["digest", "send", str(digest_id)])
+    assert again.exit_code == 0
+    assert "sent 0," in again.output
+    assert len(smtp_server.received) == 25
+    status = mail_app.test_cli_runner().invoke(args=["digest", "status", str(digest_id), "--json"])
+    assert json.loads(status.output) == {
+        "queued": 0,
+        "sending": 0,
+        "sent": 25,
+        "failed": 0,
+        "skipped": 0,
+        "unknown": 0,
+    }
+    with session_factory(mail_app)() as session:
+        assert session.get_one(Digest, digest_id).status == DigestStatus.SENT
+
+
+def test_people_who_join_after_the_first_run_are_not_part_of_the_digest(
+    mail_app: Flask, smtp_server: SMTPServer
+) -> None:
+    digest_id = digest_for(mail_app, 3)
+    smtp_server.handler.greeting_reply = lambda: "421 4.3.2 not now"
+    first = mail_app.test_cli_runner().invoke(
+        args=["digest", "send", str(digest_id), "--max-errors", "2"]
+    )
+    assert first.exit_code == 2
+    assert "421" in first.output
+    with session_factory(mail_app).begin() as session:
+        session.add(
+            Subscriber(
+                email="late@example.org",
+                email_key="late@example.org",
+                first_name="Late",
+                last_name="Comer",
+                status="active",
+            )
+        )
+    smtp_server.handler.greeting_reply = None
+    second = mail_app.test_cli_runner().invoke(args=["digest", "send", str(digest_id)])
+    assert second.exit_code == 0, second.output
+    assert "Continuing digest" in second.output
+    assert sorted(per_recipient(smtp_server)) == [address(0), address(1), address(2)]
+
+
+def test_status_shows_states_and_last_errors(mail_app: Flask, smtp_server: SMTPServer) -> None:
+    digest_id = digest_for(mail_app, 3)
+    smtp_server.handler.rcpt_reply = lambda rcpt: (
+        "550 5.1.1 no such user" if rcpt == address(1) else None
+    )
+    mail_app.test_cli_runner().invoke(args=["digest", "send", str(digest_id)])
+    status = mail_app.test_cli_runner().invoke(args=["digest", "status", str(digest_id)])
+    assert status.exit_code == 0
+    assert "sent     2" in status.output
+    assert "failed   1" in status.output
+    assert "550 5.1.1 no such user" in status.output
+
+
+def test_dry_run_renders_everything_and_changes_nothing(
+    mail_app: Flask, smtp_server: SMTPServer
+) -> None:
+    digest_id = digest_for(mail_app, 12)
+    result = mail_app.test_cli_runner().invoke(args=["digest", "send", str(digest_id), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "dry run: rendered 12 messages" in result.output
+    assert smtp_server.received == []
+    with session_factory(mail_app)() as session:
+        assert session.get_one(Digest, digest_id).status == DigestStatus.DRAFT
+        assert session.scalars(select(Delivery)).all() == []
+
+
+def test_unknown_digest_is_one_line_and_exit_1(mail_app: Flask) -> None:
+    result = mail_app.test_cli_runner().invoke(args=["digest", "send", "999"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: no digest with id 999; `newsletter digest create` makes one"
+    ]
+
+
+def test_sending_warns_about_http_base_url_and_missing_postal_address(
+    make_app: Callable[..., Flask], smtp_server: SMTPServer
+) -> None:
+    app = make_app(MAIL_URL=smtp_server.url, BASE_URL="http://localhost:5000", POSTAL_ADDRESS="")
+    digest_id = digest_for(app, 1)
+    result = app.test_cli_runner().invoke(args=["digest", "send", str(digest_id)])
+    assert result.exit_code == 0
+    assert "NEWSLETTER_BASE_URL is http://localhost:5000" in result.output
+    assert "NEWSLETTER_POSTAL_ADDRESS is empty" in result.output
+
+
+def start_send(
+    base_config: dict[str, Any], server: SMTPServer, digest_id: int, *extra: str
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*NEWSLETTER, "digest", "send", str(digest_id), "--workers", "4", *extra],
+        env=environment(base_config, server.url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("kill_after", [1, 600, 1500])
+def test_kill_9_then_resume_sends_each_message_once(
+    mail_app: Flask, base_config: dict[str, Any], smtp_server: SMTPServer, kill_after: int
+) -> None:
+    digest_id = digest_for(mail_app, 2000)
+    process = start_send(base_config, smtp_server, digest_id)
+    wait_for(lambda: len(smtp_server.received) >= kill_after or process.poll() is not None)
+    process.kill()
+    process.wait(timeout=30)
+    assert process.stdout is not None
+    process.stdout.close()
+    resumed = subprocess.run(
+        [*NEWSLETTER, "digest", "send", str(digest_id)],
+        env=environment(base_config, smtp_server.url),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    states = delivery_states(mail_app, digest_id)
+    unknown = {email for email, state in states.items() if state == DeliveryStatus.UNKNOWN}
+    assert len(unknown) <= 4  # at most one message per worker was mid-transaction
+    assert set(states.values()) <= {DeliveryStatus.SENT, DeliveryStatus.UNKNOWN}
+    received = per_recipient(smtp_server)
+    assert max(received.values()) == 1, "somebody got the digest twice"
+    expected = {address(n) for n in range(2000)}
+    assert set(received) | unknown == expected
+    sent = {email for email, state in states.items() if state == DeliveryStatus.SENT}
+    assert sent <= set(received)
+
+
+def test_ctrl_c_stops_cleanly_with_130_and_a_rerun_completes(
+    mail_app: Flask, base_config: dict[str, Any], smtp_server: SMTPServer
+) -> None:
+    digest_id = digest_for(mail_app, 2000)
+    process = start_send(base_config, smtp_server, digest_id)
+    wait_for(lambda: len(smtp_server.received) >= 300)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output
+    assert "Stopping" in output
+    summary = [line for line in output.splitlines() if line.startswith("sent ")]
+    assert summary and "queued" in summary[-1]
+    states = delivery_states(mail_app, digest_id)
+    assert DeliveryStatus.SENDING not in states.values()
+    assert DeliveryStatus.UNKNOWN not in states.values()
+    resumed = subprocess.run(
+        [*NEWSLETTER, "digest", "send", str(digest_id)],
+        env=environment(base_config, smtp_server.url),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0
+    assert per_recipient(smtp_server) == Counter({address(n): 1 for n in range(2000)})
+
+
+def test_two_send_processes_share_the_digest(
+    mail_app: Flask, base_config: dict[str, Any], smtp_server: SMTPServer, database_url: str
+) -> None:
+    digest_id = digest_for(mail_app, 2000)
+    first = start_send(base_config, smtp_server, digest_id)
+    second = start_send(base_config, smtp_server, digest_id)
+    outputs = [process.communicate(timeout=300)[0] for process in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    assert per_recipient(smtp_server) == Counter({address(n): 1 for n in range(2000)})
+    sent_by = [int(output.split("sent ")[-1].split(",")[0]) for output in outputs]
+    assert sum(sent_by) == 2000
+    if database_url.startswith("postgresql"):
+        # With SKIP LOCKED both processes take part.
+        assert min(sent_by) > 0
+
+
+def test_progress_bar_on_a_terminal(
+    mail_app: Flask, base_config: dict[str, Any], smtp_server: SMTPServer, tmp_path: Path
+) -> None:
+    import pty
+
+    digest_id = digest_for(mail_app, 300)
+    main, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [*NEWSLETTER, "digest", "send", str(digest_id), "--rate", "200"],
+        env=environment(base_config, smtp_server.url),
+        stdout=secondary,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=60)
+    os.close(main)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert process.returncode == 0
+    assert "Sending" in screen and "msg/s" in screen
+    assert "sent 300, failed 0" in screen
