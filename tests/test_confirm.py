@@ -139,8 +139,12 @@ def test_opening_the_link_changes_nothing_and_shows_one_button(
 
 
 def test_pressing_confirm_makes_active_and_a_second_press_is_harmless(
-    app: Flask, client: FlaskClient, sent_mail: Callable[[], list[EmailMessage]]
+    app: Flask,
+    client: FlaskClient,
+    sent_mail: Callable[[], list[EmailMessage]],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level("INFO", logger="newsletter")
     path = signed_up(client, sent_mail)
     token = csrf_token(client.get(path))
     response = client.post(path, data={"csrf_token": token})
@@ -156,6 +160,8 @@ def test_pressing_confirm_makes_active_and_a_second_press_is_harmless(
     assert confirmed.statement_id == given.statement_id
     assert confirmed.method == "confirmation link"
     assert confirmed.ip == "127.0.0.1"
+    assert f"confirmation: subscriber {stored.id} is active" in caplog.text
+    assert "ada@example.org" not in caplog.text
 
     # The same button again (a double click, the back button), and the page again.
     again = client.post(path, data={"csrf_token": token})
@@ -372,7 +378,8 @@ def test_mail_server_down_at_signup_then_outbox_flush(
     still_down = runner.invoke(args=["outbox", "flush"])
     assert still_down.exit_code == 1
     assert "sent 0, failed 0, skipped 0, unknown 0, still waiting 1" in still_down.output
-    assert "last error: cannot connect to 127.0.0.1" in still_down.output
+    assert "cannot connect to 127.0.0.1" in still_down.output
+    assert "Run the command again to resume." in still_down.output
     assert still_down.exception is None or isinstance(still_down.exception, SystemExit)
 
     smtp_server.start()

@@ -707,3 +707,23 @@ def test_statement_row_is_stored_once(app: Flask, client: FlaskClient) -> None:
     for number in range(3):
         assert post_signup(client, email=f"n{number}@example.org").status_code == 303
     assert count(app, ConsentStatement) == 1
+
+
+@pytest.mark.parametrize("with_addresses", [False, True])
+def test_signups_are_logged_by_subscriber_id(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture, with_addresses: bool
+) -> None:
+    app = make_app(LOG_ADDRESSES=with_addresses)
+    client = app.test_client()
+    caplog.set_level("INFO", logger="newsletter")
+    assert post_signup(client).status_code == 303
+    assert post_signup(client, website="spam").status_code == 303
+    stored = subscriber(app, "ada@example.org")
+    assert stored is not None
+    lines = [
+        record.getMessage() for record in caplog.records if record.name.startswith("newsletter.web")
+    ]
+    who = f"subscriber {stored.id}" + (" <ada@example.org>" if with_addresses else "")
+    assert f"signup: {who} is pending; confirmation email queued" in lines
+    assert "signup turned away: the hidden field was filled in" in lines
+    assert any("ada@example.org" in line for line in lines) is with_addresses

@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 
 from newsletter.db import get_session
 from newsletter.forms import ButtonForm, SignupForm
+from newsletter.logs import person
 from newsletter.models import SubscriberStatus
 from newsletter.runtime import get_runtime
 from newsletter.services.consent import Evidence
@@ -45,6 +46,10 @@ def web_evidence(method: str) -> Evidence:
         user_agent=request.user_agent.string or None,
         source_url=request.referrer or request.url,
     )
+
+
+def _who(subscriber_id: int, email: str) -> str:
+    return person(subscriber_id, email, current_app.config["LOG_ADDRESSES"])
 
 
 def _form_page(form: SignupForm, status: int = 200, notice: str | None = None) -> tuple[str, int]:
@@ -83,6 +88,7 @@ def subscribe() -> Page:
     runtime = get_runtime()
     form = SignupForm(check_deliverability=runtime.site.check_deliverability)
     if form.is_bot:
+        log.info("signup turned away: the hidden field was filled in")
         return _thanks_no_sooner_than(started)
     if not form.validate():
         return _form_page(form, 400, FORM_EXPIRED if form.csrf_failed else None)
@@ -100,6 +106,12 @@ def subscribe() -> Page:
         return _form_page(form, 503, NOT_SAVED)
     if outcome.confirmation is not None:
         get_dispatcher().submit(outcome.confirmation.id)
+    log.info(
+        "signup: %s is %s; %s",
+        _who(outcome.subscriber.id, outcome.subscriber.email),
+        outcome.subscriber.status,
+        "confirmation email queued" if outcome.confirmation else "no email queued",
+    )
     return _thanks_no_sooner_than(started)
 
 
@@ -157,11 +169,12 @@ def confirm_subscription(token: str) -> Page:
         return page, 400
     session = get_session()
     try:
-        confirm(session, data, web_evidence("confirmation link"))
+        subscriber = confirm(session, data, web_evidence("confirmation link"))
     except LinkNoLongerValid:
         session.rollback()
         return _link_problem("This confirmation link is no longer valid.")
     session.commit()
+    log.info("confirmation: %s is %s", _who(subscriber.id, subscriber.email), subscriber.status)
     return render_template("confirmed.html", organisation=site.organisation)
 
 
