@@ -206,19 +206,18 @@ def test_international_names_and_addresses_are_welcome(app: Flask, client: Flask
 # --- CSRF -----------------------------------------------------------------------------------
 
 
-class _PastSigner(TimestampSigner):
-    """Signs as if two hours ago: an old form, without waiting."""
+def _expired_csrf_token(client: FlaskClient, app: Flask, age: int = 2 * 3600) -> str:
+    """The visitor's own form token, as if the form had been opened ``age`` seconds ago."""
 
-    def get_timestamp(self) -> int:
-        return int(time.time()) - 2 * 3600
+    class PastSigner(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - age
 
-
-def _expired_csrf_token(client: FlaskClient, app: Flask) -> str:
     client.get("/subscribe")
     with client.session_transaction() as cookie_session:
         raw = cookie_session["csrf_token"]
     serializer = URLSafeTimedSerializer(
-        app.config["SECRET_KEY"], salt="wtf-csrf-token", signer=_PastSigner
+        app.config["SECRET_KEY"], salt="wtf-csrf-token", signer=PastSigner
     )
     return str(serializer.dumps(raw))
 
@@ -250,6 +249,22 @@ def test_missing_or_expired_csrf_token_stores_nothing(
     data = {**TYPED, "consent": "y", "csrf_token": csrf_token(response)}
     assert client.post("/subscribe", data=data).status_code == 303
     assert count(app, Subscriber) == 1
+
+
+def test_form_lifetime_is_a_setting(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = make_app()
+    client = default.test_client()
+    ten_minutes_old = _expired_csrf_token(client, default, age=600)
+    assert post_signup(client, csrf_token=ten_minutes_old).status_code == 303
+
+    monkeypatch.setenv("NEWSLETTER_WTF_CSRF_TIME_LIMIT", "300")
+    short = make_app()
+    client = short.test_client()
+    response = post_signup(client, csrf_token=_expired_csrf_token(client, short, age=600))
+    assert response.status_code == 400
+    assert FORM_EXPIRED in response.get_data(as_text=True)
 
 
 def test_only_the_forms_own_fields_are_bound(app: Flask, client: FlaskClient) -> None:
