@@ -62,6 +62,7 @@ def test_person_signs_up_fixes_errors_and_confirms(
         page.get_by_role("button", name="Sign up").click()
         expect(page.get_by_role("alert")).to_contain_text("Please correct the fields marked below.")
         expect(first).to_have_attribute("aria-invalid", "true")
+        expect(first).to_be_focused()
         expect(first).to_have_accessible_description("First name is required.")
         expect(last).to_have_accessible_description("Last name is required.")
         expect(email).to_have_accessible_description("Email address is required.")
@@ -78,6 +79,7 @@ def test_person_signs_up_fixes_errors_and_confirms(
         expect(email).to_have_accessible_description(
             "Enter a valid email address: There must be something after the @-sign."
         )
+        expect(email).to_be_focused()
         expect(first).to_have_value("Ada")
         expect(last).to_have_value("Lovelace")
         expect(email).to_have_value("ada@")

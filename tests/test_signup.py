@@ -15,11 +15,11 @@ import pytest
 from flask import Flask, abort
 from flask.testing import FlaskClient
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.engine import make_url
 from werkzeug.test import TestResponse
 
-from newsletter.db import session_factory, utcnow
+from newsletter.db import get_engine, get_session, session_factory, utcnow
 from newsletter.models import (
     ConsentStatement,
     Delivery,
@@ -149,9 +149,11 @@ def test_invalid_value_gives_form_again_with_message_beside_field(
     )
     assert block is not None
     assert page.roles["alert"] and "correct the field" in page.roles["alert"][0]
-    # Only the bad field is flagged.
+    # Only the bad field is flagged, and it takes the focus.
     flagged = {name for name, attrs in page.inputs.items() if attrs.get("aria-invalid")}
     assert flagged == {field}
+    focused = {name for name, attrs in page.inputs.items() if "autofocus" in attrs}
+    assert focused == {field}
     # Every value typed is given back, the bad one included.
     for name, value in {**TYPED, **fields}.items():
         if name == "consent":
@@ -178,6 +180,7 @@ def test_all_errors_at_once_are_each_beside_their_field(app: Flask, client: Flas
         assert page.inputs[field]["aria-describedby"] == f"{field}-error"
     assert "correct the fields marked below" in page.roles["alert"][0]
     assert page.value("email") == "nope"
+    assert [name for name, attrs in page.inputs.items() if "autofocus" in attrs] == ["first_name"]
     assert_nothing_stored(app)
 
 
@@ -742,3 +745,38 @@ def test_signups_are_logged_by_subscriber_id(
     assert f"signup: {who} is pending; confirmation email queued" in lines
     assert "signup turned away: the hidden field was filled in" in lines
     assert any("ada@example.org" in line for line in lines) is with_addresses
+
+
+def test_every_request_gives_its_database_connection_back(
+    make_app: Callable[..., Flask], outbox_path: Path
+) -> None:
+    app = make_app(TESTING=False)
+
+    @app.get("/test-only/fails-mid-transaction")
+    def fails_mid_transaction() -> str:
+        get_session().execute(text("SELECT 1"))
+        raise RuntimeError("after the session was opened")
+
+    client = app.test_client()
+    pool = get_engine(app).pool
+
+    def after(response: TestResponse, status: int) -> None:
+        assert response.status_code == status
+        response.close()
+        get_dispatcher(app).drain()
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+    after(post_signup(client), 303)
+    after(post_signup(client, email="bad"), 400)
+    after(client.get("/healthz"), 200)
+    after(client.get("/test-only/fails-mid-transaction"), 500)
+    link = find_link(mail_of(app, outbox_path)[0], "/confirm/").removeprefix(
+        "https://news.example.org"
+    )
+    page = client.get(link)
+    after(page, 200)
+    after(client.post(link, data={"csrf_token": csrf_token(page)}), 200)
+    after(client.get("/confirm/not-a-token"), 400)
+    # Nothing is left holding a lock either: another connection can write at once.
+    with session_factory(app).begin() as db:
+        db.execute(update(Subscriber).values(first_name="Augusta"))
