@@ -41,6 +41,7 @@ def _app(folder: Path, database_url: str | None, floor: float) -> Flask:
         "SIGNUP_MIN_SECONDS": floor,
         # Each address may get a confirmation every round, so the mail work is measured too.
         "CONFIRMATIONS_PER_DAY": 1000000,
+        "LOG_LEVEL": "WARNING",
     }
     if database_url:
         settings["DATABASE_URL"] = database_url
