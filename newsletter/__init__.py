@@ -13,7 +13,16 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from newsletter import cli, db, logs, runtime
 from newsletter.config import ConfigError, load_config
 from newsletter.resources import resource_path
-from newsletter.web import archive, dispatch, errors, health, limits, security, signup
+from newsletter.web import (
+    archive,
+    dispatch,
+    errors,
+    health,
+    limits,
+    security,
+    signup,
+    unsubscribe,
+)
 
 __all__ = ["ConfigError", "create_app"]
 
@@ -60,6 +69,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(signup.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(archive.bp)
+    app.register_blueprint(unsubscribe.bp)
 
 
 def _register_extensions(app: Flask) -> None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
+from xml.sax import SAXParseException
 
 import feedparser
 
@@ -43,6 +44,7 @@ URL_LENGTH = 2048
 TITLE_LENGTH = 500
 ALT_LENGTH = 500
 WEB_SCHEMES = ("http", "https")
+LEADING_SPACE = b"\xef\xbb\xbf \t\r\n"
 USER_AGENT = "newsletter-feed-import/1.0"
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "
@@ -171,7 +173,7 @@ def _fetch(url: str, timeout: float, max_bytes: int) -> tuple[bytes, str]:
 
 def parse_feed(data: bytes, base_url: str | None = None) -> Feed:
     """Parse RSS, Atom or JSON Feed bytes into sanitised entries; raise :class:`FeedError`."""
-    start = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    start = data.lstrip(LEADING_SPACE)
     if not start:
         raise FeedError("the source is empty")
     if start.startswith(b"{"):
@@ -200,15 +202,27 @@ def _parse_xml_feed(data: bytes, base_url: str | None) -> tuple[str, list[FeedEn
     parsed = feedparser.parse(
         io.BytesIO(data), response_headers=headers, sanitize_html=True, resolve_relative_uris=True
     )
-    if parsed.get("bozo"):
-        problem = parsed.get("bozo_exception")
-        if not _harmless(problem):
-            raise FeedError(f"not a well-formed RSS or Atom feed ({problem})")
+    problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
     if not parsed.get("version"):
-        raise FeedError("not an RSS, Atom or JSON feed")
+        detail = f" ({_describe(problem, data)})" if problem else ""
+        raise FeedError(f"not an RSS, Atom or JSON feed{detail}")
+    if problem is not None and not _harmless(problem):
+        raise FeedError(f"not a well-formed RSS or Atom feed ({_describe(problem, data)})")
     title = _text(parsed.feed.get("title_detail")) or "(untitled feed)"
-    entries = [_xml_entry(number, item) for number, item in enumerate(parsed.entries, 1)]
+    # A feed read from a file has no address of its own: its site's link resolves relative links.
+    base = base_url or _web_url(parsed.feed.get("link"), None) or None
+    entries = [_xml_entry(number, item, base) for number, item in enumerate(parsed.entries, 1)]
     return title, entries
+
+
+def _describe(problem: object, data: bytes) -> str:
+    if isinstance(problem, SAXParseException):
+        line, column = problem.getLineNumber() or 0, problem.getColumnNumber() or 0
+        # feedparser puts an XML declaration on a line of its own before a feed without one.
+        if line > 1 and not data.lstrip(LEADING_SPACE).startswith(b"<?xml"):
+            line -= 1
+        return f"line {line}, column {column}: {problem.getMessage()}"
+    return str(problem)
 
 
 def _harmless(problem: object) -> bool:
@@ -227,9 +241,9 @@ def _text(detail: Any) -> str:
     return " ".join(value.split())
 
 
-def _xml_entry(number: int, item: Any) -> FeedEntry:
+def _xml_entry(number: int, item: Any, base: str | None) -> FeedEntry:
     title = _text(item.get("title_detail"))
-    link = _web_url(item.get("link"), None)
+    link = _web_url(item.get("link"), base)
     guid = str(item.get("id") or "").strip() or link
     contents = [c for c in item.get("content", []) if "html" in str(c.get("type", ""))]
     contents = contents or list(item.get("content", []))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parseaddr
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,7 +24,7 @@ class Site:
     double_opt_in: bool
     confirmations_per_day: int
     check_deliverability: bool
-    secret_key: str
+    secret_key: str = field(repr=False)
     tokens: Tokens
 
     @classmethod
@@ -41,16 +42,16 @@ class Site:
             tokens=Tokens(config["SECRET_KEY"], config["SECRET_KEY_FALLBACKS"]),
         )
 
-    @property
+    @cached_property
     def sender_address(self) -> str:
         """The bare address of the From header, used as the envelope sender."""
         return parseaddr(self.sender)[1]
 
-    @property
+    @cached_property
     def sender_domain(self) -> str:
         return self.sender_address.rpartition("@")[2] or "localhost"
 
-    @property
+    @cached_property
     def list_id(self) -> str:
         """``List-Id`` (RFC 2919): a name plus a dotted identifier under the site's host."""
         host = urlsplit(self.base_url).hostname or self.sender_domain

@@ -48,10 +48,14 @@ class Tokens:
 
     def __init__(self, secret_key: str, fallbacks: Sequence[str] = ()) -> None:
         # itsdangerous signs with the last key and verifies with all of them.
-        self._keys = [*fallbacks, secret_key]
+        keys = [*fallbacks, secret_key]
+        self._serializers = {
+            purpose: URLSafeTimedSerializer(keys, salt=f"newsletter.{purpose}")
+            for purpose in Purpose
+        }
 
     def _serializer(self, purpose: Purpose) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(self._keys, salt=f"newsletter.{purpose}")
+        return self._serializers[purpose]
 
     def make(self, purpose: Purpose, data: TokenData) -> str:
         payload: list[Any] = [data.subscriber_id, data.nonce]

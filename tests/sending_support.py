@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from email.message import EmailMessage
 
 from flask import Flask
 from sqlalchemy import insert, select
@@ -11,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from newsletter.db import session_factory, utcnow
 from newsletter.mail.messages import build_message
+from newsletter.mail.transports import message_bytes
+from newsletter.mail.wire import Outgoing
 from newsletter.models import Article, Delivery, Digest, DigestArticle, Subscriber, SubscriberStatus
 from newsletter.runtime import get_runtime
 from newsletter.sending import ledger
@@ -70,8 +71,8 @@ def queued_digest(app: Flask, subscribers: int) -> int:
 def plain_job(app: Flask, digest_id: int) -> DigestJob:
     site = get_runtime(app).site
 
-    def compose(delivery: ClaimedDelivery, message_id: str) -> EmailMessage:
-        return build_message(
+    def compose(delivery: ClaimedDelivery, message_id: str) -> Outgoing:
+        message = build_message(
             site,
             to_name=delivery.first_name,
             to_address=delivery.email,
@@ -80,6 +81,7 @@ def plain_job(app: Flask, digest_id: int) -> DigestJob:
             html=f"<p>Hello {delivery.first_name}</p>",
             message_id=message_id,
         )
+        return Outgoing(message_id, message_bytes(message))
 
     return DigestJob(digest_id, site, compose)
 

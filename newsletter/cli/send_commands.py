@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from email.message import EmailMessage
 from types import FrameType
 
 import click
@@ -19,6 +18,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from newsletter.mail.digest import PreparedDigest, Recipient, prepare_digest
+from newsletter.mail.wire import Outgoing
 from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber
 from newsletter.runtime import Runtime, get_runtime
 from newsletter.sending import ledger
@@ -56,7 +56,7 @@ def _warn_about_settings(runtime: Runtime) -> None:
 
 
 def _job(runtime: Runtime, prepared: PreparedDigest, digest_id: int) -> DigestJob:
-    def compose(delivery: ClaimedDelivery, message_id: str) -> EmailMessage:
+    def compose(delivery: ClaimedDelivery, message_id: str) -> Outgoing:
         recipient = Recipient(
             id=delivery.subscriber_id,
             token_nonce=delivery.token_nonce,
@@ -64,7 +64,7 @@ def _job(runtime: Runtime, prepared: PreparedDigest, digest_id: int) -> DigestJo
             first_name=delivery.first_name,
             last_name=delivery.last_name,
         )
-        return prepared.message_for(recipient, message_id)
+        return prepared.outgoing_for(recipient, message_id)
 
     return DigestJob(digest_id, runtime.site, compose)
 
@@ -205,13 +205,15 @@ def send(
             f"{report.seconds:.1f} s; nothing was sent or changed"
         )
         return
+    queue_started = time.monotonic()
     with runtime.sessions.begin() as session:
         queued_now = ledger.queue_digest(session, digest_id)
         requeued = ledger.resend_unknown(session, job) if resend_unknown else 0
         if requeued:
             ledger.reopen_digest(session, digest_id)
     if queued_now is not None:
-        click.echo(f"Queued digest {digest_id} for {queued_now} subscribers.")
+        seconds = time.monotonic() - queue_started
+        click.echo(f"Queued digest {digest_id} for {queued_now} subscribers in {seconds:.1f} s.")
     if requeued:
         click.echo(f"Sending again {requeued} messages whose outcome was unknown.")
     with runtime.sessions() as session:

@@ -10,6 +10,7 @@ from newsletter.links import confirm_url, list_headers, unsubscribe_url
 from newsletter.mail.messages import build_message, stable_message_id
 from newsletter.mail.render import EmailRenderer
 from newsletter.models import Delivery, SubscriberStatus
+from newsletter.services.bounces import may_send_confirmation
 from newsletter.services.subscriptions import latest_given_event
 from newsletter.site import Site
 
@@ -25,7 +26,7 @@ def compose_confirmation(
     if subscriber is None or subscriber.status != SubscriberStatus.PENDING:
         return None
     consent = latest_given_event(session, subscriber)
-    if consent is None:
+    if consent is None or not may_send_confirmation(session, subscriber.email, consent):
         return None
     unsubscribe = unsubscribe_url(site, subscriber)
     context = {

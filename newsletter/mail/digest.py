@@ -1,10 +1,11 @@
 """Digest emails: the article part rendered once, the per-person parts filled per message.
 
-Rendering and CSS-inlining cost far more than building a MIME message, so a campaign renders
-the digest templates once with a unique random marker where each per-person value goes
-(greeting name, unsubscribe link), and splits the result at the markers. Each message is then
-only a join of the pieces with that person's escaped values. The values are inserted in one
-pass and never read again, so a name containing a marker or ``{{ … }}`` is just text.
+A campaign renders the digest templates and inlines their CSS once, with a unique random
+marker where each per-person value goes (greeting name, unsubscribe link), cuts the result at
+the markers and encodes the pieces as quoted-printable. Each message is then only a join of
+the pieces with that person's escaped and encoded values, plus its headers. The values are
+inserted in one pass and never read again, so a name containing a marker or ``{{ … }}`` is
+just text.
 """
 
 from __future__ import annotations
@@ -21,8 +22,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.links import list_headers, unsubscribe_url
-from newsletter.mail.messages import build_message, one_line, wrap_text
+from newsletter.mail.messages import (
+    build_encoded_message,
+    encode_piece,
+    new_boundary,
+    one_line,
+    wrap_text,
+)
 from newsletter.mail.render import EmailRenderer
+from newsletter.mail.wire import AlternativeTemplate, Outgoing
 from newsletter.models import Article, Digest, DigestArticle
 from newsletter.site import Site
 
@@ -113,10 +121,15 @@ def digest_reason(site: Site) -> str:
 
 @dataclass(frozen=True)
 class _Pieces:
-    """A rendered text cut at the per-person markers: ``literals`` around ``slots``."""
+    """A rendered text cut at the per-person markers: ``literals`` around ``slots``.
+
+    ``encoded`` holds the literals already in quoted-printable, so that a message only
+    encodes its few per-person values.
+    """
 
     literals: tuple[str, ...]
     slots: tuple[str, ...]
+    encoded: tuple[str, ...]
 
     @classmethod
     def cut(cls, rendered: str, markers: Mapping[str, str]) -> _Pieces:
@@ -130,14 +143,25 @@ class _Pieces:
             slots.append(slot_of[match.group()])
             position = match.end()
         literals.append(rendered[position:])
-        return cls(tuple(literals), tuple(slots))
+        encoded = tuple(encode_piece(literal) for literal in literals)
+        return cls(tuple(literals), tuple(slots), encoded)
 
-    def fill(self, values: Mapping[str, str]) -> str:
-        parts = [self.literals[0]]
-        for slot, literal in zip(self.slots, self.literals[1:], strict=True):
+    @staticmethod
+    def _join(literals: tuple[str, ...], slots: tuple[str, ...], values: Mapping[str, str]) -> str:
+        parts = [literals[0]]
+        for slot, literal in zip(slots, literals[1:], strict=True):
             parts.append(values[slot])
             parts.append(literal)
         return "".join(parts)
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        """The text with ``values`` in their slots."""
+        return self._join(self.literals, self.slots, values)
+
+    def fill_encoded(self, values: Mapping[str, str]) -> str:
+        """The same, as quoted-printable: only the values are encoded here."""
+        encoded_values = {name: encode_piece(value) for name, value in values.items()}
+        return self._join(self.encoded, self.slots, encoded_values)
 
 
 class PreparedDigest:
@@ -151,6 +175,8 @@ class PreparedDigest:
         self.subject = subject
         self._text = text
         self._html = html_part
+        self._boundary = new_boundary()
+        self._wire = AlternativeTemplate(site.sender, subject)
         for part, name in ((text, "digest.txt"), (html_part, "digest.html")):
             if "unsubscribe_url" not in part.slots:
                 # A digest without a way out must never be sent.
@@ -179,14 +205,28 @@ class PreparedDigest:
     ) -> EmailMessage:
         """The finished message for one recipient; ``subject`` overrides (test sends)."""
         text_values, html_values, link = self._values(recipient)
-        return build_message(
+        return build_encoded_message(
             self.site,
             to_name=f"{recipient.first_name} {recipient.last_name}",
             to_address=recipient.email,
             subject=subject if subject is not None else self.subject,
+            text_qp=self._text.fill_encoded(text_values),
+            html_qp=self._html.fill_encoded(html_values),
+            message_id=message_id,
+            boundary=self._boundary,
+            headers=list_headers(self.site, link),
+        )
+
+    def outgoing_for(self, recipient: Recipient, message_id: str) -> Outgoing:
+        """The same message as :meth:`message_for`, assembled without the ``email`` package's
+        per-message cost: what a send to many people uses."""
+        text_values, html_values, link = self._values(recipient)
+        return self._wire.assemble(
+            to_name=f"{recipient.first_name} {recipient.last_name}",
+            to_address=recipient.email,
+            message_id=message_id,
             text=self._text.fill(text_values),
             html=self._html.fill(html_values),
-            message_id=message_id,
             headers=list_headers(self.site, link),
         )
 
@@ -215,7 +255,8 @@ def prepare_digest(
         **markers,
     }
     rendered = renderer.render(TEMPLATE, context)
-    # Wrapped now, so that each message's own wrapping only meets short lines.
+    # Wrapped once, here: the per-person values sit in short lines of their own (the
+    # greeting, the unsubscribe link), so messages need no wrapping of their own.
     text = _Pieces.cut(wrap_text(rendered.text), markers)
     html_part = _Pieces.cut(rendered.html, markers)
     return PreparedDigest(site, digest.id, digest.subject, text, html_part)

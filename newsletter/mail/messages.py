@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import textwrap
-from email.message import EmailMessage
+from email import quoprimime
+from email.headerregistry import BaseHeader
+from email.message import EmailMessage, MIMEPart
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
+from functools import lru_cache
 
 from newsletter.db import utcnow
 from newsletter.site import Site
 
-__all__ = ["build_message", "one_line", "stable_message_id", "wrap_text"]
+__all__ = [
+    "build_encoded_message",
+    "build_message",
+    "encode_piece",
+    "new_boundary",
+    "one_line",
+    "stable_message_id",
+    "wrap_text",
+]
 
 TEXT_WIDTH = 76
+QP_LINE_LENGTH = 76
 # Fold headers only at RFC 5322's hard limit: a List-Unsubscribe URL folded at 78 would be
 # turned into an encoded word, which mail providers do not read as a link.
 POLICY = SMTP.clone(max_line_length=998)
@@ -22,7 +35,9 @@ POLICY = SMTP.clone(max_line_length=998)
 
 def one_line(value: str) -> str:
     """Header text with any line break or control character turned into a space."""
-    return " ".join("".join(c if c.isprintable() else " " for c in value).split())
+    if not value.isprintable():
+        value = "".join(c if c.isprintable() else " " for c in value)
+    return " ".join(value.split())
 
 
 def stable_message_id(site: Site, kind: str, number: int) -> str:
@@ -45,6 +60,35 @@ def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _addressed(
+    site: Site,
+    *,
+    to_name: str,
+    to_address: str,
+    subject: str,
+    message_id: str,
+    headers: dict[str, str] | None,
+) -> EmailMessage:
+    """A message with every header set; CR, LF and control characters never reach one."""
+    message = EmailMessage(policy=POLICY)
+    message["Subject"] = _shared_header("Subject", one_line(subject))
+    message["From"] = _shared_header("From", site.sender)
+    message["To"] = formataddr((one_line(to_name), to_address))
+    message["Date"] = format_datetime(utcnow())
+    message["Message-ID"] = message_id
+    for name, value in (headers or {}).items():
+        message[name] = one_line(value)
+    return message
+
+
+@lru_cache(maxsize=64)
+def _shared_header(name: str, value: str) -> BaseHeader:
+    # Parsing a header is most of the cost of building a message; the same subject and
+    # sender on every message of a campaign are parsed once. Header objects are immutable.
+    header: BaseHeader = POLICY.header_factory(name, value)
+    return header
+
+
 def build_message(
     site: Site,
     *,
@@ -57,14 +101,76 @@ def build_message(
     headers: dict[str, str] | None = None,
 ) -> EmailMessage:
     """A multipart/alternative UTF-8 message with the given parts and extra headers."""
-    message = EmailMessage(policy=POLICY)
-    message["Subject"] = one_line(subject)
-    message["From"] = site.sender
-    message["To"] = formataddr((one_line(to_name), to_address))
-    message["Date"] = format_datetime(utcnow())
-    message["Message-ID"] = message_id
-    for name, value in (headers or {}).items():
-        message[name] = one_line(value)
+    message = _addressed(
+        site,
+        to_name=to_name,
+        to_address=to_address,
+        subject=subject,
+        message_id=message_id,
+        headers=headers,
+    )
     message.set_content(wrap_text(text), subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return message
+
+
+def encode_piece(text: str) -> str:
+    """``text`` as UTF-8 quoted-printable that can be joined to other encoded pieces.
+
+    A piece that does not end with a newline ends with a soft line break (which decoders
+    remove), so joined pieces decode to the joined text and no line passes 76 characters.
+    """
+    if not text:
+        return ""
+    # quoprimime encodes one character per byte value, so it is handed the UTF-8 bytes.
+    raw = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8").decode("latin-1")
+    encoded = quoprimime.body_encode(raw, maxlinelen=QP_LINE_LENGTH - 1, eol="\n")
+    return encoded if raw.endswith("\n") else encoded + "=\n"
+
+
+def new_boundary() -> str:
+    """A MIME boundary that cannot occur in quoted-printable text ("=_" never does)."""
+    return f"=_{secrets.token_hex(16)}"
+
+
+def _encoded_part(subtype: str, encoded: str) -> MIMEPart:
+    part = MIMEPart(policy=POLICY)
+    part["Content-Type"] = _shared_header("Content-Type", f'text/{subtype}; charset="utf-8"')
+    part["Content-Transfer-Encoding"] = _shared_header(
+        "Content-Transfer-Encoding", "quoted-printable"
+    )
+    part.set_payload(encoded)
+    return part
+
+
+def build_encoded_message(
+    site: Site,
+    *,
+    to_name: str,
+    to_address: str,
+    subject: str,
+    text_qp: str,
+    html_qp: str,
+    message_id: str,
+    boundary: str,
+    headers: dict[str, str] | None = None,
+) -> EmailMessage:
+    """As :func:`build_message`, for parts already encoded with :func:`encode_piece`.
+
+    A campaign encodes what every message shares once; each message then costs little more
+    than its headers. ``boundary`` comes from :func:`new_boundary`.
+    """
+    message = _addressed(
+        site,
+        to_name=to_name,
+        to_address=to_address,
+        subject=subject,
+        message_id=message_id,
+        headers=headers,
+    )
+    message["MIME-Version"] = _shared_header("MIME-Version", "1.0")
+    message["Content-Type"] = _shared_header(
+        "Content-Type", f'multipart/alternative; boundary="{boundary}"'
+    )
+    message.set_payload([_encoded_part("plain", text_qp), _encoded_part("html", html_qp)])
     return message

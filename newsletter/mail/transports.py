@@ -25,6 +25,7 @@ from newsletter.mail.urls import SMTP_SCHEMES, MailURL, parse_mail_url
 
 __all__ = [
     "Connection",
+    "Message",
     "ConnectionFailure",
     "ConsoleTransport",
     "MaildirTransport",
@@ -72,8 +73,12 @@ class UncertainDelivery(SendError):
     """The message data went out but the server's answer never came back."""
 
 
+#: A message object, or its bytes as they go on the wire (CRLF line ends).
+Message = EmailMessage | bytes
+
+
 class Connection(Protocol):
-    def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> None:
+    def send(self, message: Message, sender: str, recipients: list[str]) -> None:
         """Deliver ``message`` to the envelope ``recipients`` or raise :class:`SendError`."""
 
     def close(self) -> None:
@@ -85,8 +90,10 @@ class Transport(Protocol):
         """Open a connection that may be reused for many messages."""
 
 
-def message_bytes(message: EmailMessage) -> bytes:
+def message_bytes(message: Message) -> bytes:
     """The message as it goes on the wire: CRLF line ends."""
+    if isinstance(message, bytes):
+        return message
     return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
 
@@ -104,7 +111,7 @@ class MaildirTransport:
             raise ConnectionFailure(f"cannot create maildir {self.path}: {error}") from error
         return self
 
-    def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> None:
+    def send(self, message: Message, sender: str, recipients: list[str]) -> None:
         envelope = f"Return-Path: <{sender}>\r\n".encode()
         for recipient in recipients:
             envelope += f"Delivered-To: {recipient}\r\n".encode()
@@ -132,7 +139,7 @@ class ConsoleTransport:
     def connect(self) -> ConsoleTransport:
         return self
 
-    def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> None:
+    def send(self, message: Message, sender: str, recipients: list[str]) -> None:
         stream = self.stream or sys.stdout
         stream.write(f"--- message from {sender} to {', '.join(recipients)} ---\n")
         stream.write(message_bytes(message).decode("utf-8", "replace").replace("\r\n", "\n"))
@@ -190,7 +197,7 @@ class SMTPConnection:
         self._smtp = smtp
         return smtp
 
-    def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> None:
+    def send(self, message: Message, sender: str, recipients: list[str]) -> None:
         smtp = self._open()
         data = message_bytes(message)
         options: list[str] = []

@@ -168,9 +168,12 @@ class Sender:
                 only=delivery_ids,
             )
         connection = self.transport.connect()
+        accepted: list[tuple[int, str]] = []
         try:
             for delivery in batch:
-                connection = self._deliver(connection, delivery)
+                self._deliver(connection, delivery, accepted)
+            with self.sessions.begin() as session:
+                self._record_accepted(session, accepted)
         finally:
             connection.close()
         return self.counts
@@ -198,9 +201,11 @@ class Sender:
 
     def _work_until_done(self) -> None:
         connection = self.transport.connect()
+        accepted: list[tuple[int, str]] = []
         try:
             while not self.stopping:
                 with self.sessions.begin() as session:
+                    self._record_accepted(session, accepted)
                     batch = ledger.claim_batch(
                         session, self.job, self.owner, self.options.batch, self.options.lease
                     )
@@ -210,14 +215,32 @@ class Sender:
                     continue
                 for index, delivery in enumerate(batch):
                     if self.stopping:
-                        self._give_back([d.id for d in batch[index:]])
+                        self._give_back([d.id for d in batch[index:]], accepted)
                         return
-                    connection = self._deliver(connection, delivery)
+                    self._deliver(connection, delivery, accepted)
         finally:
-            connection.close()
+            try:
+                if accepted:
+                    with self.sessions.begin() as session:
+                        self._record_accepted(session, accepted)
+            finally:
+                connection.close()
 
-    def _give_back(self, ids: list[int]) -> None:
+    def _record_accepted(self, session: Session, accepted: list[tuple[int, str]]) -> None:
+        """Record messages the server accepted. This happens in the very next transaction,
+        before any other SMTP I/O, so one commit serves two steps of the hot path."""
+        for delivery_id, message_id in accepted:
+            ledger.record_sent(session, self.owner, delivery_id, message_id)
+        recorded = len(accepted)
+        accepted.clear()
+        if recorded:
+            with self._lock:
+                self._errors = 0
+                self.counts[DeliveryStatus.SENT] += recorded
+
+    def _give_back(self, ids: list[int], accepted: list[tuple[int, str]]) -> None:
         with self.sessions.begin() as session:
+            self._record_accepted(session, accepted)
             ledger.release(session, self.owner, ids)
 
     def _wait_for_more(self) -> bool:
@@ -249,36 +272,28 @@ class Sender:
 
     # -- one message ---------------------------------------------------------------------
 
-    def _deliver(self, connection: Connection, delivery: ClaimedDelivery) -> Connection:
+    def _deliver(
+        self, connection: Connection, delivery: ClaimedDelivery, accepted: list[tuple[int, str]]
+    ) -> None:
         with self.sessions.begin() as session:
+            self._record_accepted(session, accepted)
             if not ledger.mark_sending(session, self.job, self.owner, delivery.id):
                 self._count(DeliveryStatus.SKIPPED)
-                return connection
+                return
             message = self.job.compose(session, delivery)
             if message is None:
                 ledger.skip(session, self.owner, delivery.id)
         if message is None:
             self._count(DeliveryStatus.SKIPPED)
-            return connection
+            return
         if self._bucket is not None:
             self._bucket.take(self._stop)
         try:
-            connection.send(message, self.sender_address, [delivery.email])
+            connection.send(message.data, self.sender_address, [delivery.email])
         except SendError as error:
             self._record_failure(delivery, error)
-            return connection
-        with self.sessions.begin() as session:
-            ledger.resolve(
-                session,
-                self.owner,
-                delivery.id,
-                DeliveryStatus.SENT,
-                message_id=message["Message-ID"],
-            )
-        with self._lock:
-            self._errors = 0
-        self._count(DeliveryStatus.SENT)
-        return connection
+            return
+        accepted.append((delivery.id, message.message_id))
 
     def _record_failure(self, delivery: ClaimedDelivery, error: SendError) -> None:
         with self.sessions.begin() as session:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import Protocol
 
 from sqlalchemy import ColumnElement
@@ -17,6 +16,8 @@ from sqlalchemy.orm import Session
 from newsletter.mail.confirmation import compose_confirmation
 from newsletter.mail.messages import stable_message_id
 from newsletter.mail.render import EmailRenderer
+from newsletter.mail.transports import message_bytes
+from newsletter.mail.wire import Outgoing
 from newsletter.models import Delivery, DeliveryKind, SubscriberStatus
 from newsletter.site import Site
 
@@ -46,7 +47,7 @@ class Job(Protocol):
     def scope(self) -> ColumnElement[bool]:
         """The deliveries that belong to this job."""
 
-    def compose(self, session: Session, delivery: ClaimedDelivery) -> EmailMessage | None:
+    def compose(self, session: Session, delivery: ClaimedDelivery) -> Outgoing | None:
         """The message for ``delivery``, or None when it is no longer due (then skipped)."""
 
 
@@ -57,7 +58,7 @@ class DigestJob:
     eligible: tuple[SubscriberStatus, ...] = (SubscriberStatus.ACTIVE,)
 
     def __init__(
-        self, digest_id: int, site: Site, compose: Callable[[ClaimedDelivery, str], EmailMessage]
+        self, digest_id: int, site: Site, compose: Callable[[ClaimedDelivery, str], Outgoing]
     ) -> None:
         self.digest_id = digest_id
         self.name = f"digest {digest_id}"
@@ -67,7 +68,7 @@ class DigestJob:
     def scope(self) -> ColumnElement[bool]:
         return Delivery.digest_id == self.digest_id
 
-    def compose(self, session: Session, delivery: ClaimedDelivery) -> EmailMessage | None:
+    def compose(self, session: Session, delivery: ClaimedDelivery) -> Outgoing | None:
         message_id = stable_message_id(self.site, f"digest{self.digest_id}", delivery.id)
         return self._compose(delivery, message_id)
 
@@ -86,5 +87,8 @@ class ConfirmationJob:
     def scope(self) -> ColumnElement[bool]:
         return Delivery.kind == DeliveryKind.CONFIRM
 
-    def compose(self, session: Session, delivery: ClaimedDelivery) -> EmailMessage | None:
-        return compose_confirmation(session, self.site, self.renderer, delivery.id)
+    def compose(self, session: Session, delivery: ClaimedDelivery) -> Outgoing | None:
+        message = compose_confirmation(session, self.site, self.renderer, delivery.id)
+        if message is None:
+            return None
+        return Outgoing(str(message["Message-ID"]), message_bytes(message))

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, exists, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, exists, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.db import UTCDateTime, rowcount, utcnow
@@ -37,6 +37,7 @@ __all__ = [
     "finish_digest",
     "mark_sending",
     "queue_digest",
+    "record_sent",
     "release",
     "reopen_digest",
     "renew",
@@ -239,29 +240,49 @@ def claim_batch(
     return claimed
 
 
+# The two statements every message runs, built once: their compiled form is cached, and
+# they run on the session's connection to skip the ORM's per-statement work.
+_MARK_SENDING = (
+    update(Delivery)
+    .where(
+        Delivery.id == bindparam("b_id"),
+        Delivery.claimed_by == bindparam("b_owner"),
+        Delivery.status == DeliveryStatus.QUEUED,
+        exists().where(
+            Subscriber.id == Delivery.subscriber_id,
+            Subscriber.status.in_(bindparam("b_eligible", expanding=True)),
+        ),
+    )
+    .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1)
+)
+_RECORD_SENT = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("b_id"), Delivery.claimed_by == bindparam("b_owner"))
+    .values(
+        status=DeliveryStatus.SENT,
+        sent_at=bindparam("b_at"),
+        message_id=bindparam("b_message_id"),
+        last_error=None,
+        claimed_by=None,
+        claimed_until=None,
+    )
+)
+
+
 def mark_sending(session: Session, job: Job, owner: str, delivery_id: int) -> bool:
     """Just before the SMTP transaction: ``sending``, if the claim is still ours and the
     subscriber may still receive it. Otherwise a still-claimed row is ``skipped``."""
-    still_eligible = exists().where(
-        Subscriber.id == Delivery.subscriber_id, Subscriber.status.in_(job.eligible)
-    )
-    marked = rowcount(
-        session.execute(
-            update(Delivery)
-            .where(
-                Delivery.id == delivery_id,
-                Delivery.claimed_by == owner,
-                Delivery.status == DeliveryStatus.QUEUED,
-                still_eligible,
-            )
-            .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1)
-            .execution_options(synchronize_session=False)
-        )
-    )
-    if marked:
+    params = {"b_id": delivery_id, "b_owner": owner, "b_eligible": list(job.eligible)}
+    if rowcount(session.connection().execute(_MARK_SENDING, params)):
         return True
     skip(session, owner, delivery_id)
     return False
+
+
+def record_sent(session: Session, owner: str, delivery_id: int, message_id: str) -> bool:
+    """The server accepted the message."""
+    params = {"b_id": delivery_id, "b_owner": owner, "b_at": utcnow(), "b_message_id": message_id}
+    return rowcount(session.connection().execute(_RECORD_SENT, params)) == 1
 
 
 def skip(session: Session, owner: str, delivery_id: int) -> None:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from newsletter.mail.transports import message_bytes
 from newsletter.models import Delivery, DeliveryStatus, Subscriber
 from newsletter.sending.jobs import ClaimedDelivery, Job
 
@@ -61,6 +60,6 @@ def rehearse(sessions: sessionmaker[Session], job: Job, draft: bool) -> Rehearsa
             if message is None:
                 continue
             count += 1
-            size += len(message_bytes(message))
+            size += len(message.data)
         session.rollback()
     return Rehearsal(count, size, time.monotonic() - started)

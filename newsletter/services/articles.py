@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.db import utcnow
@@ -124,8 +124,3 @@ def list_articles(session: Session, limit: int | None = None) -> list[ArticleLis
         )
         for article in articles
     ]
-
-
-def count_articles(session: Session) -> int:
-    """How many articles are stored."""
-    return session.scalar(select(func.count()).select_from(Article)) or 0

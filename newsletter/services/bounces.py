@@ -1,13 +1,26 @@
-"""Hard bounces: the address does not exist, so it is never mailed again."""
+"""The suppression list: hashed addresses that are never mailed or imported again.
+
+Hard bounces (the address does not exist) and erased people end up here. A fresh signup
+through the form, once confirmed, is the only way an address comes off the list.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from newsletter.addresses import suppression_hash
-from newsletter.models import Subscriber, SubscriberStatus, Suppression
+from newsletter.models import ConsentEvent, Subscriber, SubscriberStatus, Suppression
+from newsletter.services.consent import FORM_SIGNUP
 
-__all__ = ["record_hard_bounce", "suppress"]
+__all__ = [
+    "is_suppressed",
+    "may_send_confirmation",
+    "record_hard_bounce",
+    "suppress",
+    "suppressed_since",
+]
 
 
 def suppress(session: Session, email: str, reason: str) -> None:
@@ -18,6 +31,31 @@ def suppress(session: Session, email: str, reason: str) -> None:
         session.flush()
 
 
+def suppressed_since(session: Session, email: str) -> datetime | None:
+    """When ``email`` (in any letter case) was put on the suppression list, or None."""
+    entry = session.get(Suppression, suppression_hash(email))
+    return entry.created_at if entry is not None else None
+
+
+def is_suppressed(session: Session, email: str) -> bool:
+    """Whether ``email`` is on the suppression list: never mail it, never import it."""
+    return suppressed_since(session, email) is not None
+
+
+def may_send_confirmation(session: Session, email: str, consent: ConsentEvent) -> bool:
+    """Whether a confirmation email answering ``consent`` may go to ``email``.
+
+    A suppressed address gets one only when the person came back through the form after it
+    was suppressed: that is the one way back, and confirming needs the email. Imports and
+    older signups never reach a suppressed address.
+    """
+    since = suppressed_since(session, email)
+    if since is None:
+        return True
+    return consent.method == FORM_SIGNUP and consent.at >= since
+
+
 def record_hard_bounce(session: Session, subscriber: Subscriber) -> None:
+    """The address does not exist: mark the subscriber bounced and suppress the address."""
     subscriber.status = SubscriberStatus.BOUNCED
     suppress(session, subscriber.email, "bounced")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import cast
 
 from flask import Flask, current_app
+from flask.typing import RouteCallable
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits.errors import ConfigurationError
@@ -34,8 +34,9 @@ def init_app(app: Flask) -> None:
         # An unknown scheme, or redis:// without the redis package installed.
         raise ConfigError(f"NEWSLETTER_RATELIMIT_STORAGE_URI: {error}") from None
     for endpoint in LIMITED_ENDPOINTS:
-        # The limit is checked inside the wrapper the decorator returns, so it must replace
-        # the registered view.
-        view: Callable[..., Any] = app.view_functions[endpoint]
-        app.view_functions[endpoint] = limiter.limit(_signup_limit, methods=["POST"])(view)
+        # Flask-Limiter checks a decorated limit in the wrapper it returns, so the wrapper must
+        # replace the view; the limit is never checked otherwise.
+        view = app.view_functions[endpoint]
+        limited = limiter.limit(_signup_limit, methods=["POST"])(view)
+        app.view_functions[endpoint] = cast(RouteCallable, limited)
     app.extensions["newsletter.limiter"] = limiter

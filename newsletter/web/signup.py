@@ -14,7 +14,7 @@ from newsletter.forms import ButtonForm, SignupForm
 from newsletter.logs import person
 from newsletter.models import SubscriberStatus
 from newsletter.runtime import get_runtime
-from newsletter.services.consent import Evidence
+from newsletter.services.consent import FORM_SIGNUP, Evidence
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.services.subscriptions import (
     Person,
@@ -97,7 +97,7 @@ def subscribe() -> Page:
     )
     session = get_session()
     try:
-        outcome = sign_up(session, runtime.site, person, web_evidence("web form"))
+        outcome = sign_up(session, runtime.site, person, web_evidence(FORM_SIGNUP))
         session.commit()
     except OperationalError as error:
         # The database is down: nothing was stored, so give the form back with what was typed.

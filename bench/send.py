@@ -1,0 +1,199 @@
+"""Benchmark: `newsletter digest send` against plain smtplib, side by side in one run.
+
+    .venv/bin/python bench/send.py                      # 10,000 subscribers, SQLite
+    .venv/bin/python bench/send.py --subscribers 1000000
+    .venv/bin/python bench/send.py --database-url postgresql+psycopg://…/db
+
+It creates a fresh instance with N active subscribers and a digest of 5 articles (from
+examples/feed.xml), starts an SMTP sink in its own process on 127.0.0.1, and times the real
+`newsletter digest send` command. Then, against a fresh sink, it sends the same number of
+pre-built messages of the same size with plain smtplib over the same number of reused
+connections. It prints both rates, their ratio, the time to queue the deliveries and the send
+process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import insert  # noqa: E402  (after the path set-up above)
+
+from newsletter import create_app  # noqa: E402
+from newsletter.db import session_factory, utcnow  # noqa: E402
+from newsletter.mail.digest import Recipient, prepare_digest  # noqa: E402
+from newsletter.models import Digest, Subscriber  # noqa: E402
+from newsletter.runtime import get_runtime  # noqa: E402
+
+NEWSLETTER = [sys.executable, "-m", "newsletter"]
+CHUNK = 50_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Sink:
+    """bench/smtp_sink.py in its own process."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "smtp_sink.py"), str(self.port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline().strip() == "ready"
+
+    def stop(self) -> int:
+        self.process.terminate()
+        output, _ = self.process.communicate(timeout=60)
+        match = re.search(r"messages=(\d+)", output)
+        assert match, output
+        return int(match.group(1))
+
+
+def run(command: list[str], env: dict[str, str]) -> tuple[str, float, int, float]:
+    """Run ``command``; return its output, wall time, peak RSS in KiB and CPU seconds."""
+    started = time.monotonic()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.monotonic() - started
+    assert process.stdout is not None
+    output = process.stdout.read().decode()
+    process.stdout.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{output}")
+    return output, seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+
+
+def set_up(env: dict[str, str], subscribers: int) -> int:
+    run([*NEWSLETTER, "db", "upgrade"], env)
+    run([*NEWSLETTER, "articles", "import", str(ROOT / "examples" / "feed.xml")], env)
+    output = run([*NEWSLETTER, "digest", "create", "--max", "5"], env)[0]
+    digest_id = int(re.search(r"\d+", output).group(0))  # type: ignore[union-attr]
+    app = create_app()
+    now = utcnow()
+    with session_factory(app).begin() as session:
+        for start in range(0, subscribers, CHUNK):
+            session.execute(
+                insert(Subscriber),
+                [
+                    {
+                        "email": f"reader{n}@example.org",
+                        "email_key": f"reader{n}@example.org",
+                        "first_name": f"Reader{n}",
+                        "last_name": "Example",
+                        "status": "active",
+                        "token_nonce": f"{n:016x}",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for n in range(start, min(start + CHUNK, subscribers))
+                ],
+            )
+    return digest_id
+
+
+def one_message(digest_id: int) -> bytes:
+    app = create_app()
+    runtime = get_runtime(app)
+    with runtime.sessions() as session:
+        prepared = prepare_digest(
+            session, runtime.site, runtime.renderer, session.get_one(Digest, digest_id)
+        )
+    recipient = Recipient(1, "0" * 16, "reader1@example.org", "Reader1", "Example")
+    return prepared.outgoing_for(recipient, "<bench.1@example.org>").data
+
+
+def plain_smtplib(port: int, data: bytes, count: int, connections: int) -> float:
+    """Send ``count`` copies of ``data`` over ``connections`` reused smtplib connections."""
+    import smtplib
+
+    def worker(numbers: range) -> None:
+        with smtplib.SMTP("127.0.0.1", port) as smtp:
+            for n in numbers:
+                smtp.sendmail("news@example.org", [f"reader{n}@example.org"], data)
+
+    shares = [range(i, count, connections) for i in range(connections)]
+    threads = [threading.Thread(target=worker, args=(share,)) for share in shares]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--database-url", help="default: SQLite in a temporary instance")
+    parser.add_argument("--skip-baseline", action="store_true", help="only time our send")
+    args = parser.parse_args()
+
+    instance = Path(tempfile.mkdtemp(prefix="newsletter-bench-"))
+    sink = Sink()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSLETTER_")}
+    env.update(
+        NEWSLETTER_INSTANCE_PATH=str(instance),
+        NEWSLETTER_MAIL_URL=f"smtp://127.0.0.1:{sink.port}",
+        NEWSLETTER_BASE_URL="https://news.example.org",
+        NEWSLETTER_POSTAL_ADDRESS="1 Example Street, Example City",
+        NEWSLETTER_SECRET_KEY="benchmark-secret-key",
+    )
+    if args.database_url:
+        env["NEWSLETTER_DATABASE_URL"] = args.database_url
+    os.environ.update(env)
+    try:
+        digest_id = set_up(env, args.subscribers)
+        data = one_message(digest_id)
+        output, seconds, peak_kib, cpu = run(
+            [*NEWSLETTER, "digest", "send", str(digest_id), "--workers", str(args.workers)], env
+        )
+        received = sink.stop()
+        queued = re.search(r"for (\d+) subscribers in ([\d.]+) s", output)
+        ours = received / seconds
+        print(f"subscribers:            {args.subscribers}")
+        print(f"database:               {args.database_url or 'sqlite'}")
+        print(f"message size:           {len(data)} bytes")
+        if queued:
+            print(f"queueing:               {queued.group(1)} deliveries in {queued.group(2)} s")
+        print(f"newsletter digest send: {received} messages in {seconds:.1f} s = {ours:.0f} msg/s")
+        print(f"  peak RSS of the send: {peak_kib / 1024:.0f} MiB")
+        print(f"  CPU of the send:      {cpu:.1f} s ({cpu / max(received, 1) * 1000:.2f} ms/msg)")
+        if args.skip_baseline:
+            return
+        baseline_sink = Sink()
+        baseline_seconds = plain_smtplib(baseline_sink.port, data, received, args.workers)
+        baseline_received = baseline_sink.stop()
+        theirs = baseline_received / baseline_seconds
+        print(
+            f"plain smtplib:          {baseline_received} messages in {baseline_seconds:.1f} s"
+            f" = {theirs:.0f} msg/s over {args.workers} connections"
+        )
+        print(f"ratio (ours / smtplib): {ours / theirs:.2f}")
+    finally:
+        if sink.process.poll() is None:
+            sink.stop()
+        shutil.rmtree(instance, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

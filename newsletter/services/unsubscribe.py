@@ -1,0 +1,77 @@
+"""Leaving: a signed link takes a subscriber off the list, once, however often it is used.
+
+Mail providers send the RFC 8058 one-click POST, people press the button, scanners and
+retries repeat both: the state changes with one conditional UPDATE, so only the request that
+wins records the withdrawal, and every other one finds the work done.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from newsletter.db import rowcount, utcnow
+from newsletter.models import (
+    ConsentKind,
+    Delivery,
+    DeliveryStatus,
+    Subscriber,
+    SubscriberStatus,
+)
+from newsletter.services.consent import Evidence, record_event
+from newsletter.services.subscriptions import find_by_token, latest_given_event
+from newsletter.tokens import TokenData
+
+__all__ = ["SKIPPED_REASON", "unsubscribe"]
+
+# Kept on each delivery the withdrawal cancels, so staff can tell why it never went out.
+SKIPPED_REASON = "subscriber unsubscribed"
+
+
+def unsubscribe(session: Session, data: TokenData, evidence: Evidence) -> Subscriber:
+    """Unsubscribe the person an unsubscribe token names; repeating it changes nothing.
+
+    The first call sets the status to ``unsubscribed``, records a ``withdrawn`` consent event
+    and marks every delivery still ``queued`` for them (digests, confirmation emails) as
+    ``skipped``. A pending person who did not ask for the subscription leaves the same way.
+    Raises :class:`~newsletter.services.errors.LinkNoLongerValid` when the subscriber is gone
+    or the token's nonce is not theirs; nothing is changed then.
+    """
+    now = utcnow()
+    # The UPDATE is the transaction's first statement on purpose. On SQLite a transaction that
+    # writes before reading waits for the write lock (busy timeout); one that read first holds
+    # a snapshot a racing writer makes stale, and SQLite fails it at once. On PostgreSQL the
+    # row lock makes racing requests wait, re-check the status and match nothing.
+    changed = rowcount(
+        session.execute(
+            update(Subscriber)
+            .where(
+                Subscriber.id == data.subscriber_id,
+                Subscriber.token_nonce == data.nonce,
+                Subscriber.status != SubscriberStatus.UNSUBSCRIBED,
+            )
+            .values(status=SubscriberStatus.UNSUBSCRIBED, unsubscribed_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    subscriber = find_by_token(session, data)
+    session.refresh(subscriber)
+    if changed != 1:
+        return subscriber
+    given = latest_given_event(session, subscriber)
+    record_event(
+        session,
+        subscriber,
+        ConsentKind.WITHDRAWN,
+        evidence,
+        given.statement if given is not None else None,
+        at=now,
+    )
+    session.execute(
+        update(Delivery)
+        .where(Delivery.subscriber_id == subscriber.id, Delivery.status == DeliveryStatus.QUEUED)
+        .values(status=DeliveryStatus.SKIPPED, last_error=SKIPPED_REASON)
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    return subscriber
