@@ -7,6 +7,7 @@ import time
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.wrappers import Response
 
 from newsletter.db import get_session
@@ -99,7 +100,7 @@ def subscribe() -> Page:
     try:
         outcome = sign_up(session, runtime.site, person, web_evidence(FORM_SIGNUP))
         session.commit()
-    except OperationalError as error:
+    except (OperationalError, PoolTimeout) as error:
         # The database is down: nothing was stored, so give the form back with what was typed.
         session.rollback()
         log.error("signup not stored, database unavailable: %s", error)
