@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask
 from limits import parse_many
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from newsletter.mail.urls import MailURLError, parse_mail_url
 
@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "FRAME_ANCESTORS": "'self'",
     "SMTP_TIMEOUT": 30,
     "SECRET_KEY_FALLBACKS": [],
+    "SIGNUP_MIN_SECONDS": 0.1,
     "TRUSTED_PROXIES": 0,
     "PRODUCTION": False,
     "LOG_ADDRESSES": False,
@@ -53,6 +54,22 @@ DEFAULTS: dict[str, Any] = {
 
 BOOLEAN_SETTINGS = ("DOUBLE_OPT_IN", "CHECK_DELIVERABILITY", "PRODUCTION", "LOG_ADDRESSES")
 POSITIVE_INT_SETTINGS = ("SEND_LEASE", "CONFIRMATIONS_PER_DAY", "SMTP_TIMEOUT")
+# Text settings are taken from the environment as typed: Flask would read
+# NEWSLETTER_ORGANISATION=1984 as a number, or a secret key such as "12e45" as a float.
+TEXT_SETTINGS = (
+    "DATABASE_URL",
+    "MAIL_URL",
+    "BASE_URL",
+    "SENDER",
+    "ORGANISATION",
+    "POSTAL_ADDRESS",
+    "CONSENT_STATEMENT",
+    "SECRET_KEY",
+    "SECRET_KEY_FALLBACKS",
+    "SIGNUP_RATE_LIMIT",
+    "RATELIMIT_STORAGE_URI",
+    "FRAME_ANCESTORS",
+)
 
 
 class ConfigError(ValueError):
@@ -63,6 +80,9 @@ def load_config(app: Flask, overrides: Mapping[str, Any] | None) -> None:
     """Fill ``app.config`` from defaults, the environment and ``overrides``, then check it."""
     app.config.update(DEFAULTS)
     app.config.from_prefixed_env(PREFIX)
+    for name in TEXT_SETTINGS:
+        if _setting(name) in os.environ:
+            app.config[name] = os.environ[_setting(name)]
     if overrides:
         app.config.update(overrides)
     instance = Path(app.instance_path)
@@ -89,14 +109,26 @@ def _fill_derived(config: dict[str, Any], instance: Path) -> None:
 
 
 def _instance_secret_key(instance: Path) -> str:
-    """Generate a key once per instance folder so that links survive restarts."""
+    """Generate a key once per instance folder so that links survive restarts.
+
+    Several workers may start at once on a fresh instance: the key is written to a private
+    file and then linked into place, so exactly one key wins and nobody reads a half-written one.
+    """
     path = instance / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
+    if not path.exists():
+        draft = instance / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another worker's key won
+        finally:
+            draft.unlink()
+    key = path.read_text().strip()
+    if not key:
+        raise ConfigError(f"{_setting('SECRET_KEY')}: the key file {path} is empty; delete it")
     return key
 
 
@@ -105,11 +137,7 @@ def _setting(name: str) -> str:
 
 
 def _check(config: dict[str, Any]) -> None:
-    try:
-        make_url(str(config["DATABASE_URL"]))
-    except ArgumentError as error:
-        message = f"{_setting('DATABASE_URL')}: cannot parse {config['DATABASE_URL']!r} ({error})"
-        raise ConfigError(message) from None
+    _check_database_url(str(config["DATABASE_URL"]))
     try:
         parse_mail_url(str(config["MAIL_URL"]))
     except MailURLError as error:
@@ -140,6 +168,40 @@ def _check(config: dict[str, Any]) -> None:
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
         )
         raise ConfigError(message)
+    config["SIGNUP_MIN_SECONDS"] = _as_seconds("SIGNUP_MIN_SECONDS", config["SIGNUP_MIN_SECONDS"])
+    frame_ancestors = str(config["FRAME_ANCESTORS"]).strip()
+    # It goes into the Content-Security-Policy header: one directive's sources, nothing more.
+    if not frame_ancestors or any(char in frame_ancestors for char in ";,\r\n\0"):
+        message = (
+            f"{_setting('FRAME_ANCESTORS')}: expected sources separated by spaces, such as "
+            f"\"'self' https://www.example.org\", got {frame_ancestors!r}"
+        )
+        raise ConfigError(message)
+    config["FRAME_ANCESTORS"] = frame_ancestors
+
+
+def _check_database_url(value: str) -> None:
+    name = _setting("DATABASE_URL")
+    try:
+        url = make_url(value)
+    except ArgumentError as error:
+        raise ConfigError(f"{name}: cannot parse {value!r} ({error})") from None
+    # Messages show the address without its password: they end up in terminals and logs.
+    shown = url.render_as_string(hide_password=True)
+    try:
+        dialect = url.get_dialect()
+        dialect.import_dbapi()
+    except NoSuchModuleError:
+        message = (
+            f"{name}: unknown database in {shown!r}; use sqlite:///… or postgresql+psycopg://…"
+        )
+        raise ConfigError(message) from None
+    except ImportError as error:
+        message = (
+            f"{name}: the driver for {url.drivername!r} is not installed ({error}); "
+            "for PostgreSQL use postgresql+psycopg://…"
+        )
+        raise ConfigError(message) from None
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -160,6 +222,16 @@ def _as_positive_int(name: str, value: Any) -> int:
         number = 0
     if isinstance(value, bool) or number <= 0:
         raise ConfigError(f"{_setting(name)}: expected a positive whole number, got {value!r}")
+    return number
+
+
+def _as_seconds(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if isinstance(value, bool) or not 0 <= number <= 10:
+        raise ConfigError(f"{_setting(name)}: expected seconds between 0 and 10, got {value!r}")
     return number
 
 

@@ -26,7 +26,8 @@ def clean_name(value: str | None, label: str = "This field") -> str:
     text = (value or "").strip()
     if not text:
         raise InvalidValue(f"{label} is required.")
-    _reject_control_characters(text)
+    # Checked before trimming too: a trailing line break is no more welcome than one inside.
+    _reject_control_characters(value or "")
     if len(text) > NAME_LENGTH:
         raise InvalidValue(f"{label} must be at most {NAME_LENGTH} characters.")
     return text
@@ -37,7 +38,7 @@ def clean_email(value: str | None, check_deliverability: bool = False) -> str:
     text = (value or "").strip()
     if not text:
         raise InvalidValue("Email address is required.")
-    _reject_control_characters(text)
+    _reject_control_characters(value or "")
     if len(text) > EMAIL_LENGTH:
         raise InvalidValue(f"Email address must be at most {EMAIL_LENGTH} characters.")
     try:

@@ -220,3 +220,9 @@ def axe_violations(page: Any) -> list[str]:
         f"{violation['id']}: {violation['help']} ({len(violation['nodes'])} nodes)"
         for violation in results.response["violations"]
     ]
+
+
+@pytest.fixture(autouse=True)
+def _no_signup_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signups answer at once in tests; a test that checks the floor sets it itself."""
+    monkeypatch.setenv("NEWSLETTER_SIGNUP_MIN_SECONDS", "0")

@@ -104,8 +104,11 @@ class MaildirTransport:
         self.path = path
 
     def connect(self) -> MaildirTransport:
-        for sub in ("tmp", "new", "cur"):
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConnectionFailure(f"cannot create maildir {self.path}: {error}") from error
         return self
 
     def send(self, message: Message, sender: str, recipients: list[str]) -> None:
@@ -247,7 +250,9 @@ class SMTPConnection:
 
     def _fail(self, code: int, reply: bytes) -> None:
         text = _reply_text(reply)
-        if code == 421 or code == -1:
+        # 421: the server is closing; 530: it wants AUTH or STARTTLS first. Neither is about
+        # this message, so it stays queued (and the setting is what needs fixing).
+        if code in (421, 530) or code == -1:
             self._drop()
             raise ConnectionFailure(text, code)
         self._reset()

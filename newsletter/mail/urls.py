@@ -27,33 +27,45 @@ class MailURL:
     timeout: float | None = None
 
 
+def _without_password(url: str) -> str:
+    """The URL as error messages show it: terminals and logs are no place for a password."""
+    scheme, separator, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not (separator and at and ":" in credentials):
+        return url
+    return f"{scheme}://{credentials.partition(':')[0]}:***@{host}"
+
+
 def parse_mail_url(url: str) -> MailURL:
     """Split a mail URL such as ``smtp+starttls://user:pass@host:587`` or ``maildir:///var/mail``."""
     parts = urlsplit(url)
+    shown = _without_password(url)
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         expected = ", ".join(f"{name}://" for name in SCHEMES)
-        raise MailURLError(f"unknown scheme in {url!r}; expected one of {expected}")
+        raise MailURLError(f"unknown scheme in {shown!r}; expected one of {expected}")
     if scheme == "console":
         return MailURL(scheme)
     if scheme == "maildir":
         path = unquote(parts.netloc + parts.path)
         if not path:
-            raise MailURLError(f"{url!r} names no folder; use maildir:///absolute/path")
+            raise MailURLError(f"{shown!r} names no folder; use maildir:///absolute/path")
         return MailURL(scheme, path=Path(path))
     if not parts.hostname:
-        raise MailURLError(f"{url!r} names no host; use {scheme}://user:password@host:port")
+        raise MailURLError(f"{shown!r} names no host; use {scheme}://user:password@host:port")
     try:
         port = parts.port or SMTP_SCHEMES[scheme]
     except ValueError:
-        raise MailURLError(f"{url!r} has a port that is not a number") from None
+        raise MailURLError(f"{shown!r} has a port that is not a number") from None
     timeout = None
     query = parse_qs(parts.query)
     if "timeout" in query:
         try:
             timeout = float(query["timeout"][0])
         except ValueError:
-            raise MailURLError(f"{url!r}: timeout must be a number of seconds") from None
+            timeout = 0.0
+        if not timeout > 0:
+            raise MailURLError(f"{shown!r}: timeout must be a number of seconds")
     return MailURL(
         scheme,
         host=parts.hostname,

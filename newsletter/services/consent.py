@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +16,7 @@ from newsletter.models import ConsentEvent, ConsentKind, ConsentStatement, Subsc
 
 __all__ = ["FORM_SIGNUP", "Evidence", "record_event", "statement_version"]
 
+IP_LENGTH = 64
 USER_AGENT_LENGTH = 512
 SOURCE_URL_LENGTH = 2048
 # The method of consent given through the signup form: the one way back for a suppressed address.
@@ -64,11 +66,18 @@ def record_event(
         statement=statement,
         at=at or utcnow(),
         method=evidence.method,
-        ip=evidence.ip,
-        user_agent=(evidence.user_agent or "")[:USER_AGENT_LENGTH] or None,
-        source_url=(evidence.source_url or "")[:SOURCE_URL_LENGTH] or None,
+        ip=_stored(evidence.ip, IP_LENGTH),
+        user_agent=_stored(evidence.user_agent, USER_AGENT_LENGTH),
+        source_url=_stored(evidence.source_url, SOURCE_URL_LENGTH),
         note=evidence.note,
     )
     session.add(event)
     session.flush()
     return event
+
+
+def _stored(value: str | None, length: int) -> str | None:
+    """Request headers as they can be stored: a client may send NUL or other control
+    characters, which PostgreSQL refuses in text; they carry no evidence anyway."""
+    text = "".join(char for char in value or "" if unicodedata.category(char) != "Cc")
+    return text[:length] or None

@@ -79,7 +79,10 @@ def sign_up(session: Session, site: Site, person: Person, evidence: Evidence) ->
 
 def _find_or_create(session: Session, person: Person) -> Subscriber:
     key = email_key(person.email)
-    subscriber = session.scalar(select(Subscriber).where(Subscriber.email_key == key))
+    # Locking the row makes concurrent signups of one address take turns, so the count of
+    # confirmation emails sent today cannot be read twice before either adds one.
+    by_key = select(Subscriber).where(Subscriber.email_key == key).with_for_update()
+    subscriber = session.scalar(by_key)
     if subscriber is not None:
         return subscriber
     try:
@@ -94,7 +97,7 @@ def _find_or_create(session: Session, person: Person) -> Subscriber:
             session.add(subscriber)
     except IntegrityError:
         # The same address was signed up by a concurrent request.
-        subscriber = session.scalars(select(Subscriber).where(Subscriber.email_key == key)).one()
+        subscriber = session.scalars(by_key).one()
     return subscriber
 
 

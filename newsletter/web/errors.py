@@ -5,11 +5,16 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, render_template
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-__all__ = ["init_app"]
+__all__ = ["DATABASE_RETRY_SECONDS", "init_app"]
 
 log = logging.getLogger(__name__)
+
+DATABASE_RETRY_SECONDS = 60
 
 MESSAGES = {
     400: ("Something was wrong with that request", "Please go back and try again."),
@@ -17,20 +22,37 @@ MESSAGES = {
     405: ("Not allowed", "That page cannot be used this way."),
     429: ("Too many attempts", "Please wait a minute and try again."),
     500: ("Something went wrong on our side", "Please try again in a little while."),
+    503: ("We cannot take requests just now", "Please try again in a few minutes."),
 }
 
+Page = tuple[str, int, Headers]
 
-def _page(status: int) -> tuple[str, int]:
+
+def _page(status: int, headers: Headers | None = None) -> Page:
     title, detail = MESSAGES.get(status, MESSAGES[500] if status >= 500 else MESSAGES[400])
-    return render_template("error.html", title=title, detail=detail, status=status), status
+    page = render_template("error.html", title=title, detail=detail, status=status)
+    return page, status, headers or Headers()
+
+
+def _kept_headers(error: HTTPException) -> Headers:
+    """The exception's own headers (Allow on 405, Retry-After on 429), without its body type."""
+    return Headers([(k, v) for k, v in error.get_headers() if k.lower() != "content-type"])
 
 
 def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException) -> tuple[str, int]:
-        return _page(error.code or 500)
+    def _http_error(error: HTTPException) -> Page:
+        return _page(error.code or 500, _kept_headers(error))
 
     @app.errorhandler(InternalServerError)
-    def _server_error(error: InternalServerError) -> tuple[str, int]:
-        log.error("unhandled error: %s", error.original_exception or error)
+    def _server_error(error: InternalServerError) -> Page:
+        # Flask has already logged the traceback of an unhandled exception.
+        log.error("answered 500: %s", error.original_exception or error)
         return _page(500)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(PoolTimeout)
+    def _database_unavailable(error: Exception) -> Page:
+        # The database is down or overloaded: say so, and when to come back.
+        log.error("database unavailable: %s", error)
+        return _page(503, Headers({"Retry-After": str(DATABASE_RETRY_SECONDS)}))

@@ -8,6 +8,9 @@ from flask import Flask, current_app
 from flask.typing import RouteCallable
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits.errors import ConfigurationError
+
+from newsletter.config import ConfigError
 
 __all__ = ["init_app"]
 
@@ -20,12 +23,16 @@ def _signup_limit() -> str:
 
 def init_app(app: Flask) -> None:
     """One limiter per app, so each app (and each test) has its own counters and storage."""
-    limiter = Limiter(
-        get_remote_address,
-        app=app,
-        storage_uri=app.config["RATELIMIT_STORAGE_URI"],
-        default_limits=[],
-    )
+    try:
+        limiter = Limiter(
+            get_remote_address,
+            app=app,
+            storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+            default_limits=[],
+        )
+    except ConfigurationError as error:
+        # An unknown scheme, or redis:// without the redis package installed.
+        raise ConfigError(f"NEWSLETTER_RATELIMIT_STORAGE_URI: {error}") from None
     for endpoint in LIMITED_ENDPOINTS:
         # Flask-Limiter checks a decorated limit in the wrapper it returns, so the wrapper must
         # replace the view; the limit is never checked otherwise.

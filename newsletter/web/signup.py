@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, url_for
+import logging
+import time
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.wrappers import Response
 
 from newsletter.db import get_session
 from newsletter.forms import ButtonForm, SignupForm
+from newsletter.logs import person
 from newsletter.models import SubscriberStatus
 from newsletter.runtime import get_runtime
 from newsletter.services.consent import FORM_SIGNUP, Evidence
@@ -23,9 +29,12 @@ from newsletter.web.dispatch import get_dispatcher
 
 __all__ = ["bp", "web_evidence"]
 
+log = logging.getLogger(__name__)
+
 bp = Blueprint("signup", __name__)
 
 FORM_EXPIRED = "This form expired; please send it again."
+NOT_SAVED = "We could not save your signup just now. Please send the form again in a few minutes."
 
 Page = Response | tuple[str, int] | str
 
@@ -38,6 +47,10 @@ def web_evidence(method: str) -> Evidence:
         user_agent=request.user_agent.string or None,
         source_url=request.referrer or request.url,
     )
+
+
+def _who(subscriber_id: int, email: str) -> str:
+    return person(subscriber_id, email, current_app.config["LOG_ADDRESSES"])
 
 
 def _form_page(form: SignupForm, status: int = 200, notice: str | None = None) -> tuple[str, int]:
@@ -58,23 +71,49 @@ def form() -> Page:
     return _form_page(SignupForm())
 
 
+def _thanks_no_sooner_than(started: float) -> Response:
+    """The redirect every accepted signup gets, never before ``SIGNUP_MIN_SECONDS``.
+
+    A known address takes less work than a new one; answering after the same minimum time keeps
+    the response time from telling who is subscribed (or that the honeypot was noticed).
+    """
+    remaining = started + current_app.config["SIGNUP_MIN_SECONDS"] - time.monotonic()
+    if remaining > 0:
+        time.sleep(remaining)
+    return redirect(url_for("signup.thanks"), 303)
+
+
 @bp.post("/subscribe")
 def subscribe() -> Page:
+    started = time.monotonic()
     runtime = get_runtime()
     form = SignupForm(check_deliverability=runtime.site.check_deliverability)
     if form.is_bot:
-        return redirect(url_for("signup.thanks"), 303)
+        log.info("signup turned away: the hidden field was filled in")
+        return _thanks_no_sooner_than(started)
     if not form.validate():
         return _form_page(form, 400, FORM_EXPIRED if form.csrf_failed else None)
     person = Person(
         email=form.email.data, first_name=form.first_name.data, last_name=form.last_name.data
     )
     session = get_session()
-    outcome = sign_up(session, runtime.site, person, web_evidence(FORM_SIGNUP))
-    session.commit()
+    try:
+        outcome = sign_up(session, runtime.site, person, web_evidence(FORM_SIGNUP))
+        session.commit()
+    except (OperationalError, PoolTimeout) as error:
+        # The database is down: nothing was stored, so give the form back with what was typed.
+        session.rollback()
+        log.error("signup not stored, database unavailable: %s", error)
+        return _form_page(form, 503, NOT_SAVED)
     if outcome.confirmation is not None:
         get_dispatcher().submit(outcome.confirmation.id)
-    return redirect(url_for("signup.thanks"), 303)
+    log.info(
+        "signup: %s is %s; %s",
+        _who(outcome.subscriber.id, outcome.subscriber.email),
+        outcome.subscriber.status,
+        "confirmation email queued" if outcome.confirmation else "no email queued",
+    )
+    return _thanks_no_sooner_than(started)
 
 
 @bp.get("/subscribe/thanks")
@@ -131,11 +170,12 @@ def confirm_subscription(token: str) -> Page:
         return page, 400
     session = get_session()
     try:
-        confirm(session, data, web_evidence("confirmation link"))
+        subscriber = confirm(session, data, web_evidence("confirmation link"))
     except LinkNoLongerValid:
         session.rollback()
         return _link_problem("This confirmation link is no longer valid.")
     session.commit()
+    log.info("confirmation: %s is %s", _who(subscriber.id, subscriber.email), subscriber.status)
     return render_template("confirmed.html", organisation=site.organisation)
 
 
