@@ -72,24 +72,27 @@ def rowcount(result: Result[Any]) -> int:
 def create_db_engine(url: str, *, sqlite_immediate: bool = True, **options: Any) -> Engine:
     """An engine with the pragmas SQLite needs to serve several threads and processes.
 
-    ``sqlite_immediate=False`` starts SQLite transactions deferred: only for a reader that
-    must not hold the write lock (an observer in tests), never for code that writes.
+    ``sqlite_immediate=False`` leaves SQLite's driver to open transactions itself, at the
+    first write: reads then hold no lock and no snapshot. It suits an observer (tests) that
+    looks at the database between other parts' writes, not the service's own work.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         options.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         engine = create_engine(parsed, **options)
-        _configure_sqlite(engine, "BEGIN IMMEDIATE" if sqlite_immediate else "BEGIN")
+        _configure_sqlite(engine, take_write_lock_at_begin=sqlite_immediate)
         return engine
     options.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **options)
 
 
-def _configure_sqlite(engine: Engine, begin: str) -> None:
+def _configure_sqlite(engine: Engine, take_write_lock_at_begin: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's begin event issue BEGIN itself (pysqlite's own handling defers it).
-        dbapi_connection.isolation_level = None
+        if take_write_lock_at_begin:
+            # Let the begin event below issue BEGIN (the driver would defer it to the first
+            # write).
+            dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
@@ -97,11 +100,14 @@ def _configure_sqlite(engine: Engine, begin: str) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        # Take the write lock up front: a deferred transaction that reads and then writes fails
-        # at once with SQLITE_BUSY (no waiting) when another connection wrote in between.
-        connection.exec_driver_sql(begin)
+    if take_write_lock_at_begin:
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            # Take the write lock up front: a deferred transaction that reads and then writes
+            # fails at once with SQLITE_BUSY (no waiting) when another connection wrote in
+            # between.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def init_app(app: Flask) -> None:
