@@ -7,6 +7,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -71,10 +72,19 @@ def database_url(
         return
     server: str = request.getfixturevalue("postgres_server")
     template: str = request.getfixturevalue("postgres_template")
+    with scratch_database(server, template) as url:
+        yield url
+
+
+@contextmanager
+def scratch_database(server: str, template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database on ``server`` (a copy of ``template``, if given), dropped
+    afterwards."""
     name = f"test_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"{copy}'))
     try:
         yield make_url(server).set(database=name).render_as_string(hide_password=False)
     finally:

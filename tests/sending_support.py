@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 from flask import Flask
@@ -17,6 +18,7 @@ from newsletter.runtime import get_runtime
 from newsletter.sending import ledger
 from newsletter.sending.engine import Sender, SendOptions
 from newsletter.sending.jobs import ClaimedDelivery, DigestJob
+from tests.support.smtp import SMTPServer
 
 FAST = SendOptions(
     workers=2,
@@ -95,6 +97,11 @@ def sender(app: Flask, digest_id: int, options: SendOptions = FAST) -> Sender:
         plain_job(app, digest_id),
         options,
     )
+
+
+def per_recipient(server: SMTPServer) -> Counter[str]:
+    """How many copies each envelope recipient got."""
+    return Counter(r for message in server.received for r in message.recipients)
 
 
 def states(app: Flask, digest_id: int) -> dict[str, str]:

@@ -21,7 +21,13 @@ from sqlalchemy import select
 
 from newsletter.db import session_factory
 from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber
-from tests.sending_support import add_articles_and_digest, add_subscribers, address
+from tests.sending_support import (
+    add_articles_and_digest,
+    add_subscribers,
+    address,
+    per_recipient,
+)
+from tests.sending_support import states as delivery_states
 from tests.support.smtp import SMTPServer
 
 NEWSLETTER = [sys.executable, "-m", "newsletter"]
@@ -51,20 +57,6 @@ def environment(config: dict[str, Any], mail_url: str) -> dict[str, str]:
         NEWSLETTER_SENDER=config["SENDER"],
     )
     return env
-
-
-def per_recipient(server: SMTPServer) -> Counter[str]:
-    return Counter(r for message in server.received for r in message.recipients)
-
-
-def delivery_states(app: Flask, digest_id: int) -> dict[str, str]:
-    with session_factory(app)() as session:
-        rows = session.execute(
-            select(Subscriber.email, Delivery.status)
-            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-            .where(Delivery.digest_id == digest_id)
-        ).all()
-    return dict(rows)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:

@@ -28,7 +28,7 @@ from newsletter.models import (
 from newsletter.sending import ledger
 from newsletter.sending.engine import Outcome, RunResult
 from newsletter.sending.ratelimit import TokenBucket
-from tests.sending_support import FAST, address, queued_digest, sender, states
+from tests.sending_support import FAST, address, per_recipient, queued_digest, sender, states
 from tests.support.smtp import SMTPServer
 
 
@@ -37,16 +37,12 @@ def mail_app(make_app: Callable[..., Flask], smtp_server: SMTPServer) -> Flask:
     return make_app(MAIL_URL=smtp_server.url)
 
 
-def received_by_recipient(server: SMTPServer) -> Counter[str]:
-    return Counter(r for message in server.received for r in message.recipients)
-
-
 def test_every_active_subscriber_gets_exactly_one(mail_app: Flask, smtp_server: SMTPServer) -> None:
     digest_id = queued_digest(mail_app, 30)
     result = sender(mail_app, digest_id).run()
     assert result.outcome is Outcome.COMPLETE
     assert result.counts[DeliveryStatus.SENT] == 30
-    assert received_by_recipient(smtp_server) == Counter({address(n): 1 for n in range(30)})
+    assert per_recipient(smtp_server) == Counter({address(n): 1 for n in range(30)})
     assert set(states(mail_app, digest_id).values()) == {DeliveryStatus.SENT}
     with session_factory(mail_app).begin() as session:
         assert ledger.finish_digest(session, digest_id)
@@ -84,7 +80,7 @@ def test_temporary_failures_are_retried_within_the_run(
     digest_id = queued_digest(mail_app, 8)
     result = sender(mail_app, digest_id).run()
     assert result.outcome is Outcome.COMPLETE
-    assert received_by_recipient(smtp_server) == Counter({address(n): 1 for n in range(8)})
+    assert per_recipient(smtp_server) == Counter({address(n): 1 for n in range(8)})
     with session_factory(mail_app)() as session:
         attempts = dict(
             session.execute(
@@ -112,7 +108,7 @@ def test_a_recipient_always_answering_451_fails_after_five_attempts(
     assert result.outcome is Outcome.COMPLETE
     assert tries[address(0)] == 5
     assert states(mail_app, digest_id)[address(0)] == DeliveryStatus.FAILED
-    assert received_by_recipient(smtp_server) == Counter({address(1): 1, address(2): 1})
+    assert per_recipient(smtp_server) == Counter({address(1): 1, address(2): 1})
 
 
 def test_550_fails_and_no_such_user_marks_a_hard_bounce(
@@ -171,7 +167,7 @@ def test_a_server_refusing_connections_stops_the_run_and_a_rerun_resumes(
     smtp_server.handler.greeting_reply = None
     again = sender(mail_app, digest_id).run()
     assert again.outcome is Outcome.COMPLETE
-    assert received_by_recipient(smtp_server) == Counter({address(n): 1 for n in range(6)})
+    assert per_recipient(smtp_server) == Counter({address(n): 1 for n in range(6)})
 
 
 def test_a_stopped_server_stops_the_run(mail_app: Flask, smtp_server: SMTPServer) -> None:
@@ -196,13 +192,13 @@ def test_a_connection_dropped_after_data_is_unknown_and_never_resent_on_its_own(
     assert states(mail_app, digest_id)[address(1)] == DeliveryStatus.UNKNOWN
     smtp_server.handler.drop_after_data = None
     sender(mail_app, digest_id).run()
-    assert address(1) not in received_by_recipient(smtp_server)
+    assert address(1) not in per_recipient(smtp_server)
     job_scope = Delivery.digest_id == digest_id
     with session_factory(mail_app).begin() as session:
         assert ledger.resend_unknown(session, sender(mail_app, digest_id).job) == 1
         assert ledger.counts(session, job_scope)[DeliveryStatus.QUEUED] == 1
     sender(mail_app, digest_id).run()
-    assert received_by_recipient(smtp_server)[address(1)] == 1
+    assert per_recipient(smtp_server)[address(1)] == 1
 
 
 def test_someone_who_leaves_mid_send_is_skipped(
@@ -227,7 +223,7 @@ def test_someone_who_leaves_mid_send_is_skipped(
     other.dispose()
     assert result.counts[DeliveryStatus.SKIPPED] == 1
     assert states(mail_app, digest_id)[address(9)] == DeliveryStatus.SKIPPED
-    assert address(9) not in received_by_recipient(smtp_server)
+    assert address(9) not in per_recipient(smtp_server)
     assert len(smtp_server.received) == 9
 
 
@@ -257,7 +253,7 @@ def test_ctrl_c_finishes_in_flight_gives_back_the_rest_and_a_rerun_completes(
     assert still_claimed == 0
     smtp_server.handler.rcpt_reply = None
     assert sender(mail_app, digest_id).run().outcome is Outcome.COMPLETE
-    assert received_by_recipient(smtp_server) == Counter({address(n): 1 for n in range(40)})
+    assert per_recipient(smtp_server) == Counter({address(n): 1 for n in range(40)})
 
 
 def test_a_crashed_run_leaves_sending_rows_unknown_and_queued_rows_for_the_next(
@@ -284,7 +280,7 @@ def test_a_crashed_run_leaves_sending_rows_unknown_and_queued_rows_for_the_next(
     final = states(mail_app, digest_id)
     assert final[address(0)] == DeliveryStatus.UNKNOWN
     assert [final[address(n)] for n in range(1, 6)] == [DeliveryStatus.SENT] * 5
-    assert address(0) not in received_by_recipient(smtp_server)
+    assert address(0) not in per_recipient(smtp_server)
 
 
 def test_a_live_lease_of_another_sender_is_waited_for(
@@ -338,7 +334,7 @@ def test_two_senders_at_once_send_each_message_once(
     for thread in threads:
         thread.join(timeout=120)
     assert [r.outcome for r in results] == [Outcome.COMPLETE, Outcome.COMPLETE]
-    assert received_by_recipient(smtp_server) == Counter({address(n): 1 for n in range(120)})
+    assert per_recipient(smtp_server) == Counter({address(n): 1 for n in range(120)})
     assert sum(r.counts[DeliveryStatus.SENT] for r in results) == 120
 
 
