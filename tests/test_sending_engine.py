@@ -392,3 +392,14 @@ def test_a_stop_during_a_rate_wait_returns_promptly() -> None:
     stop = threading.Event()
     stop.set()
     assert bucket.take(stop) is False
+
+
+def test_rate_is_one_cap_shared_by_all_workers(mail_app: Flask, smtp_server: SMTPServer) -> None:
+    digest_id = queued_digest(mail_app, 20)
+    options = FAST.__class__(**{**FAST.__dict__, "workers": 4, "rate": 50.0})
+    started = time.monotonic()
+    result = sender(mail_app, digest_id, options).run()
+    elapsed = time.monotonic() - started
+    assert result.counts[DeliveryStatus.SENT] == 20
+    # Four workers without a shared cap would need a quarter of this; the burst is 5 messages.
+    assert elapsed >= (20 - 5) / 50 * 0.95

@@ -282,6 +282,16 @@ class Sender:
     def _deliver(
         self, connection: Connection, delivery: ClaimedDelivery, accepted: list[tuple[int, str]]
     ) -> None:
+        if self._bucket is not None:
+            # Wait for the rate limit before marking anything: a crash while waiting must not
+            # leave a message marked as being sent, or one sent but not recorded.
+            if accepted:
+                with self.engine.begin() as db:
+                    self._record_accepted(db, accepted)
+            if not self._bucket.take(self._stop):
+                with self.engine.begin() as db:
+                    ledger.release(db, self.owner, [delivery.id])
+                return
         with self.engine.begin() as db:
             self._record_accepted(db, accepted)
             marked = ledger.mark_sending(db, self.job, self.owner, delivery.id)
@@ -294,8 +304,6 @@ class Sender:
                 ledger.skip(db, self.owner, delivery.id)
             self._count(DeliveryStatus.SKIPPED)
             return
-        if self._bucket is not None:
-            self._bucket.take(self._stop)
         try:
             connection.send(message.data, self.sender_address, [delivery.email])
         except SendError as error:
