@@ -269,7 +269,7 @@ class Sender:
         pause = self.options.poll if not waiting.held_by_me else min(self.options.poll, 0.05)
         if waiting.next_claimable_at is not None:
             ahead = (waiting.next_claimable_at - utcnow()).total_seconds()
-            pause = min(max(ahead, 0.05), self.options.poll)
+            pause = min(max(ahead, 0.05), pause)
         self._stop.wait(pause)
         now = utcnow()
         with self.engine.begin() as db:
