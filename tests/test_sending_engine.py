@@ -403,3 +403,23 @@ def test_rate_is_one_cap_shared_by_all_workers(mail_app: Flask, smtp_server: SMT
     assert result.counts[DeliveryStatus.SENT] == 20
     # Four workers without a shared cap would need a quarter of this; the burst is 5 messages.
     assert elapsed >= (20 - 5) / 50 * 0.95
+
+
+def test_a_refused_login_stops_the_run_and_the_right_one_resumes_it(
+    make_app: Callable[..., Flask],
+) -> None:
+    server = SMTPServer(login=("news", "right password"))
+    server.start()
+    try:
+        wrong = make_app(MAIL_URL=server.url_with_login("news", "wrong password"))
+        digest_id = queued_digest(wrong, 4)
+        result = sender(wrong, digest_id).run()
+        assert result.outcome is Outcome.TOO_MANY_ERRORS
+        assert "535" in result.message
+        assert server.received == []
+        assert set(states(wrong, digest_id).values()) == {DeliveryStatus.QUEUED}
+        right = make_app(MAIL_URL=server.url_with_login("news", "right password"))
+        assert sender(right, digest_id).run().outcome is Outcome.COMPLETE
+        assert per_recipient(server) == Counter({address(n): 1 for n in range(4)})
+    finally:
+        server.stop()

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default
 from typing import Any
+from urllib.parse import quote
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 __all__ = ["Received", "SMTPServer", "free_port"]
 
@@ -91,9 +93,10 @@ class _Handler:
 class SMTPServer:
     """Start, stop and start again on the same port; ``received`` lists accepted messages."""
 
-    def __init__(self) -> None:
+    def __init__(self, login: tuple[str, str] | None = None) -> None:
         self.port = free_port()
         self.handler = _Handler()
+        self.login = login
         self._controller: Controller | None = None
 
     @property
@@ -105,8 +108,23 @@ class SMTPServer:
         with self.handler.lock:
             return list(self.handler.received)
 
+    def url_with_login(self, user: str, password: str) -> str:
+        return f"smtp://{quote(user)}:{quote(password)}@127.0.0.1:{self.port}?timeout=5"
+
+    def _authenticate(
+        self, _server: Any, _session: Any, _envelope: Any, _mechanism: str, data: Any
+    ) -> AuthResult:
+        expected = tuple(part.encode() for part in self.login or ())
+        # handled=False lets aiosmtpd answer a refusal with 535 itself.
+        return AuthResult(
+            success=isinstance(data, LoginPassword) and data == expected, handled=False
+        )
+
     def start(self) -> None:
-        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        options: dict[str, Any] = {}
+        if self.login is not None:
+            options = {"authenticator": self._authenticate, "auth_require_tls": False}
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **options)
         self._controller.start()
 
     def stop(self) -> None:
