@@ -225,8 +225,8 @@ class PreparedDigest:
             to_name=f"{recipient.first_name} {recipient.last_name}",
             to_address=recipient.email,
             message_id=message_id,
-            text=self._text.fill(text_values),
-            html=self._html.fill(html_values),
+            text_qp=self._text.fill_encoded(text_values),
+            html_qp=self._html.fill_encoded(html_values),
             headers=list_headers(self.site, link),
         )
 
