@@ -4,9 +4,10 @@
     .venv/bin/python bench/signup_load.py --database-url postgresql+psycopg://…/empty_db
     .venv/bin/python bench/signup_load.py --seconds 20 --concurrency 16 --threads 4
 
-It serves the app with gunicorn (2 workers) on 127.0.0.1, confirmation emails going to an SMTP
-sink in its own process (bench/smtp_sink.py). The load generator is this script in a second
-process (``--client``), an asyncio client on raw streams: a signup is what a browser does, GET
+It serves the app with gunicorn on 127.0.0.1 (2 sync workers unless --workers and --threads say
+otherwise), confirmation emails going to an SMTP sink in its own process (bench/smtp_sink.py).
+The load generator is this script in a second process (``--client``), an asyncio client on raw
+streams: a signup is what a browser does, GET
 /subscribe, take the CSRF token and session cookie, POST the form with a distinct address, and
 expect the 303. Every connection is kept open as long as the server allows, as a browser does.
 
@@ -319,9 +320,9 @@ class Sink:
 
 
 class Server:
-    """gunicorn serving ``newsletter:create_app()`` with 2 workers."""
+    """gunicorn serving ``newsletter:create_app()``."""
 
-    def __init__(self, env: dict[str, str], threads: int, log: Path) -> None:
+    def __init__(self, env: dict[str, str], workers: int, threads: int, log: Path) -> None:
         self.port = free_port()
         worker_class = "gthread" if threads > 1 else "sync"
         self.command = [
@@ -329,7 +330,7 @@ class Server:
             "-m",
             "gunicorn",
             "--workers",
-            "2",
+            str(workers),
             "--worker-class",
             worker_class,
             "--threads",
@@ -340,7 +341,7 @@ class Server:
             "2048",
             "newsletter:create_app()",
         ]
-        self.settings = f"--workers 2 --worker-class {worker_class} --threads {threads}"
+        self.settings = f"--workers {workers} --worker-class {worker_class} --threads {threads}"
         self.log = log
         with log.open("wb") as output:
             self.process = subprocess.Popen(
@@ -587,6 +588,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="an empty PostgreSQL database (default: SQLite)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
     parser.add_argument("--concurrency", type=int, default=8, help="clients in the closed loop")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument(
         "--threads", type=int, default=1, help="threads per gunicorn worker (1: sync workers)"
     )
@@ -602,7 +604,7 @@ def main() -> None:
         database_url = prepare_database(options.database_url, folder)
         sink = Sink()
         env = environment(database_url, sink.port, folder)
-        server = Server(env, options.threads, folder / "gunicorn.log")
+        server = Server(env, options.workers, options.threads, folder / "gunicorn.log")
         bench = Bench(server, sink, database_url)
         base = {"host": "127.0.0.1", "port": server.port, "concurrency": options.concurrency}
         # Warm-up: both workers load templates, open connections, fill caches.
@@ -648,15 +650,18 @@ def main() -> None:
             [email for totals in runs for email in totals.accepted],
             [email for totals in runs for email in totals.attempted],
         )
-        for text in ("database is locked", "Traceback"):
+        for text in ("database is locked", "Traceback", " ERROR "):
             if text in gunicorn_log:
-                problems.append(f"gunicorn's log has {text!r}")
+                line = next(line for line in gunicorn_log.splitlines() if text in line)
+                problems.append(f"gunicorn's log has {text.strip()!r}: {line[:200]}")
         errors = bare.errors + signups.errors + paced.errors
         if errors:
             problems.append(f"{errors} answers were not 2xx/3xx or failed")
         for problem in problems:
             print(f"PROBLEM: {problem}")
         print("checks: " + ("passed" if not problems else "FAILED"))
+        if problems:
+            raise SystemExit(1)
     finally:
         if bench is not None:
             bench.close()
