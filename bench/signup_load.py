@@ -7,9 +7,9 @@
 It serves the app with gunicorn on 127.0.0.1 (2 sync workers unless --workers and --threads say
 otherwise), confirmation emails going to an SMTP sink in its own process (bench/smtp_sink.py).
 The load generator is this script in a second process (``--client``), an asyncio client on raw
-streams: a signup is what a browser does, GET
-/subscribe, take the CSRF token and session cookie, POST the form with a distinct address, and
-expect the 303. Every connection is kept open as long as the server allows, as a browser does.
+streams. A signup is what a browser does: GET /subscribe, take the CSRF token and session
+cookie, POST the form with a distinct address, and expect the 303. Every connection is kept
+open as long as the server allows, as a browser does.
 
 Phase 1, closed loop (``--concurrency`` clients, each starting its next request as soon as the
 previous one is answered), alternates the bare endpoint (GET /livez, a constant) and signups,
