@@ -156,9 +156,11 @@ def test_signups_and_unsubscribes_during_a_send(
         paths = [urlsplit(unsubscribe_url(site, person)).path for person in people]
 
     env = environment(base_config, smtp_server.url)
-    # gthread workers, as docs/deploy.md recommends: each worker serves several requests at
-    # once, so requests of one process share its connection pool and race each other for
-    # the same rows and (on SQLite) the write lock, as they do in production.
+    # gthread workers, though docs/deploy.md recommends sync ones for speed: here the point
+    # is correctness under the hardest interleaving. Each worker serves 4 requests at once, so
+    # requests of one process share its connection pool and race each other, the other
+    # worker, the mail threads and the send for the same rows and (on SQLite) the write lock;
+    # a sync worker would run one request at a time.
     with running_gunicorn(env, tmp_path / "gunicorn.log", workers=2, threads=4) as server:
         send = subprocess.Popen(
             [sys.executable, "-m", "newsletter", "digest", "send", str(digest_id)],
