@@ -15,12 +15,16 @@ created, or a file system without ``flock``), transactions fall back to SQLite's
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import threading
 from collections import Counter
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not on this platform: transactions use SQLite's busy handler
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["QueuedWriterConnection"]
 
@@ -73,9 +77,20 @@ class QueuedWriterConnection(sqlite3.Connection):
             super().close()
         finally:
             self._release()
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+            self._close_lock_file()
+
+    def __del__(self) -> None:
+        # A connection dropped without close() must not keep every other writer waiting:
+        # closing the file lets go of its lock.
+        if getattr(self, "_holding", None) is not None:
+            self._release()
+        self._close_lock_file()
+
+    def _close_lock_file(self) -> None:
+        fd = getattr(self, "_lock_fd", None)
+        if fd is not None:
+            self._lock_fd = None
+            os.close(fd)
 
     def _acquire(self) -> None:
         if self._holding is not None or not self._open_lock_file():
@@ -106,6 +121,8 @@ class QueuedWriterConnection(sqlite3.Connection):
             pass  # closing the file lets go of the lock in any case
 
     def _open_lock_file(self) -> bool:
+        if fcntl is None:
+            return False
         if not self._looked:
             self._looked = True
             rows = self.execute("PRAGMA database_list").fetchall()

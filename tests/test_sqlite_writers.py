@@ -4,6 +4,7 @@ ROLLBACK; SQLite-only, so these tests make their own database files."""
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import sqlite3
 import threading
@@ -152,3 +153,19 @@ def test_the_services_engine_queues_and_an_observer_does_not(
     finally:
         service.dispose()
         observer.dispose()
+
+
+def test_a_connection_dropped_without_close_lets_go(
+    database: Path, other_process_view: int
+) -> None:
+    connection = connect(database)
+    connection.begin_immediate()
+    assert queue_is_taken(other_process_view)
+    del connection
+    gc.collect()
+    assert not queue_is_taken(other_process_view)
+    follower = connect(database)
+    follower.begin_immediate()
+    follower.execute("INSERT INTO events (what) VALUES ('after')")
+    follower.commit()
+    follower.close()
