@@ -11,6 +11,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from newsletter.sqlite_writers import QueuedWriterConnection
+
 __all__ = [
     "Base",
     "UTCDateTime",
@@ -78,7 +80,10 @@ def create_db_engine(url: str, *, sqlite_immediate: bool = True, **options: Any)
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        options.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        if sqlite_immediate:
+            connect_args["factory"] = QueuedWriterConnection
+        options.setdefault("connect_args", connect_args)
         engine = create_engine(parsed, **options)
         _configure_sqlite(engine, take_write_lock_at_begin=sqlite_immediate)
         return engine
@@ -107,7 +112,11 @@ def _configure_sqlite(engine: Engine, take_write_lock_at_begin: bool) -> None:
             # Take the write lock up front: a deferred transaction that reads and then writes
             # fails at once with SQLITE_BUSY (no waiting) when another connection wrote in
             # between.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            driver = connection.connection.driver_connection
+            if isinstance(driver, QueuedWriterConnection):
+                driver.begin_immediate()  # waits its turn behind other writers first
+            else:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def init_app(app: Flask) -> None:

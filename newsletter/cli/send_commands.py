@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import threading
@@ -28,6 +29,8 @@ from newsletter.sending.jobs import ClaimedDelivery, DigestJob
 from newsletter.sending.rehearsal import rehearse
 
 __all__ = ["send", "status"]
+
+log = logging.getLogger(__name__)
 
 
 def _load_digest(runtime: Runtime, digest_id: int) -> Digest:
@@ -245,7 +248,10 @@ def send(
         after = ledger.counts(session, job.scope())
     if result.message:
         click.echo(result.message, err=True)
-    click.echo(_summary(result, after[DeliveryStatus.QUEUED] + after[DeliveryStatus.SENDING]))
+    summary = _summary(result, after[DeliveryStatus.QUEUED] + after[DeliveryStatus.SENDING])
+    click.echo(summary)
+    # The same figures for the log (journald, a log collector), where cron and timer runs go.
+    log.info("send summary: digest %s: %s; exit %s", digest_id, summary, result.outcome.value)
     if finished:
         click.echo(f"Digest {digest_id} is sent.")
     raise SystemExit(result.outcome.value)

@@ -13,7 +13,7 @@ from typing import Protocol
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session, sessionmaker
 
-from newsletter.mail.confirmation import compose_confirmation
+from newsletter.mail.confirmation import build_confirmation, read_confirmation
 from newsletter.mail.messages import stable_message_id
 from newsletter.mail.render import EmailRenderer
 from newsletter.mail.transports import message_bytes
@@ -94,7 +94,9 @@ class ConfirmationJob:
 
     def compose(self, delivery: ClaimedDelivery) -> Outgoing | None:
         with self.sessions() as session:
-            message = compose_confirmation(session, self.site, self.renderer, delivery.id)
-        if message is None:
+            draft = read_confirmation(session, delivery.id)
+        # Built after the transaction ends: on SQLite it holds the write lock signups wait for.
+        if draft is None:
             return None
+        message = build_confirmation(self.site, self.renderer, draft)
         return Outgoing(str(message["Message-ID"]), message_bytes(message))

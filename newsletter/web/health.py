@@ -1,4 +1,5 @@
-"""``GET /healthz`` for load balancers and monitors."""
+"""``GET /healthz`` (readiness: the database answers) and ``GET /livez`` (liveness: the
+process answers) for load balancers and monitors."""
 
 from __future__ import annotations
 
@@ -25,3 +26,10 @@ def healthz() -> tuple[dict[str, str], int]:
         log.warning("health check: database unreachable: %s", error)
         return {"status": "error", "database": "unreachable"}, 503
     return {"status": "ok", "database": "ok"}, 200
+
+
+@bp.get("/livez")
+def livez() -> tuple[str, int, dict[str, str]]:
+    """The process serves requests; touches nothing else, so a database outage does not get
+    healthy workers restarted."""
+    return "ok", 200, {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"}

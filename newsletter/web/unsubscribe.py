@@ -8,10 +8,13 @@ fetch every URL in a message.
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+import logging
+
+from flask import Blueprint, current_app, render_template, request
 from werkzeug.wrappers import Response
 
 from newsletter.db import get_session
+from newsletter.logs import person
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.runtime import get_runtime
 from newsletter.services.consent import Evidence
@@ -21,6 +24,8 @@ from newsletter.services.unsubscribe import unsubscribe
 from newsletter.tokens import InvalidToken, Purpose, TokenData
 
 __all__ = ["ONE_CLICK_METHOD", "PAGE_METHOD", "bp", "mask_email"]
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("unsubscribe", __name__)
 
@@ -107,10 +112,13 @@ def leave(token: str) -> Response | tuple[str, int] | str:
     except InvalidToken:
         return _link_problem()
     session = get_session()
+    evidence = _evidence()
     try:
-        subscriber = unsubscribe(session, data, _evidence())
+        subscriber = unsubscribe(session, data, evidence)
     except LinkNoLongerValid:
         session.rollback()
         return _link_problem()
     session.commit()
+    who = person(subscriber.id, subscriber.email, current_app.config["LOG_ADDRESSES"])
+    log.info("unsubscribe: %s is %s (%s)", who, subscriber.status, evidence.method)
     return _page("unsubscribed.html", subscriber, token)

@@ -1,0 +1,132 @@
+"""Confirmation emails sent from the web process: at once when the form is quiet, several
+over one SMTP connection in a burst, and built with the database let go."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import create_engine, text
+
+from newsletter.mail.render import EmailRenderer, RenderedEmail
+from newsletter.models import DeliveryStatus
+from newsletter.runtime import get_runtime
+from newsletter.services.consent import FORM_SIGNUP, Evidence
+from newsletter.services.outbox import Outbox
+from newsletter.services.subscriptions import Person, sign_up
+from newsletter.web.dispatch import get_dispatcher
+from tests.conftest import post_signup
+from tests.support.mailbox import body_text, read_maildir
+from tests.support.smtp import SMTPServer
+
+
+def recipients(server: SMTPServer) -> Counter[str]:
+    return Counter(r for message in server.received for r in message.recipients)
+
+
+def test_a_quiet_form_gets_each_email_at_once(
+    make_app: Callable[..., Flask], smtp_server: SMTPServer
+) -> None:
+    app = make_app(MAIL_URL=smtp_server.url)
+    client = app.test_client()
+    for number in range(3):
+        assert post_signup(client, email=f"quiet{number}@example.org").status_code == 303
+        get_dispatcher(app).drain()
+        assert recipients(smtp_server)[f"quiet{number}@example.org"] == 1
+    assert len(smtp_server.received) == 3
+
+
+def test_a_burst_shares_connections_and_sends_each_email_once(
+    make_app: Callable[..., Flask], smtp_server: SMTPServer
+) -> None:
+    app = make_app(MAIL_URL=smtp_server.url)
+    client = app.test_client()
+    release = threading.Event()
+    greetings: list[int] = []
+
+    def hold_the_first_connection() -> None:
+        # The server stalls until the burst is in, so the emails have to wait for a thread.
+        greetings.append(1)
+        if len(greetings) == 1:
+            release.wait(timeout=10)
+
+    smtp_server.handler.greeting_reply = hold_the_first_connection
+    addresses = [f"burst{number}@example.org" for number in range(30)]
+    try:
+        for email in addresses:
+            assert post_signup(client, email=email).status_code == 303
+    finally:
+        release.set()
+    get_dispatcher(app).drain()
+    assert recipients(smtp_server) == Counter(addresses)
+    # One connection per email before; now the two busy threads take the rest in batches.
+    assert len(greetings) <= 4, len(greetings)
+
+
+class ProbingRenderer(EmailRenderer):
+    """The real renderer, which first looks whether any transaction is holding the database."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__()
+        self.database_url = database_url
+        self.free: list[bool] = []
+
+    def render(self, name: str, context: dict[str, Any]) -> RenderedEmail:
+        self.free.append(database_is_free(self.database_url))
+        return super().render(name, context)
+
+
+def database_is_free(database_url: str) -> bool:
+    """On SQLite, another connection can take the write lock at once; on PostgreSQL, no
+    session is inside a transaction but our own look."""
+    if database_url.startswith("sqlite"):
+        path = database_url.removeprefix("sqlite:///")
+        connection = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            connection.close()
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            busy = connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+                )
+            )
+        return busy == 0
+    finally:
+        engine.dispose()
+
+
+def test_the_email_is_built_after_the_database_is_let_go(
+    make_app: Callable[..., Flask], database_url: str, outbox_path: Path
+) -> None:
+    app = make_app()
+    runtime = get_runtime(app)
+    with runtime.sessions.begin() as session:
+        outcome = sign_up(
+            session,
+            runtime.site,
+            Person("lin@example.org", "Lin", "Ito"),
+            Evidence(FORM_SIGNUP, ip="192.0.2.1"),
+        )
+        assert outcome.confirmation is not None
+        delivery_id = outcome.confirmation.id
+    renderer = ProbingRenderer(database_url)
+    outbox = Outbox(runtime.sessions, runtime.site, renderer, runtime.transport)
+    assert outbox.send_one(delivery_id)[DeliveryStatus.SENT] == 1
+    assert renderer.free == [True]
+    [message] = read_maildir(outbox_path)
+    assert message["To"] == "Lin Ito <lin@example.org>"
+    assert "/confirm/" in body_text(message)
