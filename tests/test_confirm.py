@@ -27,6 +27,7 @@ from tests.support.html import parse_page
 from tests.support.mailbox import body_text, find_link
 from tests.support.records import deliveries, events, subscriber
 from tests.support.smtp import SMTPServer
+from tests.support.tokens import flip_first
 
 BASE = "https://news.example.org"
 EIGHT_DAYS = 8 * 24 * 3600
@@ -225,16 +226,10 @@ def test_fresh_email_button_needs_its_form_token(
     assert len(deliveries(app)) == 1
 
 
-def _flip_first(part: str) -> str:
-    # The first character of a base64 field carries six whole bits; the last may carry only
-    # padding, which decodes to the same bytes whatever it is.
-    return ("B" if part[0] == "A" else "A") + part[1:]
-
-
 def _tampered(token: str) -> list[str]:
     payload, stamp, signature = token.split(".")
-    flipped = f"{payload}.{stamp}.{_flip_first(signature)}"
-    other_payload = f"{_flip_first(payload)}.{stamp}.{signature}"
+    flipped = f"{payload}.{stamp}.{flip_first(signature)}"
+    other_payload = f"{flip_first(payload)}.{stamp}.{signature}"
     return [flipped, other_payload, token[: len(token) // 2], "nonsense", token + "x"]
 
 
