@@ -8,7 +8,6 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from newsletter.tokens import (
-from tests.support.tokens import flip_first
     CONFIRM_MAX_AGE,
     ExpiredToken,
     InvalidToken,
@@ -16,6 +15,7 @@ from tests.support.tokens import flip_first
     TokenData,
     Tokens,
 )
+from tests.support.tokens import flip_first
 
 KEY = "current-key-of-reasonable-length"
 DATA = TokenData(subscriber_id=42, nonce="a1b2c3d4e5f60718", consent_event_id=7)
