@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert  # noqa: E402  (after the path set-up above)
 
+from bench.smtp_sink import Sink  # noqa: E402  (after the path set-up above)
 from newsletter import create_app  # noqa: E402
 from newsletter.db import session_factory, utcnow  # noqa: E402
 from newsletter.mail.digest import Recipient, prepare_digest  # noqa: E402
@@ -40,33 +40,6 @@ from newsletter.runtime import get_runtime  # noqa: E402
 
 NEWSLETTER = [sys.executable, "-m", "newsletter"]
 CHUNK = 50_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Sink:
-    """bench/smtp_sink.py in its own process."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "smtp_sink.py"), str(self.port)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        assert self.process.stdout.readline().strip() == "ready"
-
-    def stop(self) -> int:
-        self.process.terminate()
-        output, _ = self.process.communicate(timeout=60)
-        match = re.search(r"messages=(\d+)", output)
-        assert match, output
-        return int(match.group(1))
 
 
 def run(

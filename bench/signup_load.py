@@ -36,7 +36,6 @@ import platform
 import re
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,8 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.smtp_sink import Sink, free_port  # noqa: E402  (after the path set-up above)
 
 CSRF = re.compile(rb'name="csrf_token" type="hidden" value="([^"]+)"')
 SIGNUP_TARGET_RATIO = 0.4
@@ -275,12 +276,6 @@ def client_main(spec_text: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its children still running (Linux /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -297,26 +292,6 @@ def cpu_seconds(pid: int) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / tick
     return total
-
-
-class Sink:
-    """bench/smtp_sink.py in its own process."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "smtp_sink.py"), str(self.port)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        assert self.process.stdout.readline().strip() == "ready"
-
-    def stop(self) -> int:
-        self.process.terminate()
-        output, _ = self.process.communicate(timeout=60)
-        match = re.search(r"messages=(\d+)", output)
-        return int(match.group(1)) if match else -1
 
 
 class Server:

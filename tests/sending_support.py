@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import insert, select
@@ -134,3 +136,20 @@ def add_articles_and_digest(session: Session, articles: int = 5) -> int:
         digest.entries.append(DigestArticle(article=article, position=n))
     session.flush()
     return digest.id
+
+
+def environment(config: dict[str, Any], mail_url: str, **extra: str) -> dict[str, str]:
+    """The test app's settings as the variables a deployment would set, for subprocesses."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSLETTER_")}
+    env.update(
+        NEWSLETTER_DATABASE_URL=config["DATABASE_URL"],
+        NEWSLETTER_MAIL_URL=mail_url,
+        NEWSLETTER_INSTANCE_PATH=config["INSTANCE_PATH"],
+        NEWSLETTER_SECRET_KEY=config["SECRET_KEY"],
+        NEWSLETTER_BASE_URL=config["BASE_URL"],
+        NEWSLETTER_POSTAL_ADDRESS=config["POSTAL_ADDRESS"],
+        NEWSLETTER_ORGANISATION=config["ORGANISATION"],
+        NEWSLETTER_SENDER=config["SENDER"],
+        **extra,
+    )
+    return env

@@ -8,7 +8,6 @@ digest send``, an aiosmtpd server), and the clients are plain threads with ``htt
 from __future__ import annotations
 
 import http.client
-import os
 import re
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from newsletter.models import (
     SubscriberStatus,
 )
 from newsletter.runtime import get_runtime
-from tests.sending_support import add_articles_and_digest, add_subscribers, address
+from tests.sending_support import add_articles_and_digest, add_subscribers, address, environment
 from tests.support.gunicorn import Gunicorn, running_gunicorn
 from tests.support.smtp import SMTPServer
 
@@ -43,24 +42,6 @@ SIGNUPS = 50
 UNSUBSCRIBES = 50
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 TIMEOUT = 30
-
-
-def environment(config: dict[str, Any], mail_url: str) -> dict[str, str]:
-    """The settings of the test's app, as the variables a deployment would set."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSLETTER_")}
-    env.update(
-        NEWSLETTER_DATABASE_URL=config["DATABASE_URL"],
-        NEWSLETTER_MAIL_URL=mail_url,
-        NEWSLETTER_INSTANCE_PATH=config["INSTANCE_PATH"],
-        NEWSLETTER_SECRET_KEY=config["SECRET_KEY"],
-        NEWSLETTER_BASE_URL=config["BASE_URL"],
-        NEWSLETTER_POSTAL_ADDRESS=config["POSTAL_ADDRESS"],
-        NEWSLETTER_ORGANISATION=config["ORGANISATION"],
-        NEWSLETTER_SENDER=config["SENDER"],
-        NEWSLETTER_SIGNUP_RATE_LIMIT="100000 per minute",
-        NEWSLETTER_SIGNUP_MIN_SECONDS="0",
-    )
-    return env
 
 
 def signup_address(number: int) -> str:
@@ -155,7 +136,12 @@ def test_signups_and_unsubscribes_during_a_send(
         # The links the digest carries, pointed at the local server instead of BASE_URL.
         paths = [urlsplit(unsubscribe_url(site, person)).path for person in people]
 
-    env = environment(base_config, smtp_server.url)
+    env = environment(
+        base_config,
+        smtp_server.url,
+        NEWSLETTER_SIGNUP_RATE_LIMIT="100000 per minute",
+        NEWSLETTER_SIGNUP_MIN_SECONDS="0",
+    )
     # gthread workers, though docs/deploy.md recommends sync ones for speed: here the point
     # is correctness under the hardest interleaving. Each worker serves 4 requests at once, so
     # requests of one process share its connection pool and race each other, the other

@@ -25,6 +25,7 @@ from tests.sending_support import (
     add_articles_and_digest,
     add_subscribers,
     address,
+    environment,
     per_recipient,
 )
 from tests.sending_support import states as delivery_states
@@ -42,21 +43,6 @@ def digest_for(app: Flask, subscribers: int) -> int:
     with session_factory(app).begin() as session:
         add_subscribers(session, subscribers)
         return add_articles_and_digest(session)
-
-
-def environment(config: dict[str, Any], mail_url: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSLETTER_")}
-    env.update(
-        NEWSLETTER_DATABASE_URL=config["DATABASE_URL"],
-        NEWSLETTER_MAIL_URL=mail_url,
-        NEWSLETTER_INSTANCE_PATH=config["INSTANCE_PATH"],
-        NEWSLETTER_SECRET_KEY=config["SECRET_KEY"],
-        NEWSLETTER_BASE_URL=config["BASE_URL"],
-        NEWSLETTER_POSTAL_ADDRESS=config["POSTAL_ADDRESS"],
-        NEWSLETTER_ORGANISATION=config["ORGANISATION"],
-        NEWSLETTER_SENDER=config["SENDER"],
-    )
-    return env
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
