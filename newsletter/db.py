@@ -22,7 +22,6 @@ __all__ = [
     "init_app",
     "rowcount",
     "session_factory",
-    "threaded_session_factory",
     "utcnow",
 ]
 
@@ -131,21 +130,6 @@ def get_engine(app: Flask | None = None) -> Engine:
     """The app's engine."""
     engine: Engine = (app or current_app).extensions["newsletter.engine"]
     return engine
-
-
-def threaded_session_factory(app: Flask | None = None) -> sessionmaker[Session]:
-    """Sessions for many threads of one process that all write (the sender's workers).
-
-    On SQLite they share one connection, handed from thread to thread through the pool: a
-    waiting thread wakes the moment the previous transaction ends, instead of sleeping in
-    SQLite's busy handler. Other databases use the app's own factory.
-    """
-    app = app or current_app
-    url = app.config["DATABASE_URL"]
-    if make_url(url).get_backend_name() != "sqlite":
-        return session_factory(app)
-    engine = create_db_engine(url, pool_size=1, max_overflow=0, pool_timeout=300)
-    return sessionmaker(engine, expire_on_commit=False)
 
 
 def session_factory(app: Flask | None = None) -> sessionmaker[Session]:

@@ -18,7 +18,6 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from newsletter.db import threaded_session_factory
 from newsletter.mail.digest import PreparedDigest, Recipient, prepare_digest
 from newsletter.mail.wire import Outgoing
 from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber
@@ -233,7 +232,7 @@ def send(
         lease=timedelta(seconds=current_app.config["SEND_LEASE"]),
     )
     sender = Sender(
-        threaded_session_factory(),
+        runtime.sessions,
         runtime.transport,
         runtime.site.sender_address,
         job,
