@@ -176,7 +176,7 @@ def test_names_cannot_inject_markup_headers_or_slots(
     app: Flask, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A fixed marker, so the name below contains exactly the text of the link's slot.
-    monkeypatch.setattr("newsletter.mail.digest.secrets.token_hex", lambda _size: "fixed")
+    monkeypatch.setattr("newsletter.mail.pieces.secrets.token_hex", lambda _size: "fixed")
     prepared = prepared_digest(app, session)
     marker = "slotfixedunsubscribeurlend"
     person = Recipient(

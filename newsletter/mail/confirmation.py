@@ -7,20 +7,24 @@ lock, and rendering a message while holding it would keep signups waiting.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
-from email.message import EmailMessage
 
 from sqlalchemy.orm import Session
 
 from newsletter.links import confirm_url, list_headers, unsubscribe_url
-from newsletter.mail.messages import build_message, stable_message_id
+from newsletter.mail.messages import one_line, stable_message_id, wrap_text
+from newsletter.mail.pieces import Pieces, slot_markers
 from newsletter.mail.render import EmailRenderer
+from newsletter.mail.wire import AlternativeTemplate, Outgoing
 from newsletter.models import Delivery, SubscriberStatus
 from newsletter.services.bounces import may_send_confirmation
 from newsletter.services.subscriptions import latest_given_event
 from newsletter.site import Site
 
-__all__ = ["ConfirmationDraft", "build_confirmation", "compose_confirmation", "read_confirmation"]
+__all__ = ["ConfirmationDraft", "ConfirmationTemplate", "read_confirmation"]
+
+SLOTS = ("first_name", "confirm_url", "unsubscribe_url")
 
 
 @dataclass(frozen=True)
@@ -59,37 +63,41 @@ def read_confirmation(session: Session, delivery_id: int) -> ConfirmationDraft |
     )
 
 
-def build_confirmation(
-    site: Site, renderer: EmailRenderer, draft: ConfirmationDraft
-) -> EmailMessage:
-    """The confirmation email itself; touches no database."""
-    unsubscribe = unsubscribe_url(site, draft)
-    context = {
-        "organisation": site.organisation,
-        "postal_address": site.postal_address,
-        "first_name": draft.first_name,
-        "confirm_url": confirm_url(site, draft, draft.consent_event_id),
-        "unsubscribe_url": unsubscribe,
-        "subscribe_url": site.url("/subscribe"),
-        "reason": f"Someone, hopefully you, signed up for news from {site.organisation} "
-        "with this address.",
-    }
-    rendered = renderer.render("confirm", context)
-    return build_message(
-        site,
-        to_name=f"{draft.first_name} {draft.last_name}",
-        to_address=draft.email,
-        subject=f"Please confirm your subscription to {site.organisation}",
-        text=rendered.text,
-        html=rendered.html,
-        message_id=stable_message_id(site, "confirm", draft.delivery_id),
-        headers=list_headers(site, unsubscribe),
-    )
+class ConfirmationTemplate:
+    """The confirmation email rendered and CSS-inlined once; each message only fills in the
+    person's name and links."""
 
+    def __init__(self, site: Site, renderer: EmailRenderer) -> None:
+        self.site = site
+        markers = slot_markers(SLOTS)
+        context = {
+            "organisation": site.organisation,
+            "postal_address": site.postal_address,
+            "subscribe_url": site.url("/subscribe"),
+            "reason": f"Someone, hopefully you, signed up for news from {site.organisation} "
+            "with this address.",
+            **markers,
+        }
+        rendered = renderer.render("confirm", context)
+        self._text = Pieces.cut(wrap_text(rendered.text), markers)
+        self._html = Pieces.cut(rendered.html, markers)
+        subject = f"Please confirm your subscription to {site.organisation}"
+        self._wire = AlternativeTemplate(site.sender, subject)
 
-def compose_confirmation(
-    session: Session, site: Site, renderer: EmailRenderer, delivery_id: int
-) -> EmailMessage | None:
-    """The confirmation email for a delivery, or None when it is no longer due."""
-    draft = read_confirmation(session, delivery_id)
-    return build_confirmation(site, renderer, draft) if draft is not None else None
+    def outgoing_for(self, draft: ConfirmationDraft) -> Outgoing:
+        """The finished message for one pending subscriber; touches no database."""
+        unsubscribe = unsubscribe_url(self.site, draft)
+        values = {
+            "first_name": one_line(draft.first_name),
+            "confirm_url": confirm_url(self.site, draft, draft.consent_event_id),
+            "unsubscribe_url": unsubscribe,
+        }
+        escaped = {name: html.escape(value, quote=True) for name, value in values.items()}
+        return self._wire.assemble(
+            to_name=f"{draft.first_name} {draft.last_name}",
+            to_address=draft.email,
+            message_id=stable_message_id(self.site, "confirm", draft.delivery_id),
+            text_qp=self._text.fill_encoded(values),
+            html_qp=self._html.fill_encoded(escaped),
+            headers=list_headers(self.site, unsubscribe),
+        )

@@ -11,9 +11,6 @@ just text.
 from __future__ import annotations
 
 import html
-import re
-import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -24,11 +21,11 @@ from sqlalchemy.orm import Session
 from newsletter.links import list_headers, unsubscribe_url
 from newsletter.mail.messages import (
     build_encoded_message,
-    encode_piece,
     new_boundary,
     one_line,
     wrap_text,
 )
+from newsletter.mail.pieces import Pieces, slot_markers
 from newsletter.mail.render import EmailRenderer
 from newsletter.mail.wire import AlternativeTemplate, Outgoing
 from newsletter.models import Article, Digest, DigestArticle
@@ -119,56 +116,11 @@ def digest_reason(site: Site) -> str:
     )
 
 
-@dataclass(frozen=True)
-class _Pieces:
-    """A rendered text cut at the per-person markers: ``literals`` around ``slots``.
-
-    ``encoded`` holds the literals already in quoted-printable, so that a message only
-    encodes its few per-person values.
-    """
-
-    literals: tuple[str, ...]
-    slots: tuple[str, ...]
-    encoded: tuple[str, ...]
-
-    @classmethod
-    def cut(cls, rendered: str, markers: Mapping[str, str]) -> _Pieces:
-        slot_of = {marker: name for name, marker in markers.items()}
-        pattern = re.compile("|".join(re.escape(marker) for marker in markers.values()))
-        literals: list[str] = []
-        slots: list[str] = []
-        position = 0
-        for match in pattern.finditer(rendered):
-            literals.append(rendered[position : match.start()])
-            slots.append(slot_of[match.group()])
-            position = match.end()
-        literals.append(rendered[position:])
-        encoded = tuple(encode_piece(literal) for literal in literals)
-        return cls(tuple(literals), tuple(slots), encoded)
-
-    @staticmethod
-    def _join(literals: tuple[str, ...], slots: tuple[str, ...], values: Mapping[str, str]) -> str:
-        parts = [literals[0]]
-        for slot, literal in zip(slots, literals[1:], strict=True):
-            parts.append(values[slot])
-            parts.append(literal)
-        return "".join(parts)
-
-    def fill(self, values: Mapping[str, str]) -> str:
-        """The text with ``values`` in their slots."""
-        return self._join(self.literals, self.slots, values)
-
-    def fill_encoded(self, values: Mapping[str, str]) -> str:
-        """The same, as quoted-printable: only the values are encoded here."""
-        encoded_values = {name: encode_piece(value) for name, value in values.items()}
-        return self._join(self.encoded, self.slots, encoded_values)
-
-
 class PreparedDigest:
     """A digest rendered and inlined once, ready to become one message per recipient."""
 
     def __init__(
-        self, site: Site, digest_id: int, subject: str, text: _Pieces, html_part: _Pieces
+        self, site: Site, digest_id: int, subject: str, text: Pieces, html_part: Pieces
     ) -> None:
         self.site = site
         self.digest_id = digest_id
@@ -231,18 +183,11 @@ class PreparedDigest:
         )
 
 
-def _markers() -> dict[str, str]:
-    # Letters and digits only: autoescaping, CSS inlining and wrapping leave them intact, and
-    # the random part cannot be guessed by anyone writing an article.
-    token = secrets.token_hex(12)
-    return {name: f"slot{token}{name.replace('_', '')}end" for name in SLOTS}
-
-
 def prepare_digest(
     session: Session, site: Site, renderer: EmailRenderer, digest: Digest
 ) -> PreparedDigest:
     """Render and inline the article part once per digest."""
-    markers = _markers()
+    markers = slot_markers(SLOTS)
     articles = article_views(session, digest.id)
     context: dict[str, Any] = {
         "subject": digest.subject,
@@ -257,6 +202,6 @@ def prepare_digest(
     rendered = renderer.render(TEMPLATE, context)
     # Wrapped once, here: the per-person values sit in short lines of their own (the
     # greeting, the unsubscribe link), so messages need no wrapping of their own.
-    text = _Pieces.cut(wrap_text(rendered.text), markers)
-    html_part = _Pieces.cut(rendered.html, markers)
+    text = Pieces.cut(wrap_text(rendered.text), markers)
+    html_part = Pieces.cut(rendered.html, markers)
     return PreparedDigest(site, digest.id, digest.subject, text, html_part)

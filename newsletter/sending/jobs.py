@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session, sessionmaker
 
-from newsletter.mail.confirmation import build_confirmation, read_confirmation
+from newsletter.mail.confirmation import ConfirmationTemplate, read_confirmation
 from newsletter.mail.messages import stable_message_id
 from newsletter.mail.render import EmailRenderer
-from newsletter.mail.transports import message_bytes
 from newsletter.mail.wire import Outgoing
 from newsletter.models import Delivery, DeliveryKind, SubscriberStatus
 from newsletter.site import Site
@@ -98,5 +98,8 @@ class ConfirmationJob:
         # Built after the transaction ends: on SQLite it holds the write lock signups wait for.
         if draft is None:
             return None
-        message = build_confirmation(self.site, self.renderer, draft)
-        return Outgoing(str(message["Message-ID"]), message_bytes(message))
+        return self._template.outgoing_for(draft)
+
+    @cached_property
+    def _template(self) -> ConfirmationTemplate:
+        return ConfirmationTemplate(self.site, self.renderer)
