@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -236,3 +237,16 @@ def axe_violations(page: Any) -> list[str]:
 def _no_signup_floor(monkeypatch: pytest.MonkeyPatch) -> None:
     """Signups answer at once in tests; a test that checks the floor sets it itself."""
     monkeypatch.setenv("NEWSLETTER_SIGNUP_MIN_SECONDS", "0")
+
+
+@pytest.fixture
+def frozen_token_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tokens signed in one test carry one timestamp, so two renderings of a person agree.
+
+    A token holds the second it was signed at; without this, a test that builds the same
+    message twice fails whenever the clock ticks between the two.
+    """
+    from itsdangerous.timed import TimestampSigner
+
+    now = int(time.time())
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: now)

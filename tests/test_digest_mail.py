@@ -231,6 +231,7 @@ def test_templates_without_an_unsubscribe_link_are_refused(
         "From the start",
     ],
 )
+@pytest.mark.usefixtures("frozen_token_clock")
 def test_encoded_parts_decode_to_the_personal_text(
     app: Flask, session: Session, first_name: str
 ) -> None:

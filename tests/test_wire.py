@@ -35,6 +35,7 @@ def body(message: EmailMessage, subtype: str) -> str:
     ("first", "last"),
     [("Ada", "Lovelace"), ("Zoë", "Ünal-Øster"), ('Jo "JJ", Jr.', "O'Brien"), ("李", "小龍")],
 )
+@pytest.mark.usefixtures("frozen_token_clock")
 def test_fast_assembly_matches_the_email_package(app: Flask, first: str, last: str) -> None:
     runtime = get_runtime(app)
     with session_factory(app).begin() as session:
