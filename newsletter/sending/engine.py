@@ -36,6 +36,7 @@ from newsletter.models import Delivery, DeliveryStatus, Subscriber
 from newsletter.sending import ledger
 from newsletter.sending.jobs import ClaimedDelivery, Job
 from newsletter.sending.ratelimit import TokenBucket
+from newsletter.sending.steps import Accepted, MessageSteps, message_steps
 from newsletter.services.bounces import record_hard_bounce
 
 __all__ = ["Outcome", "RunResult", "SendOptions", "Sender"]
@@ -171,17 +172,18 @@ class Sender:
                 only=delivery_ids,
             )
         connection = self.transport.connect()
-        accepted: list[tuple[int, str]] = []
+        steps = message_steps(self.engine, self.job, self.owner)
+        accepted: Accepted = []
         try:
             for index, delivery in enumerate(batch):
                 if self.stopping:
                     # The mail server keeps failing: leave the rest queued for later.
                     self._give_back([d.id for d in batch[index:]], accepted)
                     break
-                self._deliver(connection, delivery, accepted)
-            with self.engine.begin() as db:
-                self._record_accepted(db, accepted)
+                self._deliver(connection, steps, delivery, accepted)
+            self._note_recorded(steps.record(accepted))
         finally:
+            steps.close()
             connection.close()
         return self.counts
 
@@ -208,7 +210,8 @@ class Sender:
 
     def _work_until_done(self) -> None:
         connection = self.transport.connect()
-        accepted: list[tuple[int, str]] = []
+        steps = message_steps(self.engine, self.job, self.owner)
+        accepted: Accepted = []
         try:
             while not self.stopping:
                 with self.engine.begin() as db:
@@ -224,28 +227,30 @@ class Sender:
                     if self.stopping:
                         self._give_back([d.id for d in batch[index:]], accepted)
                         return
-                    self._deliver(connection, delivery, accepted)
+                    self._deliver(connection, steps, delivery, accepted)
         finally:
             try:
-                if accepted:
-                    with self.engine.begin() as db:
-                        self._record_accepted(db, accepted)
+                self._note_recorded(steps.record(accepted))
             finally:
+                steps.close()
                 connection.close()
 
-    def _record_accepted(self, db: DBConnection, accepted: list[tuple[int, str]]) -> None:
+    def _record_accepted(self, db: DBConnection, accepted: Accepted) -> None:
         """Record messages the server accepted. This happens in the very next transaction,
         before any other SMTP I/O, so one commit serves two steps of the hot path."""
         for delivery_id, message_id in accepted:
             ledger.record_sent(db, self.owner, delivery_id, message_id)
         recorded = len(accepted)
         accepted.clear()
+        self._note_recorded(recorded)
+
+    def _note_recorded(self, recorded: int) -> None:
         if recorded:
             with self._lock:
                 self._errors = 0
                 self.counts[DeliveryStatus.SENT] += recorded
 
-    def _give_back(self, ids: list[int], accepted: list[tuple[int, str]]) -> None:
+    def _give_back(self, ids: list[int], accepted: Accepted) -> None:
         with self.engine.begin() as db:
             self._record_accepted(db, accepted)
             ledger.release(db, self.owner, ids)
@@ -280,21 +285,22 @@ class Sender:
     # -- one message ---------------------------------------------------------------------
 
     def _deliver(
-        self, connection: Connection, delivery: ClaimedDelivery, accepted: list[tuple[int, str]]
+        self,
+        connection: Connection,
+        steps: MessageSteps,
+        delivery: ClaimedDelivery,
+        accepted: Accepted,
     ) -> None:
         if self._bucket is not None:
             # Wait for the rate limit before marking anything: a crash while waiting must not
             # leave a message marked as being sent, or one sent but not recorded.
-            if accepted:
-                with self.engine.begin() as db:
-                    self._record_accepted(db, accepted)
+            self._note_recorded(steps.record(accepted))
             if not self._bucket.take(self._stop):
                 with self.engine.begin() as db:
                     ledger.release(db, self.owner, [delivery.id])
                 return
-        with self.engine.begin() as db:
-            self._record_accepted(db, accepted)
-            marked = ledger.mark_sending(db, self.job, self.owner, delivery.id)
+        recorded, marked = steps.advance(accepted, delivery.id)
+        self._note_recorded(recorded)
         if not marked:
             self._count(DeliveryStatus.SKIPPED)
             return

@@ -31,6 +31,8 @@ from newsletter.models import (
 from newsletter.sending.jobs import ClaimedDelivery, Job
 
 __all__ = [
+    "MARK_SENDING",
+    "RECORD_SENT",
     "Backoff",
     "claim_batch",
     "counts",
@@ -241,7 +243,7 @@ def claim_batch(
 
 # The two statements every message runs, built once: their compiled form is cached, and
 # they run as Core statements, without the ORM's per-statement work.
-_MARK_SENDING = (
+MARK_SENDING = (
     update(Delivery)
     .where(
         Delivery.id == bindparam("b_id"),
@@ -254,9 +256,9 @@ _MARK_SENDING = (
     )
     .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1)
 )
-_RECORD_SENT = (
+RECORD_SENT = (
     update(Delivery)
-    .where(Delivery.id == bindparam("b_id"), Delivery.claimed_by == bindparam("b_owner"))
+    .where(Delivery.id == bindparam("b_sent_id"), Delivery.claimed_by == bindparam("b_owner"))
     .values(
         status=DeliveryStatus.SENT,
         sent_at=bindparam("b_at"),
@@ -272,7 +274,7 @@ def mark_sending(db: Executor, job: Job, owner: str, delivery_id: int) -> bool:
     """Just before the SMTP transaction: ``sending``, if the claim is still ours and the
     subscriber may still receive it. Otherwise a still-claimed row is ``skipped``."""
     params = {"b_id": delivery_id, "b_owner": owner, "b_eligible": list(job.eligible)}
-    if rowcount(db.execute(_MARK_SENDING, params)):
+    if rowcount(db.execute(MARK_SENDING, params)):
         return True
     skip(db, owner, delivery_id)
     return False
@@ -280,8 +282,13 @@ def mark_sending(db: Executor, job: Job, owner: str, delivery_id: int) -> bool:
 
 def record_sent(db: Executor, owner: str, delivery_id: int, message_id: str) -> bool:
     """The server accepted the message."""
-    params = {"b_id": delivery_id, "b_owner": owner, "b_at": utcnow(), "b_message_id": message_id}
-    return rowcount(db.execute(_RECORD_SENT, params)) == 1
+    params = {
+        "b_sent_id": delivery_id,
+        "b_owner": owner,
+        "b_at": utcnow(),
+        "b_message_id": message_id,
+    }
+    return rowcount(db.execute(RECORD_SENT, params)) == 1
 
 
 def skip(db: Executor, owner: str, delivery_id: int) -> None:

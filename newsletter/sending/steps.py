@@ -1,0 +1,116 @@
+"""The one database write every message needs: record the last accepted message ``sent`` and
+mark the next one ``sending``, committed before its SMTP transaction starts.
+
+This runs once per message, so its cost sets the pace of a send. SQLite does it in one
+short transaction. PostgreSQL does it in one statement on a worker's own autocommit
+connection: a data-modifying CTE records ``sent`` while the main UPDATE marks ``sending``, so
+a message costs one round trip to the server instead of four (BEGIN, two UPDATEs, COMMIT).
+A single statement is atomic on its own, so nothing is lost against the transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+
+from newsletter.db import rowcount, utcnow
+from newsletter.models import Delivery
+from newsletter.sending import ledger
+from newsletter.sending.jobs import Job
+
+__all__ = ["Accepted", "MessageSteps", "message_steps"]
+
+#: Messages the server accepted and not yet recorded: (delivery id, Message-ID).
+Accepted = list[tuple[int, str]]
+
+_RECORDED = ledger.RECORD_SENT.returning(Delivery.id).cte("recorded")
+# PostgreSQL runs a data-modifying CTE to completion even when the main statement does not
+# read it; the two UPDATEs touch different rows, so they never wait on each other.
+_RECORD_SENT_AND_MARK_SENDING = ledger.MARK_SENDING.add_cte(_RECORDED)
+
+
+class MessageSteps(Protocol):
+    """One worker's writes around each message. Not shared between threads."""
+
+    def record(self, accepted: Accepted) -> int:
+        """Record ``accepted`` as sent (and empty it); return how many were recorded."""
+
+    def advance(self, accepted: Accepted, delivery_id: int) -> tuple[int, bool]:
+        """Record ``accepted`` (and empty it), then mark ``delivery_id`` sending, as one
+        commit. Returns how many were recorded and whether the delivery may be sent; if not,
+        it is already ``skipped``."""
+
+    def close(self) -> None: ...
+
+
+def message_steps(engine: Engine, job: Job, owner: str) -> MessageSteps:
+    if engine.dialect.name == "postgresql":
+        return StatementSteps(engine, job, owner)
+    return TransactionSteps(engine, job, owner)
+
+
+class TransactionSteps:
+    """Both steps in one short transaction (SQLite, and any database without DML in WITH)."""
+
+    def __init__(self, engine: Engine, job: Job, owner: str) -> None:
+        self.engine = engine
+        self.job = job
+        self.owner = owner
+
+    def record(self, accepted: Accepted) -> int:
+        if not accepted:
+            return 0
+        with self.engine.begin() as db:
+            return _record(db, self.owner, accepted)
+
+    def advance(self, accepted: Accepted, delivery_id: int) -> tuple[int, bool]:
+        with self.engine.begin() as db:
+            recorded = _record(db, self.owner, accepted)
+            return recorded, ledger.mark_sending(db, self.job, self.owner, delivery_id)
+
+    def close(self) -> None:
+        pass
+
+
+class StatementSteps:
+    """Both steps in one autocommitted statement on a connection kept for the worker."""
+
+    def __init__(self, engine: Engine, job: Job, owner: str) -> None:
+        self.job = job
+        self.owner = owner
+        self.eligible = list(job.eligible)
+        self.db: Connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def record(self, accepted: Accepted) -> int:
+        recorded = _record(self.db, self.owner, accepted)
+        self.db.commit()
+        return recorded
+
+    def advance(self, accepted: Accepted, delivery_id: int) -> tuple[int, bool]:
+        mark = {"b_id": delivery_id, "b_owner": self.owner, "b_eligible": self.eligible}
+        if len(accepted) == 1:
+            ((sent_id, message_id),) = accepted
+            accepted.clear()
+            params = {**mark, "b_sent_id": sent_id, "b_at": utcnow(), "b_message_id": message_id}
+            marked = rowcount(self.db.execute(_RECORD_SENT_AND_MARK_SENDING, params)) == 1
+            recorded = 1
+        else:
+            recorded = _record(self.db, self.owner, accepted)
+            marked = rowcount(self.db.execute(ledger.MARK_SENDING, mark)) == 1
+        if not marked:
+            ledger.skip(self.db, self.owner, delivery_id)
+        self.db.commit()
+        return recorded, marked
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _record(db: Connection, owner: str, accepted: Accepted) -> int:
+    for delivery_id, message_id in accepted:
+        ledger.record_sent(db, owner, delivery_id, message_id)
+    recorded = len(accepted)
+    accepted.clear()
+    return recorded

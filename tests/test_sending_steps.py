@@ -1,0 +1,116 @@
+"""The per-message write: record the last message sent and mark the next one sending, as one
+commit (one statement on PostgreSQL), only while the claim is this sender's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from sqlalchemy import select, update
+
+from newsletter.db import get_engine, session_factory
+from newsletter.models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus
+from newsletter.sending import ledger
+from newsletter.sending.jobs import ClaimedDelivery
+from newsletter.sending.steps import MessageSteps, StatementSteps, message_steps
+from tests.sending_support import plain_job, queued_digest
+
+OWNER = "this-host:1:aaaa"
+Queue = tuple[MessageSteps, list[ClaimedDelivery]]
+
+
+def claimed(app: Flask, digest_id: int, size: int, owner: str = OWNER) -> list[ClaimedDelivery]:
+    with get_engine(app).begin() as db:
+        return ledger.claim_batch(db, plain_job(app, digest_id), owner, size, timedelta(seconds=30))
+
+
+def row(app: Flask, delivery_id: int) -> Delivery:
+    with session_factory(app)() as session:
+        return session.execute(select(Delivery).where(Delivery.id == delivery_id)).scalar_one()
+
+
+@pytest.fixture
+def queue(app: Flask) -> Iterator[Queue]:
+    """A sender's steps and the four deliveries it has claimed."""
+    digest_id = queued_digest(app, 4)
+    steps = message_steps(get_engine(app), plain_job(app, digest_id), OWNER)
+    yield steps, claimed(app, digest_id, 4)
+    steps.close()
+
+
+def test_postgresql_takes_one_statement_per_message(app: Flask, queue: Queue) -> None:
+    steps, _ = queue
+    expected = "postgresql" if isinstance(steps, StatementSteps) else "sqlite"
+    assert get_engine(app).dialect.name == expected
+
+
+def test_advance_records_the_last_and_marks_the_next(app: Flask, queue: Queue) -> None:
+    steps, (first, second, *_) = queue
+    accepted: list[tuple[int, str]] = []
+
+    assert steps.advance(accepted, first.id) == (0, True)
+    assert row(app, first.id).status == DeliveryStatus.SENDING
+    assert row(app, first.id).attempts == 1
+
+    accepted.append((first.id, "<first@example.org>"))
+    assert steps.advance(accepted, second.id) == (1, True)
+    assert accepted == []
+    done, next_one = row(app, first.id), row(app, second.id)
+    assert (done.status, done.message_id, done.claimed_by) == (
+        DeliveryStatus.SENT,
+        "<first@example.org>",
+        None,
+    )
+    assert done.sent_at is not None
+    assert next_one.status == DeliveryStatus.SENDING
+
+    accepted.append((second.id, "<second@example.org>"))
+    assert steps.record(accepted) == 1
+    assert row(app, second.id).status == DeliveryStatus.SENT
+
+
+def test_several_accepted_are_all_recorded(app: Flask, queue: Queue) -> None:
+    steps, (one, two, three, _) = queue
+    for delivery in (one, two):
+        steps.advance([], delivery.id)
+    accepted = [(one.id, "<1@example.org>"), (two.id, "<2@example.org>")]
+    assert steps.advance(accepted, three.id) == (2, True)
+    assert [row(app, d.id).status for d in (one, two, three)] == [
+        DeliveryStatus.SENT,
+        DeliveryStatus.SENT,
+        DeliveryStatus.SENDING,
+    ]
+
+
+def test_someone_who_left_is_skipped_and_the_last_still_recorded(app: Flask, queue: Queue) -> None:
+    steps, (first, leaver, *_) = queue
+    steps.advance([], first.id)
+    with session_factory(app).begin() as session:
+        session.execute(
+            update(Subscriber)
+            .where(Subscriber.id == leaver.subscriber_id)
+            .values(status=SubscriberStatus.UNSUBSCRIBED)
+        )
+    assert steps.advance([(first.id, "<1@example.org>")], leaver.id) == (1, False)
+    assert row(app, first.id).status == DeliveryStatus.SENT
+    assert row(app, leaver.id).status == DeliveryStatus.SKIPPED
+
+
+def test_a_claim_that_is_no_longer_ours_is_left_alone(app: Flask, queue: Queue) -> None:
+    steps, (first, taken, *_) = queue
+    steps.advance([], first.id)
+    with session_factory(app).begin() as session:
+        # Our lease ran out and another sender claimed and marked the row.
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_([first.id, taken.id]))
+            .values(claimed_by="other-host:2:bbbb", status=DeliveryStatus.SENDING)
+        )
+    assert steps.advance([(first.id, "<1@example.org>")], taken.id)[1] is False
+    # Neither the record nor the skip touched the other sender's rows.
+    for delivery in (first, taken):
+        stored = row(app, delivery.id)
+        assert (stored.status, stored.claimed_by) == (DeliveryStatus.SENDING, "other-host:2:bbbb")
+        assert stored.message_id is None
