@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
-from newsletter.db import get_engine, session_factory
+from newsletter.db import create_db_engine, get_engine, session_factory
 from newsletter.models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus
 from newsletter.sending import ledger
 from newsletter.sending.jobs import ClaimedDelivery
@@ -114,3 +114,68 @@ def test_a_claim_that_is_no_longer_ours_is_left_alone(app: Flask, queue: Queue) 
         stored = row(app, delivery.id)
         assert (stored.status, stored.claimed_by) == (DeliveryStatus.SENDING, "other-host:2:bbbb")
         assert stored.message_id is None
+
+
+def test_claims_record_the_last_message_and_never_overlap(app: Flask) -> None:
+    digest_id = queued_digest(app, 5)
+    job = plain_job(app, digest_id)
+    ours = message_steps(get_engine(app), job, OWNER)
+    theirs = message_steps(get_engine(app), job, "other-host:2:bbbb")
+    try:
+        recorded, first = ours.claim([], 2, timedelta(seconds=30))
+        assert (recorded, len(first)) == (0, 2)
+        ours.advance([], first[0].id)
+        _, second = theirs.claim([], 2, timedelta(seconds=30))
+        recorded, third = ours.claim([(first[0].id, "<1@example.org>")], 5, timedelta(seconds=30))
+    finally:
+        ours.close()
+        theirs.close()
+    assert recorded == 1
+    assert row(app, first[0].id).status == DeliveryStatus.SENT
+    ids = [d.id for d in first + second + third]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 5
+    assert {row(app, d.id).claimed_by for d in second} == {"other-host:2:bbbb"}
+    assert {row(app, d.id).claimed_by for d in third} == {OWNER}
+    assert third[0].email.endswith("@example.org") and third[0].first_name.startswith("First")
+
+
+def test_a_delivery_whose_subscriber_was_erased_is_skipped_at_claim(app: Flask) -> None:
+    digest_id = queued_digest(app, 3)
+    with session_factory(app).begin() as session:
+        erased = session.scalars(select(Delivery.id).order_by(Delivery.id)).first()
+        session.execute(update(Delivery).where(Delivery.id == erased).values(subscriber_id=None))
+    steps = message_steps(get_engine(app), plain_job(app, digest_id), OWNER)
+    try:
+        _, batch = steps.claim([], 10, timedelta(seconds=30))
+    finally:
+        steps.close()
+    assert erased is not None and erased not in [d.id for d in batch]
+    assert len(batch) == 2
+    assert row(app, erased).status == DeliveryStatus.SKIPPED
+
+
+def test_lease_renewal_skips_a_row_being_updated_instead_of_waiting(
+    app: Flask, database_url: str
+) -> None:
+    if get_engine(app).dialect.name != "postgresql":
+        pytest.skip("SQLite has no row locks: its writers queue for the whole database")
+    digest_id = queued_digest(app, 3)
+    busy, *others = claimed(app, digest_id, 3)
+    leases = {d.id: row(app, d.id).claimed_until for d in (busy, *others)}
+    worker = create_db_engine(database_url)
+    try:
+        with worker.connect() as statement_in_flight:
+            # A worker's per-message statement holding its row, as it does for a moment.
+            statement_in_flight.execute(
+                select(Delivery.id).where(Delivery.id == busy.id).with_for_update()
+            )
+            with get_engine(app).begin() as db:
+                db.execute(text("SET LOCAL lock_timeout = '2s'"))
+                ledger.renew(db, OWNER, timedelta(hours=1))
+            statement_in_flight.rollback()
+    finally:
+        worker.dispose()
+    assert row(app, busy.id).claimed_until == leases[busy.id]
+    for delivery in others:
+        renewed = row(app, delivery.id).claimed_until
+        assert renewed is not None and renewed - leases[delivery.id] > timedelta(minutes=50)

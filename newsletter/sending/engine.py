@@ -214,11 +214,8 @@ class Sender:
         accepted: Accepted = []
         try:
             while not self.stopping:
-                with self.engine.begin() as db:
-                    self._record_accepted(db, accepted)
-                    batch = ledger.claim_batch(
-                        db, self.job, self.owner, self.options.batch, self.options.lease
-                    )
+                recorded, batch = steps.claim(accepted, self.options.batch, self.options.lease)
+                self._note_recorded(recorded)
                 if not batch:
                     if not self._wait_for_more():
                         return

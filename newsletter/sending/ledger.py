@@ -14,7 +14,18 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, bindparam, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -184,61 +195,70 @@ def claim_batch(
 ) -> list[ClaimedDelivery]:
     """Lease up to ``size`` queued deliveries (of ``only``, if given) to ``owner``.
 
-    On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets several senders claim side by side; on
-    SQLite the transaction holds the write lock from BEGIN, which serialises claims.
+    On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets several senders claim side by side, and the
+    claim is one statement, so it is atomic even on an autocommit connection. On SQLite the
+    transaction holds the write lock from BEGIN, which serialises claims.
     """
     now = utcnow()
     conditions = _claimable(job, now)
     if only is not None:
         conditions.append(Delivery.id.in_(only))
-    ids = db.scalars(
+    picked = (
         select(Delivery.id)
         .where(*conditions)
         .order_by(Delivery.id)
         .limit(size)
         .with_for_update(skip_locked=True)
-    ).all()
-    if not ids:
-        return []
-    db.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(ids))
-        .values(claimed_by=owner, claimed_until=now + lease)
     )
-    rows = db.execute(
-        select(
-            Delivery.id,
-            Delivery.subscriber_id,
-            Subscriber.email,
-            Subscriber.first_name,
-            Subscriber.last_name,
-            Subscriber.token_nonce,
+    claim = update(Delivery).values(claimed_by=owner, claimed_until=now + lease)
+    if _dialect(db) == "postgresql":
+        claimed = (
+            claim.where(Delivery.id.in_(picked.scalar_subquery()))
+            .returning(Delivery.id, Delivery.subscriber_id)
+            .cte("claimed")
         )
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id, isouter=True)
-        .where(Delivery.id.in_(ids))
-        .order_by(Delivery.id)
-    ).all()
-    claimed = []
-    for row in rows:
-        if row.email is None:
+        rows = db.execute(
+            _addressed(claimed.c.id, claimed.c.subscriber_id).order_by(claimed.c.id)
+        ).all()
+    else:
+        ids = db.scalars(picked).all()
+        if not ids:
+            return []
+        db.execute(claim.where(Delivery.id.in_(ids)))
+        rows = db.execute(
+            _addressed(Delivery.id.expression, Delivery.subscriber_id.expression)
+            .where(Delivery.id.in_(ids))
+            .order_by(Delivery.id)
+        ).all()
+    claimed_rows = []
+    for delivery_id, subscriber_id, email, first_name, last_name, nonce in rows:
+        if email is None or subscriber_id is None:
             # The subscriber was erased after being queued: nothing to send, nobody to send to.
-            db.execute(
-                update(Delivery)
-                .where(Delivery.id == row.id)
-                .values(status=DeliveryStatus.SKIPPED, claimed_by=None, claimed_until=None)
-            )
+            skip(db, owner, delivery_id)
             continue
-        claimed.append(
-            ClaimedDelivery(
-                row.id,
-                row.subscriber_id,
-                row.email,
-                row.first_name,
-                row.last_name,
-                row.token_nonce,
-            )
+        claimed_rows.append(
+            ClaimedDelivery(delivery_id, subscriber_id, email, first_name, last_name, nonce)
         )
-    return claimed
+    return claimed_rows
+
+
+def _addressed(
+    delivery_id: ColumnElement[int], subscriber_id: ColumnElement[int | None]
+) -> Select[int, int | None, str, str, str, str]:
+    """Claimed deliveries with what is needed to address them (no email once erased)."""
+    return select(
+        delivery_id,
+        subscriber_id,
+        Subscriber.email,
+        Subscriber.first_name,
+        Subscriber.last_name,
+        Subscriber.token_nonce,
+    ).join(Subscriber, Subscriber.id == subscriber_id, isouter=True)
+
+
+def _dialect(db: Executor) -> str:
+    bind = db.get_bind() if isinstance(db, Session) else db
+    return bind.dialect.name
 
 
 # The two statements every message runs, built once: their compiled form is cached, and
@@ -363,10 +383,20 @@ def release(db: Executor, owner: str, delivery_ids: list[int]) -> None:
 
 
 def renew(db: Executor, owner: str, lease: timedelta) -> None:
-    """Keep this sender's claims alive while it runs."""
+    """Keep this sender's claims alive while it runs.
+
+    Rows a worker is updating at this moment are skipped, not waited for: a worker's
+    per-message statement locks two rows in no fixed order, and waiting on it from a statement
+    that locks many could deadlock. A skipped row keeps most of its lease and is renewed
+    next time."""
+    mine = (
+        select(Delivery.id)
+        .where(Delivery.claimed_by == owner, Delivery.status.in_(OPEN_STATES))
+        .with_for_update(skip_locked=True)
+    )
     db.execute(
         update(Delivery)
-        .where(Delivery.claimed_by == owner, Delivery.status.in_(OPEN_STATES))
+        .where(Delivery.id.in_(mine.scalar_subquery()))
         .values(claimed_until=utcnow() + lease)
     )
 

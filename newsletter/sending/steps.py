@@ -5,11 +5,13 @@ This runs once per message, so its cost sets the pace of a send. SQLite does it 
 short transaction. PostgreSQL does it in one statement on a worker's own autocommit
 connection: a data-modifying CTE records ``sent`` while the main UPDATE marks ``sending``, so
 a message costs one round trip to the server instead of four (BEGIN, two UPDATEs, COMMIT).
-A single statement is atomic on its own, so nothing is lost against the transaction.
+A single statement is atomic on its own, so nothing is lost against the transaction. Claims
+go through the same connection, also as one statement each.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy import Engine
@@ -18,12 +20,14 @@ from sqlalchemy.engine import Connection
 from newsletter.db import rowcount, utcnow
 from newsletter.models import Delivery
 from newsletter.sending import ledger
-from newsletter.sending.jobs import Job
+from newsletter.sending.jobs import ClaimedDelivery, Job
 
 __all__ = ["Accepted", "MessageSteps", "message_steps"]
 
 #: Messages the server accepted and not yet recorded: (delivery id, Message-ID).
 Accepted = list[tuple[int, str]]
+#: How many accepted messages were recorded, and the deliveries newly claimed.
+ClaimResult = tuple[int, list[ClaimedDelivery]]
 
 _RECORDED = ledger.RECORD_SENT.returning(Delivery.id).cte("recorded")
 # PostgreSQL runs a data-modifying CTE to completion even when the main statement does not
@@ -36,6 +40,9 @@ class MessageSteps(Protocol):
 
     def record(self, accepted: Accepted) -> int:
         """Record ``accepted`` as sent (and empty it); return how many were recorded."""
+
+    def claim(self, accepted: Accepted, size: int, lease: timedelta) -> ClaimResult:
+        """Record ``accepted`` (and empty it), then lease up to ``size`` queued deliveries."""
 
     def advance(self, accepted: Accepted, delivery_id: int) -> tuple[int, bool]:
         """Record ``accepted`` (and empty it), then mark ``delivery_id`` sending, as one
@@ -65,6 +72,11 @@ class TransactionSteps:
         with self.engine.begin() as db:
             return _record(db, self.owner, accepted)
 
+    def claim(self, accepted: Accepted, size: int, lease: timedelta) -> ClaimResult:
+        with self.engine.begin() as db:
+            recorded = _record(db, self.owner, accepted)
+            return recorded, ledger.claim_batch(db, self.job, self.owner, size, lease)
+
     def advance(self, accepted: Accepted, delivery_id: int) -> tuple[int, bool]:
         with self.engine.begin() as db:
             recorded = _record(db, self.owner, accepted)
@@ -87,6 +99,13 @@ class StatementSteps:
         recorded = _record(self.db, self.owner, accepted)
         self.db.commit()
         return recorded
+
+    def claim(self, accepted: Accepted, size: int, lease: timedelta) -> ClaimResult:
+        recorded = _record(self.db, self.owner, accepted)
+        # One statement on PostgreSQL, so the claim is atomic without a transaction.
+        batch = ledger.claim_batch(self.db, self.job, self.owner, size, lease)
+        self.db.commit()
+        return recorded, batch
 
     def advance(self, accepted: Accepted, delivery_id: int) -> tuple[int, bool]:
         mark = {"b_id": delivery_id, "b_owner": self.owner, "b_eligible": self.eligible}
