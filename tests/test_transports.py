@@ -115,6 +115,23 @@ def test_smtp_send_arrives_intact(smtp_server: SMTPServer) -> None:
     assert body == "First line\n.a line that starts with a dot\n"
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"Subject: dots\r\n\r\n.\r\n..\r\n.end\r\nmiddle . dot\r\n",
+        b"X-First: .\r\n\r\nno dot starts a line\r\n",
+        b"Subject: no final line end\r\n\r\n.last",
+    ],
+)
+def test_smtp_sends_bytes_exactly_whatever_their_dots(smtp_server: SMTPServer, data: bytes) -> None:
+    connection = smtp(smtp_server.url).connect()
+    connection.send(data, SENDER, ["ada@example.org"])
+    connection.close()
+    [received] = smtp_server.received
+    expected = data if data.endswith(b"\r\n") else data + b"\r\n"
+    assert received.data.replace(b"\r\n", b"\n") == expected.replace(b"\r\n", b"\n")
+
+
 def test_temporary_refusal_at_rcpt(smtp_server: SMTPServer) -> None:
     smtp_server.handler.rcpt_reply = lambda address: (
         "451 4.3.0 Try again later" if address == "busy@example.org" else None

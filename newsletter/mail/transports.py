@@ -229,9 +229,9 @@ class SMTPConnection:
         self._transmit(smtp, data)
 
     def _transmit(self, smtp: smtplib.SMTP, data: bytes) -> None:
-        payload = data
-        if data.startswith(b".") or b"\n." in data:
-            payload = re.sub(rb"(?m)^\.", b"..", data)
+        # Dot-stuffing (RFC 5321 4.5.2): a plain replace is many times faster than a regular
+        # expression over a whole message, and this runs once per message sent.
+        payload = (b"." + data if data.startswith(b".") else data).replace(b"\n.", b"\n..")
         if not payload.endswith(b"\r\n"):
             payload += b"\r\n"
         try:
