@@ -11,12 +11,16 @@ import os
 import random
 import socket
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Select,
+    Update,
     bindparam,
     exists,
     func,
@@ -43,6 +47,7 @@ from newsletter.sending.jobs import ClaimedDelivery, Job
 
 __all__ = [
     "MARK_SENDING",
+    "marking",
     "RECORD_SENT",
     "Backoff",
     "claim_batch",
@@ -263,19 +268,24 @@ def _dialect(db: Executor) -> str:
 
 # The two statements every message runs, built once: their compiled form is cached, and
 # they run as Core statements, without the ORM's per-statement work.
-MARK_SENDING = (
-    update(Delivery)
-    .where(
-        Delivery.id == bindparam("b_id"),
-        Delivery.claimed_by == bindparam("b_owner"),
-        Delivery.status == DeliveryStatus.QUEUED,
-        exists().where(
-            Subscriber.id == Delivery.subscriber_id,
-            Subscriber.status.in_(bindparam("b_eligible", expanding=True)),
-        ),
+def marking(eligible: BindParameter[Any] | Sequence[ColumnElement[str]]) -> Update:
+    """Mark a claimed, still queued delivery ``sending`` if its subscriber is ``eligible``."""
+    return (
+        update(Delivery)
+        .where(
+            Delivery.id == bindparam("b_id"),
+            Delivery.claimed_by == bindparam("b_owner"),
+            Delivery.status == DeliveryStatus.QUEUED,
+            exists().where(
+                Subscriber.id == Delivery.subscriber_id,
+                Subscriber.status.in_(eligible),
+            ),
+        )
+        .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1)
     )
-    .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1)
-)
+
+
+MARK_SENDING = marking(bindparam("b_eligible", expanding=True))
 RECORD_SENT = (
     update(Delivery)
     .where(Delivery.id == bindparam("b_sent_id"), Delivery.claimed_by == bindparam("b_owner"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, String, literal
 from sqlalchemy.engine import Connection
 
 from newsletter.db import rowcount, utcnow
@@ -87,13 +87,21 @@ class TransactionSteps:
 
 
 class StatementSteps:
-    """Both steps in one autocommitted statement on a connection kept for the worker."""
+    """Both steps in one autocommitted statement on a connection kept for the worker.
+
+    The per-message statement is compiled once per worker and run on the driver's own
+    cursor, prepared by the server: SQLAlchemy's per-execution work was about a fifth of the
+    sender's CPU. Everything else goes through SQLAlchemy as usual.
+    """
 
     def __init__(self, engine: Engine, job: Job, owner: str) -> None:
         self.job = job
         self.owner = owner
         self.eligible = list(job.eligible)
         self.db: Connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        eligible = [literal(status, String()) for status in self.eligible]
+        self._advance = ledger.marking(eligible).add_cte(_RECORDED).compile(dialect=engine.dialect)
+        self._cursor = self.db.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
     def record(self, accepted: Accepted) -> int:
         recorded = _record(self.db, self.owner, accepted)
@@ -108,15 +116,24 @@ class StatementSteps:
         return recorded, batch
 
     def advance(self, accepted: Accepted, delivery_id: int) -> tuple[int, bool]:
-        mark = {"b_id": delivery_id, "b_owner": self.owner, "b_eligible": self.eligible}
         if len(accepted) == 1:
             ((sent_id, message_id),) = accepted
             accepted.clear()
-            params = {**mark, "b_sent_id": sent_id, "b_at": utcnow(), "b_message_id": message_id}
-            marked = rowcount(self.db.execute(_RECORD_SENT_AND_MARK_SENDING, params)) == 1
+            params = self._advance.construct_params(
+                {
+                    "b_id": delivery_id,
+                    "b_owner": self.owner,
+                    "b_sent_id": sent_id,
+                    "b_at": utcnow(),
+                    "b_message_id": message_id,
+                }
+            )
+            self._cursor.execute(self._advance.string, params, prepare=True)
+            marked = self._cursor.rowcount == 1
             recorded = 1
         else:
             recorded = _record(self.db, self.owner, accepted)
+            mark = {"b_id": delivery_id, "b_owner": self.owner, "b_eligible": self.eligible}
             marked = rowcount(self.db.execute(ledger.MARK_SENDING, mark)) == 1
         if not marked:
             ledger.skip(self.db, self.owner, delivery_id)
@@ -124,6 +141,7 @@ class StatementSteps:
         return recorded, marked
 
     def close(self) -> None:
+        self._cursor.close()
         self.db.close()
 
 
