@@ -11,11 +11,13 @@ go through the same connection, also as one statement each.
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy import Engine, String, literal
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine.interfaces import Compiled
 
 from newsletter.db import rowcount, utcnow
 from newsletter.models import Delivery
@@ -99,8 +101,7 @@ class StatementSteps:
         self.owner = owner
         self.eligible = list(job.eligible)
         self.db: Connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        eligible = [literal(status, String()) for status in self.eligible]
-        self._advance = ledger.marking(eligible).add_cte(_RECORDED).compile(dialect=engine.dialect)
+        self._advance = _compiled_advance(engine.dialect, tuple(job.eligible))
         self._cursor = self.db.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
     def record(self, accepted: Accepted) -> int:
@@ -143,6 +144,13 @@ class StatementSteps:
     def close(self) -> None:
         self._cursor.close()
         self.db.close()
+
+
+@functools.cache
+def _compiled_advance(dialect: Dialect, eligible: tuple[str, ...]) -> Compiled:
+    """Compiled once per process: a confirmation email opens steps every few signups."""
+    statuses = [literal(status, String()) for status in eligible]
+    return ledger.marking(statuses).add_cte(_RECORDED).compile(dialect=dialect)
 
 
 def _record(db: Connection, owner: str, accepted: Accepted) -> int:
