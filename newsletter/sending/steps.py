@@ -31,10 +31,9 @@ Accepted = list[tuple[int, str]]
 #: How many accepted messages were recorded, and the deliveries newly claimed.
 ClaimResult = tuple[int, list[ClaimedDelivery]]
 
-_RECORDED = ledger.RECORD_SENT.returning(Delivery.id).cte("recorded")
 # PostgreSQL runs a data-modifying CTE to completion even when the main statement does not
-# read it; the two UPDATEs touch different rows, so they never wait on each other.
-_RECORD_SENT_AND_MARK_SENDING = ledger.MARK_SENDING.add_cte(_RECORDED)
+# read it; the two UPDATEs touch different rows of the same worker's claim.
+_RECORDED = ledger.RECORD_SENT.returning(Delivery.id).cte("recorded")
 
 
 class MessageSteps(Protocol):
