@@ -154,11 +154,11 @@ def test_a_delivery_whose_subscriber_was_erased_is_skipped_at_claim(app: Flask) 
     assert row(app, erased).status == DeliveryStatus.SKIPPED
 
 
+# PostgreSQL only: SQLite has no row locks, its writers queue for the whole database.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_lease_renewal_skips_a_row_being_updated_instead_of_waiting(
     app: Flask, database_url: str
 ) -> None:
-    if get_engine(app).dialect.name != "postgresql":
-        pytest.skip("SQLite has no row locks: its writers queue for the whole database")
     digest_id = queued_digest(app, 3)
     busy, *others = claimed(app, digest_id, 3)
     leases = {d.id: row(app, d.id).claimed_until for d in (busy, *others)}

@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import Connection as DBConnection
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.db import utcnow
@@ -232,15 +231,6 @@ class Sender:
                 steps.close()
                 connection.close()
 
-    def _record_accepted(self, db: DBConnection, accepted: Accepted) -> None:
-        """Record messages the server accepted. This happens in the very next transaction,
-        before any other SMTP I/O, so one commit serves two steps of the hot path."""
-        for delivery_id, message_id in accepted:
-            ledger.record_sent(db, self.owner, delivery_id, message_id)
-        recorded = len(accepted)
-        accepted.clear()
-        self._note_recorded(recorded)
-
     def _note_recorded(self, recorded: int) -> None:
         if recorded:
             with self._lock:
@@ -249,7 +239,7 @@ class Sender:
 
     def _give_back(self, ids: list[int], accepted: Accepted) -> None:
         with self.engine.begin() as db:
-            self._record_accepted(db, accepted)
+            self._note_recorded(ledger.record_accepted(db, self.owner, accepted))
             ledger.release(db, self.owner, ids)
 
     def _wait_for_more(self) -> bool:

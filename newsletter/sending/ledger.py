@@ -56,6 +56,7 @@ __all__ = [
     "finish_digest",
     "mark_sending",
     "queue_digest",
+    "record_accepted",
     "record_sent",
     "release",
     "reopen_digest",
@@ -319,6 +320,16 @@ def record_sent(db: Executor, owner: str, delivery_id: int, message_id: str) -> 
         "b_message_id": message_id,
     }
     return rowcount(db.execute(RECORD_SENT, params)) == 1
+
+
+def record_accepted(db: Executor, owner: str, accepted: list[tuple[int, str]]) -> int:
+    """Record each (delivery id, Message-ID) the server accepted, empty ``accepted`` and
+    return how many there were."""
+    for delivery_id, message_id in accepted:
+        record_sent(db, owner, delivery_id, message_id)
+    recorded = len(accepted)
+    accepted.clear()
+    return recorded
 
 
 def skip(db: Executor, owner: str, delivery_id: int) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, String, literal
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.engine.interfaces import Compiled
 
-from newsletter.db import rowcount, utcnow
+from newsletter.db import utcnow
 from newsletter.models import Delivery
 from newsletter.sending import ledger
 from newsletter.sending.jobs import ClaimedDelivery, Job
@@ -71,16 +71,16 @@ class TransactionSteps:
         if not accepted:
             return 0
         with self.engine.begin() as db:
-            return _record(db, self.owner, accepted)
+            return ledger.record_accepted(db, self.owner, accepted)
 
     def claim(self, accepted: Accepted, size: int, lease: timedelta) -> ClaimResult:
         with self.engine.begin() as db:
-            recorded = _record(db, self.owner, accepted)
+            recorded = ledger.record_accepted(db, self.owner, accepted)
             return recorded, ledger.claim_batch(db, self.job, self.owner, size, lease)
 
     def advance(self, accepted: Accepted, delivery_id: int) -> tuple[int, bool]:
         with self.engine.begin() as db:
-            recorded = _record(db, self.owner, accepted)
+            recorded = ledger.record_accepted(db, self.owner, accepted)
             return recorded, ledger.mark_sending(db, self.job, self.owner, delivery_id)
 
     def close(self) -> None:
@@ -98,47 +98,41 @@ class StatementSteps:
     def __init__(self, engine: Engine, job: Job, owner: str) -> None:
         self.job = job
         self.owner = owner
-        self.eligible = list(job.eligible)
+        # Autocommit: each statement is committed as it completes, with no BEGIN or COMMIT.
         self.db: Connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         self._advance = _compiled_advance(engine.dialect, tuple(job.eligible))
         self._cursor = self.db.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
     def record(self, accepted: Accepted) -> int:
-        recorded = _record(self.db, self.owner, accepted)
-        self.db.commit()
-        return recorded
+        return ledger.record_accepted(self.db, self.owner, accepted)
 
     def claim(self, accepted: Accepted, size: int, lease: timedelta) -> ClaimResult:
-        recorded = _record(self.db, self.owner, accepted)
+        recorded = ledger.record_accepted(self.db, self.owner, accepted)
         # One statement on PostgreSQL, so the claim is atomic without a transaction.
-        batch = ledger.claim_batch(self.db, self.job, self.owner, size, lease)
-        self.db.commit()
-        return recorded, batch
+        return recorded, ledger.claim_batch(self.db, self.job, self.owner, size, lease)
 
     def advance(self, accepted: Accepted, delivery_id: int) -> tuple[int, bool]:
-        if len(accepted) == 1:
-            ((sent_id, message_id),) = accepted
-            accepted.clear()
-            params = self._advance.construct_params(
-                {
-                    "b_id": delivery_id,
-                    "b_owner": self.owner,
-                    "b_sent_id": sent_id,
-                    "b_at": utcnow(),
-                    "b_message_id": message_id,
-                }
-            )
-            self._cursor.execute(self._advance.string, params, prepare=True)
-            marked = self._cursor.rowcount == 1
-            recorded = 1
-        else:
-            recorded = _record(self.db, self.owner, accepted)
-            mark = {"b_id": delivery_id, "b_owner": self.owner, "b_eligible": self.eligible}
-            marked = rowcount(self.db.execute(ledger.MARK_SENDING, mark)) == 1
+        if len(accepted) != 1:
+            # The first message of a batch (its claim recorded the one before) and the rare
+            # case of several accepted: plain statements, committed one by one.
+            recorded = ledger.record_accepted(self.db, self.owner, accepted)
+            return recorded, ledger.mark_sending(self.db, self.job, self.owner, delivery_id)
+        ((sent_id, message_id),) = accepted
+        accepted.clear()
+        params = self._advance.construct_params(
+            {
+                "b_id": delivery_id,
+                "b_owner": self.owner,
+                "b_sent_id": sent_id,
+                "b_at": utcnow(),
+                "b_message_id": message_id,
+            }
+        )
+        self._cursor.execute(self._advance.string, params, prepare=True)
+        marked = self._cursor.rowcount == 1
         if not marked:
             ledger.skip(self.db, self.owner, delivery_id)
-        self.db.commit()
-        return recorded, marked
+        return 1, marked
 
     def close(self) -> None:
         self._cursor.close()
@@ -150,11 +144,3 @@ def _compiled_advance(dialect: Dialect, eligible: tuple[str, ...]) -> Compiled:
     """Compiled once per process: a confirmation email opens steps every few signups."""
     statuses = [literal(status, String()) for status in eligible]
     return ledger.marking(statuses).add_cte(_RECORDED).compile(dialect=dialect)
-
-
-def _record(db: Connection, owner: str, accepted: Accepted) -> int:
-    for delivery_id, message_id in accepted:
-        ledger.record_sent(db, owner, delivery_id, message_id)
-    recorded = len(accepted)
-    accepted.clear()
-    return recorded
