@@ -381,18 +381,11 @@ def ms(values: list[float], share: float) -> str:
 
 
 @dataclass
-class Totals:
+class Totals(Tally):
     """Several client reports of one kind added up, with the CPU time each process spent."""
 
-    done: int = 0
     seconds: float = 0.0
     drained: float = 0.0
-    statuses: Counter[int] = field(default_factory=Counter)
-    failures: Counter[str] = field(default_factory=Counter)
-    latencies: dict[str, list[float]] = field(default_factory=dict)
-    accepted: list[str] = field(default_factory=list)
-    attempted: list[str] = field(default_factory=list)
-    late: int = 0
     cpu: Counter[str] = field(default_factory=Counter)
 
     def add(self, report: dict[str, Any]) -> None:

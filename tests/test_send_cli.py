@@ -166,6 +166,19 @@ def start_send(
     )
 
 
+def resume_send(
+    base_config: dict[str, Any], server: SMTPServer, digest_id: int
+) -> subprocess.CompletedProcess[str]:
+    """Run ``digest send`` again, to the end, as staff would after a crash or a stop."""
+    return subprocess.run(
+        [*NEWSLETTER, "digest", "send", str(digest_id)],
+        env=environment(base_config, server.url),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 @pytest.mark.parametrize("kill_after", [1, 600, 1500])
 def test_kill_9_then_resume_sends_each_message_once(
     mail_app: Flask, base_config: dict[str, Any], smtp_server: SMTPServer, kill_after: int
@@ -177,13 +190,7 @@ def test_kill_9_then_resume_sends_each_message_once(
     process.wait(timeout=30)
     assert process.stdout is not None
     process.stdout.close()
-    resumed = subprocess.run(
-        [*NEWSLETTER, "digest", "send", str(digest_id)],
-        env=environment(base_config, smtp_server.url),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    resumed = resume_send(base_config, smtp_server, digest_id)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     states = delivery_states(mail_app, digest_id)
     unknown = {email for email, state in states.items() if state == DeliveryStatus.UNKNOWN}
@@ -212,13 +219,7 @@ def test_ctrl_c_stops_cleanly_with_130_and_a_rerun_completes(
     states = delivery_states(mail_app, digest_id)
     assert DeliveryStatus.SENDING not in states.values()
     assert DeliveryStatus.UNKNOWN not in states.values()
-    resumed = subprocess.run(
-        [*NEWSLETTER, "digest", "send", str(digest_id)],
-        env=environment(base_config, smtp_server.url),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    resumed = resume_send(base_config, smtp_server, digest_id)
     assert resumed.returncode == 0
     assert per_recipient(smtp_server) == Counter({address(n): 1 for n in range(2000)})
 

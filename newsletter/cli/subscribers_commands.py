@@ -45,6 +45,14 @@ __all__ = ["subscribers"]
 STATUSES = [status.value for status in SubscriberStatus]
 INTERRUPTED = 130
 
+status_filter = click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(STATUSES),
+    help="Only subscribers with this status; repeat for several. Default: every status.",
+)
+
 
 @click.group()
 def subscribers() -> None:
@@ -52,13 +60,7 @@ def subscribers() -> None:
 
 
 @subscribers.command("list")
-@click.option(
-    "--status",
-    "statuses",
-    multiple=True,
-    type=click.Choice(STATUSES),
-    help="Only subscribers with this status; repeat for several.",
-)
+@status_filter
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
@@ -170,13 +172,7 @@ def _state_counts(counts: dict[str, int]) -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file (created readable by you only) instead of standard output.",
 )
-@click.option(
-    "--status",
-    "statuses",
-    multiple=True,
-    type=click.Choice(STATUSES),
-    help="Only subscribers with this status; repeat for several. Default: every status.",
-)
+@status_filter
 @with_appcontext
 def export(out: Path | None, statuses: tuple[str, ...]) -> None:
     """Write subscribers as UTF-8 CSV: email, first_name, last_name, status, created_at,
