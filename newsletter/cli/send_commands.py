@@ -207,6 +207,11 @@ def send(
             f"dry run: rendered {report.messages} messages ({report.bytes / 1e6:.1f} MB) in "
             f"{report.seconds:.1f} s; nothing was sent or changed"
         )
+        if report.unbuilt:
+            click.echo(
+                f"{report.unbuilt} could not be built and would fail "
+                f"(the first: {report.first_problem})"
+            )
         return
     queue_started = time.monotonic()
     with runtime.sessions.begin() as session:

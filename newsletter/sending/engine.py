@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.db import utcnow
@@ -291,7 +292,14 @@ class Sender:
         if not marked:
             self._count(DeliveryStatus.SKIPPED)
             return
-        message = self.job.compose(delivery)
+        try:
+            message = self.job.compose(delivery)
+        except SQLAlchemyError:
+            raise  # the database, not the message: the worker cannot go on
+        except Exception as error:
+            # One person's data (an address no domain can have, say) must not stop the run.
+            self._record_unbuilt(delivery, error)
+            return
         if message is None:
             with self.engine.begin() as db:
                 ledger.skip(db, self.owner, delivery.id)
@@ -303,6 +311,13 @@ class Sender:
             self._record_failure(delivery, error)
             return
         accepted.append((delivery.id, message.message_id))
+
+    def _record_unbuilt(self, delivery: ClaimedDelivery, error: Exception) -> None:
+        reason = f"could not build the message: {str(error) or type(error).__name__}"
+        log.warning("delivery %s: %s", delivery.id, reason)
+        with self.engine.begin() as db:
+            ledger.resolve(db, self.owner, delivery.id, DeliveryStatus.FAILED, error=reason)
+        self._count(DeliveryStatus.FAILED)
 
     def _record_failure(self, delivery: ClaimedDelivery, error: SendError) -> None:
         with self.sessions.begin() as session:
