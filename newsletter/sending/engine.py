@@ -2,9 +2,10 @@
 and record each outcome as soon as the server answers.
 
 A run ends when every delivery of the job is final (``sent``, ``failed``, ``skipped``,
-``unknown``), when a run of consecutive connection-level errors trips the threshold, or when it
-is asked to stop (Ctrl-C). Rows claimed but not yet attempted are given back on a stop; rows
-left ``sending`` by a crash become ``unknown`` once their lease runs out.
+``unknown``), when a run of consecutive errors of the server (refused or lost connections,
+messages it never answered) trips the threshold, or when it is asked to stop (Ctrl-C). Rows
+claimed but not yet attempted are given back on a stop; rows left ``sending`` by a crash
+become ``unknown`` once their lease runs out.
 """
 
 from __future__ import annotations
@@ -355,16 +356,19 @@ class Sender:
         return DeliveryStatus.FAILED, None
 
     def _note_error(self, error: SendError) -> None:
-        """Connection-level errors in a row stop the run: the server is down or refusing us."""
+        """Errors of the server in a row stop the run: it is down, refusing us, or no longer
+        answering. A message that got no answer in time counts as much as a refused
+        connection: going on would only leave one ``unknown`` delivery per timeout."""
         with self._lock:
-            if isinstance(error, ConnectionFailure):
+            if isinstance(error, ConnectionFailure | UncertainDelivery):
                 self._errors += 1
-            elif isinstance(error, TemporaryFailure | PermanentFailure | UncertainDelivery):
+            elif isinstance(error, TemporaryFailure | PermanentFailure):
                 self._errors = 0
             if self._errors >= self.options.max_errors and not self._tripped:
                 self._tripped = (
-                    f"stopped after {self._errors} connection errors in a row; "
-                    f"last: {error}. Run the command again to resume."
+                    f"Stopped: the mail server failed {self._errors} times in a row "
+                    f"(last: {error}). The deliveries not yet tried stay queued. "
+                    "Run the command again to resume."
                 )
                 self._stop.set()
         if isinstance(error, ConnectionFailure) and not self.stopping:
