@@ -15,7 +15,7 @@ from email.policy import default
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from newsletter.addresses import email_key
@@ -191,3 +191,29 @@ def test_a_message_that_cannot_be_built_fails_alone(
     assert error is not None and error.startswith("could not build the message: ")
     assert sorted(by_recipient(smtp_server)) == [ADA, BOB_WIRE]
     assert f"Digest {digest_id} is sent." in result.output
+
+
+def test_a_confirmation_that_cannot_be_built_fails_alone(
+    make_app: Callable[..., Flask], smtp_server: SMTPServer
+) -> None:
+    app = make_app(MAIL_URL=smtp_server.url)
+    client = app.test_client()
+    smtp_server.stop()
+    for address in (ADA, BOB):
+        assert post_signup(client, email=address).status_code == 303
+    get_dispatcher(app).drain()
+    # Stored before today's checks: not an address any domain can have.
+    broken = "jürgen@bü_cher..de"
+    with session_factory(app).begin() as session:
+        session.execute(update(Subscriber).where(Subscriber.email == ADA).values(email=broken))
+    smtp_server.start()
+    flush = app.test_cli_runner().invoke(args=["outbox", "flush"])
+    assert flush.exit_code == 1, flush.output
+    assert "Traceback" not in flush.output
+    assert "sent 1, failed 1, skipped 0, unknown 0, still waiting 0" in flush.output
+    states = outcomes(app, DeliveryKind.CONFIRM)
+    assert states[BOB] == (DeliveryStatus.SENT, None)
+    status, error = states[broken]
+    assert status == DeliveryStatus.FAILED
+    assert error is not None and error.startswith("could not build the message: ")
+    assert sorted(by_recipient(smtp_server)) == [BOB_WIRE]
