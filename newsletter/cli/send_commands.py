@@ -148,8 +148,8 @@ def _ending(digest_id: int, finished: bool, unknown: int) -> str | None:
         count = f"{unknown} delivery has" if unknown == 1 else f"{unknown} deliveries have"
         lead = f"Digest {digest_id} is finished, but {count}" if finished else count
         return (
-            f"{lead} an unknown outcome: the mail server never answered after the message "
-            f"went out, so it may or may not have arrived. `newsletter digest status "
+            f"{lead} an unknown outcome: the message went out but no answer from the mail "
+            f"server was recorded, so it may or may not have arrived. `newsletter digest status "
             f"{digest_id}` shows them; --resend-unknown sends them again (some people may "
             "get the digest twice)."
         )

@@ -315,7 +315,12 @@ class Sender:
 
     def _record_unbuilt(self, delivery: ClaimedDelivery, error: Exception) -> None:
         reason = f"could not build the message: {str(error) or type(error).__name__}"
-        log.warning("delivery %s: %s", delivery.id, reason)
+        # The reason may quote part of an address, so the log names only the kind of error.
+        log.warning(
+            "delivery %s: could not build the message (%s); the reason is in its record",
+            delivery.id,
+            type(error).__name__,
+        )
         with self.engine.begin() as db:
             ledger.resolve(db, self.owner, delivery.id, DeliveryStatus.FAILED, error=reason)
         self._count(DeliveryStatus.FAILED)
