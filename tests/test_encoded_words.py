@@ -16,6 +16,8 @@ from sqlalchemy import update
 from newsletter.addresses import email_key
 from newsletter.db import session_factory, utcnow
 from newsletter.models import Digest, Subscriber
+from newsletter.web.dispatch import get_dispatcher
+from tests.conftest import post_signup
 from tests.sending_support import add_articles_and_digest
 from tests.support.smtp import Received, SMTPServer
 
@@ -101,3 +103,18 @@ def test_test_message_subject_carries_encoded_word_text_literally(
     modern, legacy = readers(received)
     assert modern["Subject"] == f"[TEST] {SUBJECT}"
     assert decoded(legacy["Subject"]) == f"[TEST] {SUBJECT}"
+
+
+def test_confirmation_email_never_decodes_a_typed_encoded_word(
+    make_app: Callable[..., Flask], smtp_server: SMTPServer
+) -> None:
+    app = make_app(MAIL_URL=smtp_server.url)
+    response = post_signup(app.test_client(), first_name=SMUGGLED, last_name=SMUGGLED)
+    assert response.status_code == 303
+    get_dispatcher(app).drain()
+    [received] = smtp_server.received
+    assert_no_smuggled_header(received)
+    modern, _ = readers(received)
+    assert modern["To"].addresses[0].addr_spec == "ada@example.org"
+    # Whether or not the name is shown, nothing in the field decodes to a line break.
+    assert "\r" not in str(modern["To"]) and "\n" not in str(modern["To"])
