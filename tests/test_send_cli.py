@@ -3,16 +3,19 @@ a real SMTP server, both databases."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -20,7 +23,9 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
 from newsletter.db import session_factory
+from newsletter.links import unsubscribe_url
 from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber
+from newsletter.runtime import get_runtime
 from tests.sending_support import (
     add_articles_and_digest,
     add_subscribers,
@@ -240,16 +245,16 @@ def test_two_send_processes_share_the_digest(
         assert min(sent_by) > 0
 
 
-def test_progress_bar_on_a_terminal(
-    mail_app: Flask, base_config: dict[str, Any], smtp_server: SMTPServer, tmp_path: Path
-) -> None:
+def send_at_a_terminal(
+    base_config: dict[str, Any], server: SMTPServer, digest_id: int, *extra: str
+) -> tuple[int, str]:
+    """Run ``digest send`` on a pseudo-terminal; its exit status and all it wrote there."""
     import pty
 
-    digest_id = digest_for(mail_app, 300)
     main, secondary = pty.openpty()
     process = subprocess.Popen(
-        [*NEWSLETTER, "digest", "send", str(digest_id), "--rate", "200"],
-        env=environment(base_config, smtp_server.url),
+        [*NEWSLETTER, "digest", "send", str(digest_id), *extra],
+        env=environment(base_config, server.url),
         stdout=secondary,
         stderr=secondary,
     )
@@ -263,9 +268,118 @@ def test_progress_bar_on_a_terminal(
         if not chunk:
             break
         chunks.append(chunk)
-    process.wait(timeout=60)
     os.close(main)
-    screen = b"".join(chunks).decode("utf-8", "replace")
-    assert process.returncode == 0
+    return process.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_bar_on_a_terminal(
+    mail_app: Flask, base_config: dict[str, Any], smtp_server: SMTPServer, tmp_path: Path
+) -> None:
+    digest_id = digest_for(mail_app, 300)
+    returncode, screen = send_at_a_terminal(base_config, smtp_server, digest_id, "--rate", "200")
+    assert returncode == 0
     assert "Sending" in screen and "msg/s" in screen
     assert "sent 300, failed 0" in screen
+
+
+def status_counts(app: Flask, digest_id: int) -> dict[str, int]:
+    status = app.test_cli_runner().invoke(args=["digest", "status", str(digest_id), "--json"])
+    assert status.exit_code == 0, status.output
+    counts: dict[str, int] = json.loads(status.output)
+    return counts
+
+
+def summary_line(output: str) -> str:
+    [line] = [line for line in output.splitlines() if line.startswith("sent ")]
+    return line
+
+
+def test_a_server_that_stops_answering_stops_the_run_for_a_resume(
+    make_app: Callable[..., Flask], smtp_server: SMTPServer
+) -> None:
+    app = make_app(MAIL_URL=f"smtp://127.0.0.1:{smtp_server.port}?timeout=1")
+    digest_id = digest_for(app, 40)
+    answers = itertools.count()
+    hung = threading.Event()
+    hung.set()
+    # Three messages go through; then the server holds every answer to DATA past the timeout.
+    smtp_server.handler.data_delay = lambda: 3.0 if hung.is_set() and next(answers) >= 3 else 0
+    started = time.monotonic()
+    result = app.test_cli_runner().invoke(
+        args=["digest", "send", str(digest_id), "--workers", "2", "--max-errors", "4"]
+    )
+    assert time.monotonic() - started < 20
+    assert result.exit_code == 2, result.output
+    assert "4 times in a row" in result.output
+    assert "Run the command again to resume." in result.output
+    assert "is sent" not in result.output
+    counts = status_counts(app, digest_id)
+    assert counts["sent"] == 3
+    # The run stops at the fourth; the other worker's message in flight may end unknown too.
+    assert 4 <= counts["unknown"] <= 5
+    assert counts["sending"] == 0
+    assert counts["queued"] == 40 - 3 - counts["unknown"]
+    assert summary_line(result.output).startswith(
+        f"sent 3, failed 0, skipped 0, unknown {counts['unknown']}, queued {counts['queued']}"
+    )
+    hung.clear()
+    resumed = app.test_cli_runner().invoke(args=["digest", "send", str(digest_id)])
+    assert resumed.exit_code == 0, resumed.output
+    after = status_counts(app, digest_id)
+    assert after == {**counts, "sent": 40 - counts["unknown"], "queued": 0}
+    # Finished, but not "sent": the messages the server never answered may not have arrived.
+    assert "is sent" not in resumed.output
+    assert f"{counts['unknown']} deliveries have an unknown outcome" in resumed.output
+    assert "--resend-unknown" in resumed.output
+
+
+def test_the_summary_counts_people_who_left_mid_send_as_status_does(
+    mail_app: Flask, smtp_server: SMTPServer
+) -> None:
+    digest_id = digest_for(mail_app, 30)
+    site = get_runtime(mail_app).site
+    with session_factory(mail_app)() as session:
+        leavers = session.scalars(
+            select(Subscriber).where(Subscriber.email.in_([address(n) for n in range(20, 30)]))
+        ).all()
+        links = [urlsplit(unsubscribe_url(site, person)).path for person in leavers]
+    client = mail_app.test_client()
+
+    def ten_leave_at_the_first_message(_recipients: str) -> None:
+        while links:
+            response = client.post(
+                links.pop(),
+                data="List-Unsubscribe=One-Click",
+                content_type="application/x-www-form-urlencoded",
+            )
+            assert response.status_code == 200
+
+    smtp_server.handler.data_reply = ten_leave_at_the_first_message
+    result = mail_app.test_cli_runner().invoke(
+        args=["digest", "send", str(digest_id), "--workers", "1", "--batch", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    counts = status_counts(mail_app, digest_id)
+    assert counts["skipped"] == 10 and counts["sent"] == 20
+    assert summary_line(result.output).startswith(
+        "sent 20, failed 0, skipped 10, unknown 0, queued 0 in "
+    )
+
+
+def test_the_summary_is_printed_once_on_a_terminal(
+    mail_app: Flask, base_config: dict[str, Any], smtp_server: SMTPServer
+) -> None:
+    digest_id = digest_for(mail_app, 5)
+    returncode, screen = send_at_a_terminal(base_config, smtp_server, digest_id)
+    assert returncode == 0
+    assert screen.count("sent 5, failed 0, skipped 0, unknown 0, queued 0") == 1, screen
+    # Where the output goes to a log instead, the log has the figures with the digest's id.
+    logged = subprocess.run(
+        [*NEWSLETTER, "digest", "send", str(digest_id)],
+        env=environment(base_config, smtp_server.url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert logged.returncode == 0
+    assert f"send summary: digest {digest_id}: sent 0," in logged.stderr

@@ -11,6 +11,9 @@ from newsletter.sending.engine import Outcome
 
 __all__ = ["outbox"]
 
+# A confirmation in one of these states may not reach the person: staff should look.
+NOT_DONE = (DeliveryStatus.QUEUED, DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN)
+
 
 @click.group()
 def outbox() -> None:
@@ -22,7 +25,8 @@ def outbox() -> None:
 def flush() -> None:
     """Send every confirmation email still waiting (after the mail server was down, say).
 
-    Exits 1 when something could not be sent; run it again later.
+    Exits 1 when something could not be sent, or may not have been (the mail server never
+    answered); run it again later.
     """
     result = get_runtime().outbox().flush()
     counts = result.counts
@@ -33,5 +37,5 @@ def flush() -> None:
         f"skipped {counts[DeliveryStatus.SKIPPED]}, unknown {counts[DeliveryStatus.UNKNOWN]}, "
         f"still waiting {counts[DeliveryStatus.QUEUED]}"
     )
-    if counts[DeliveryStatus.QUEUED] or counts[DeliveryStatus.FAILED]:
+    if any(counts[state] for state in NOT_DONE):
         raise SystemExit(1)

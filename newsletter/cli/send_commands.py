@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -127,13 +128,38 @@ def _progress(sender: Sender, total: int) -> Iterator[None]:
         thread.join(timeout=2)
 
 
-def _summary(result: RunResult, queued: int) -> str:
+def _summary(result: RunResult, before: Counter[str], after: Counter[str]) -> str:
+    """What this run did. People who leave mid-send are skipped by their unsubscribe (or
+    erasure) itself, not by a worker, so ``skipped`` is read from the deliveries, as
+    ``digest status`` counts them."""
     counts = result.counts
+    skipped = after[DeliveryStatus.SKIPPED] - before[DeliveryStatus.SKIPPED]
+    queued = after[DeliveryStatus.QUEUED] + after[DeliveryStatus.SENDING]
     return (
         f"sent {counts[DeliveryStatus.SENT]}, failed {counts[DeliveryStatus.FAILED]}, "
-        f"skipped {counts[DeliveryStatus.SKIPPED]}, unknown {counts[DeliveryStatus.UNKNOWN]}, "
+        f"skipped {skipped}, unknown {counts[DeliveryStatus.UNKNOWN]}, "
         f"queued {queued} in {result.seconds:.1f} s ({result.rate:.1f} msg/s)"
     )
+
+
+def _ending(digest_id: int, finished: bool, unknown: int) -> str | None:
+    """The last line: "sent" only when every message is known to have been accepted."""
+    if unknown:
+        count = f"{unknown} delivery has" if unknown == 1 else f"{unknown} deliveries have"
+        lead = f"Digest {digest_id} is finished, but {count}" if finished else count
+        return (
+            f"{lead} an unknown outcome: the message went out but no answer from the mail "
+            f"server was recorded, so it may or may not have arrived. `newsletter digest status "
+            f"{digest_id}` shows them; --resend-unknown sends them again (some people may "
+            "get the digest twice)."
+        )
+    if finished:
+        return f"Digest {digest_id} is sent."
+    return None
+
+
+def _at_a_terminal() -> bool:
+    return sys.stdout.isatty() and sys.stderr.isatty()
 
 
 @click.command("send")
@@ -163,7 +189,8 @@ def _summary(result: RunResult, queued: int) -> str:
     default=10,
     show_default=True,
     type=click.IntRange(1),
-    help="Stop after this many connection errors in a row (server down, login refused).",
+    help="Stop after this many errors of the mail server in a row (down, login refused, "
+    "no answer in time); the rest stay queued for the next run.",
 )
 @click.option(
     "--resend-unknown",
@@ -193,7 +220,7 @@ def send(
     at once (on several machines, with PostgreSQL) share the work.
 
     Exit status: 0 when every delivery is final (sent, failed, skipped or unknown), 2 when
-    stopped by --max-errors, 130 on Ctrl-C.
+    stopped by --max-errors (the mail server failing or not answering), 130 on Ctrl-C.
     """
     runtime = get_runtime()
     digest = _load_digest(runtime, digest_id)
@@ -207,6 +234,11 @@ def send(
             f"dry run: rendered {report.messages} messages ({report.bytes / 1e6:.1f} MB) in "
             f"{report.seconds:.1f} s; nothing was sent or changed"
         )
+        if report.unbuilt:
+            click.echo(
+                f"{report.unbuilt} could not be built and would fail "
+                f"(the first: {report.first_problem})"
+            )
         return
     queue_started = time.monotonic()
     with runtime.sessions.begin() as session:
@@ -247,12 +279,15 @@ def send(
         after = ledger.counts(session, job.scope())
     if result.message:
         click.echo(result.message, err=True)
-    summary = _summary(result, after[DeliveryStatus.QUEUED] + after[DeliveryStatus.SENDING])
+    summary = _summary(result, before, after)
     click.echo(summary)
-    # The same figures for the log (journald, a log collector), where cron and timer runs go.
-    log.info("send summary: digest %s: %s; exit %s", digest_id, summary, result.outcome.value)
-    if finished:
-        click.echo(f"Digest {digest_id} is sent.")
+    if not _at_a_terminal():
+        # Cron and timer runs: the log keeps the figures with a time, the digest and the exit
+        # status. A person at a terminal has just read them once; twice is noise.
+        log.info("send summary: digest %s: %s; exit %s", digest_id, summary, result.outcome.value)
+    ending = _ending(digest_id, finished, after[DeliveryStatus.UNKNOWN])
+    if ending:
+        click.echo(ending)
     raise SystemExit(result.outcome.value)
 
 

@@ -1,4 +1,9 @@
-"""Building a MIME message from rendered parts: headers are encoded, never trusted."""
+"""Building a MIME message from rendered parts: headers are encoded, never trusted.
+
+Header fields are written by ``mail.headers`` and stored as they are (``set_raw``): handing
+them to the ``email`` package's header parser would decode any encoded-word hidden in a name
+or subject into the header itself.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,11 @@ from email import quoprimime
 from email.headerregistry import BaseHeader
 from email.message import EmailMessage, MIMEPart
 from email.policy import SMTP
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from functools import lru_cache
 
 from newsletter.db import utcnow
+from newsletter.mail.headers import address_field, mailbox_field, one_line, unstructured
 from newsletter.site import Site
 
 __all__ = [
@@ -31,13 +37,8 @@ QP_LINE_LENGTH = 76
 # Fold headers only at RFC 5322's hard limit: a List-Unsubscribe URL folded at 78 would be
 # turned into an encoded word, which mail providers do not read as a link.
 POLICY = SMTP.clone(max_line_length=998)
-
-
-def one_line(value: str) -> str:
-    """Header text with any line break or control character turned into a space."""
-    if not value.isprintable():
-        value = "".join(c if c.isprintable() else " " for c in value)
-    return " ".join(value.split())
+# An address with a UTF-8 local part is written as UTF-8 (RFC 6532), for SMTPUTF8 servers.
+UTF8_POLICY = POLICY.clone(utf8=True)
 
 
 def stable_message_id(site: Site, kind: str, number: int) -> str:
@@ -70,21 +71,22 @@ def _addressed(
     headers: dict[str, str] | None,
 ) -> EmailMessage:
     """A message with every header set; CR, LF and control characters never reach one."""
-    message = EmailMessage(policy=POLICY)
-    message["Subject"] = _shared_header("Subject", one_line(subject))
-    message["From"] = _shared_header("From", site.sender)
-    message["To"] = formataddr((one_line(to_name), to_address))
-    message["Date"] = format_datetime(utcnow())
-    message["Message-ID"] = message_id
+    recipient = address_field(to_name, to_address)
+    message = EmailMessage(policy=POLICY if recipient.isascii() else UTF8_POLICY)
+    message.set_raw("Subject", unstructured(subject))
+    message.set_raw("From", mailbox_field(site.sender))
+    message.set_raw("To", recipient)
+    message.set_raw("Date", format_datetime(utcnow()))
+    message.set_raw("Message-ID", one_line(message_id))
     for name, value in (headers or {}).items():
-        message[name] = one_line(value)
+        message.set_raw(name, unstructured(value))
     return message
 
 
 @lru_cache(maxsize=64)
 def _shared_header(name: str, value: str) -> BaseHeader:
-    # Parsing a header is most of the cost of building a message; the same subject and
-    # sender on every message of a campaign are parsed once. Header objects are immutable.
+    # Parsing a header is much of the cost of building a message; the fixed MIME headers of
+    # every message of a campaign are parsed once. Header objects are immutable.
     header: BaseHeader = POLICY.header_factory(name, value)
     return header
 

@@ -21,6 +21,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from newsletter.mail.mailboxes import UnusableAddress, needs_smtputf8, wire_address
 from newsletter.mail.urls import SMTP_SCHEMES, MailURL, parse_mail_url
 
 __all__ = [
@@ -197,13 +198,24 @@ class SMTPConnection:
         return smtp
 
     def send(self, message: Message, sender: str, recipients: list[str]) -> None:
+        try:
+            sender = wire_address(sender)
+            recipients = [wire_address(recipient) for recipient in recipients]
+        except UnusableAddress as error:
+            raise PermanentFailure(str(error)) from None
         smtp = self._open()
         data = message_bytes(message)
         options: list[str] = []
-        if not (sender + "".join(recipients)).isascii():
+        if any(needs_smtputf8(address) for address in (sender, *recipients)):
             if not smtp.has_extn("smtputf8"):
-                raise PermanentFailure("the server does not accept international addresses")
+                raise PermanentFailure(
+                    "the mail server does not offer SMTPUTF8, which an address with "
+                    "characters outside ASCII before the @ needs"
+                )
+            # The headers carry UTF-8 as well (RFC 6532), so the data is 8-bit.
             options.append("SMTPUTF8")
+            if smtp.has_extn("8bitmime"):
+                options.append("BODY=8BITMIME")
         try:
             code, reply = smtp.mail(sender, options)
             if code != 250:

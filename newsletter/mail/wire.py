@@ -2,8 +2,10 @@
 
 Python's ``email`` package spends milliseconds per message parsing and refolding headers. A
 digest goes to many people with the same subject, sender and structure, so those headers are
-serialised once by the ``email`` package itself; per message only the recipient's headers are
-formatted and the bodies joined from pieces encoded once per campaign.
+written once per campaign; per message only the recipient's headers are formatted and the
+bodies joined from pieces encoded once per campaign. Every header field is written by
+``mail.headers``, never parsed by the ``email`` package (which would decode any encoded-word
+that a name or subject smuggles in).
 """
 
 from __future__ import annotations
@@ -11,11 +13,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 
 from newsletter.db import utcnow
-from newsletter.mail.messages import POLICY, one_line
+from newsletter.mail.headers import address_field, mailbox_field, one_line, unstructured
 
 __all__ = ["AlternativeTemplate", "Outgoing"]
 
@@ -51,17 +52,14 @@ class AlternativeTemplate:
     def __init__(self, sender: str, subject: str, headers: Mapping[str, str] | None = None) -> None:
         # A boundary containing "=_" can never occur in quoted-printable text.
         self.boundary = f"=_{secrets.token_hex(16)}"
-        shared = EmailMessage(policy=POLICY)
-        shared["Subject"] = one_line(subject)
-        shared["From"] = sender
-        for name, value in (headers or {}).items():
-            shared[name] = one_line(value)
-        shared["MIME-Version"] = "1.0"
-        shared["Content-Type"] = f'multipart/alternative; boundary="{self.boundary}"'
-        wire_policy = POLICY.clone(linesep="\r\n")
-        self._shared_headers = b"".join(
-            wire_policy.fold_binary(name, value) for name, value in shared.items()
-        ).rstrip(CRLF)
+        shared = [
+            f"Subject: {unstructured(subject)}",
+            f"From: {mailbox_field(sender)}",
+            *(f"{name}: {unstructured(value)}" for name, value in (headers or {}).items()),
+            "MIME-Version: 1.0",
+            f'Content-Type: multipart/alternative; boundary="{self.boundary}"',
+        ]
+        self._shared_headers = CRLF.join(line.encode("utf-8") for line in shared)
 
     def assemble(
         self,
@@ -76,10 +74,10 @@ class AlternativeTemplate:
         """One recipient's message: their own headers, then both bodies, which come already
         encoded as quoted-printable (most of them once per campaign)."""
         own = [
-            f"To: {formataddr((one_line(to_name), to_address), charset='utf-8')}",
+            f"To: {address_field(to_name, to_address)}",
             f"Date: {format_datetime(utcnow())}",
             f"Message-ID: {one_line(message_id)}",
-            *(f"{name}: {one_line(value)}" for name, value in (headers or {}).items()),
+            *(f"{name}: {unstructured(value)}" for name, value in (headers or {}).items()),
         ]
         delimiter = b"--" + self.boundary.encode()
         data = b"".join(

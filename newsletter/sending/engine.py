@@ -2,9 +2,10 @@
 and record each outcome as soon as the server answers.
 
 A run ends when every delivery of the job is final (``sent``, ``failed``, ``skipped``,
-``unknown``), when a run of consecutive connection-level errors trips the threshold, or when it
-is asked to stop (Ctrl-C). Rows claimed but not yet attempted are given back on a stop; rows
-left ``sending`` by a crash become ``unknown`` once their lease runs out.
+``unknown``), when a run of consecutive errors of the server (refused or lost connections,
+messages it never answered) trips the threshold, or when it is asked to stop (Ctrl-C). Rows
+claimed but not yet attempted are given back on a stop; rows left ``sending`` by a crash
+become ``unknown`` once their lease runs out.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.db import utcnow
@@ -291,7 +293,14 @@ class Sender:
         if not marked:
             self._count(DeliveryStatus.SKIPPED)
             return
-        message = self.job.compose(delivery)
+        try:
+            message = self.job.compose(delivery)
+        except SQLAlchemyError:
+            raise  # the database, not the message: the worker cannot go on
+        except Exception as error:
+            # One person's data (an address no domain can have, say) must not stop the run.
+            self._record_unbuilt(delivery, error)
+            return
         if message is None:
             with self.engine.begin() as db:
                 ledger.skip(db, self.owner, delivery.id)
@@ -303,6 +312,18 @@ class Sender:
             self._record_failure(delivery, error)
             return
         accepted.append((delivery.id, message.message_id))
+
+    def _record_unbuilt(self, delivery: ClaimedDelivery, error: Exception) -> None:
+        reason = f"could not build the message: {str(error) or type(error).__name__}"
+        # The reason may quote part of an address, so the log names only the kind of error.
+        log.warning(
+            "delivery %s: could not build the message (%s); the reason is in its record",
+            delivery.id,
+            type(error).__name__,
+        )
+        with self.engine.begin() as db:
+            ledger.resolve(db, self.owner, delivery.id, DeliveryStatus.FAILED, error=reason)
+        self._count(DeliveryStatus.FAILED)
 
     def _record_failure(self, delivery: ClaimedDelivery, error: SendError) -> None:
         with self.sessions.begin() as session:
@@ -340,16 +361,19 @@ class Sender:
         return DeliveryStatus.FAILED, None
 
     def _note_error(self, error: SendError) -> None:
-        """Connection-level errors in a row stop the run: the server is down or refusing us."""
+        """Errors of the server in a row stop the run: it is down, refusing us, or no longer
+        answering. A message that got no answer in time counts as much as a refused
+        connection: going on would only leave one ``unknown`` delivery per timeout."""
         with self._lock:
-            if isinstance(error, ConnectionFailure):
+            if isinstance(error, ConnectionFailure | UncertainDelivery):
                 self._errors += 1
-            elif isinstance(error, TemporaryFailure | PermanentFailure | UncertainDelivery):
+            elif isinstance(error, TemporaryFailure | PermanentFailure):
                 self._errors = 0
             if self._errors >= self.options.max_errors and not self._tripped:
                 self._tripped = (
-                    f"stopped after {self._errors} connection errors in a row; "
-                    f"last: {error}. Run the command again to resume."
+                    f"Stopped: the mail server failed {self._errors} times in a row "
+                    f"(last: {error}). The deliveries not yet tried stay queued. "
+                    "Run the command again to resume."
                 )
                 self._stop.set()
         if isinstance(error, ConnectionFailure) and not self.stopping:

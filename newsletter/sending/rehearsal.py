@@ -1,4 +1,7 @@
-"""``--dry-run``: build every message a send would build, change nothing."""
+"""``--dry-run``: build every message a send would build, change nothing.
+
+A message that cannot be built is counted, with the first reason, as a send would fail it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.models import Delivery, DeliveryStatus, Subscriber
@@ -22,6 +26,9 @@ class Rehearsal:
     messages: int
     bytes: int
     seconds: float
+    #: Messages that could not be built, and why the first of them could not.
+    unbuilt: int = 0
+    first_problem: str = ""
 
 
 def _recipients(session: Session, job: Job, draft: bool) -> Iterator[ClaimedDelivery]:
@@ -53,13 +60,21 @@ def _recipients(session: Session, job: Job, draft: bool) -> Iterator[ClaimedDeli
 
 def rehearse(sessions: sessionmaker[Session], job: Job, draft: bool) -> Rehearsal:
     started = time.monotonic()
-    count = size = 0
+    count = size = unbuilt = 0
+    first_problem = ""
     with sessions() as session:
         for delivery in _recipients(session, job, draft):
-            message = job.compose(delivery)
+            try:
+                message = job.compose(delivery)
+            except SQLAlchemyError:
+                raise
+            except Exception as error:
+                unbuilt += 1
+                first_problem = first_problem or str(error) or type(error).__name__
+                continue
             if message is None:
                 continue
             count += 1
             size += len(message.data)
         session.rollback()
-    return Rehearsal(count, size, time.monotonic() - started)
+    return Rehearsal(count, size, time.monotonic() - started, unbuilt, first_problem)

@@ -1,11 +1,13 @@
 """A real SMTP server (aiosmtpd) on 127.0.0.1 that records what it accepts.
 
 Faults are set per test: a function per SMTP stage returns a reply such as ``"451 4.3.0 try
-later"`` to refuse, or None to accept.
+later"`` to refuse, or None to accept; ``data_delay`` holds the answer to DATA for a number of
+seconds (a hung server). ``SMTPServer(smtputf8=True)`` offers SMTPUTF8 (RFC 6531).
 """
 
 from __future__ import annotations
 
+import asyncio
 import email
 import socket
 import threading
@@ -50,6 +52,7 @@ class _Handler:
     rcpt_reply: Reply | None = None
     data_reply: Reply | None = None
     drop_after_data: Callable[[list[str]], bool] | None = None
+    data_delay: Callable[[], float] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_EHLO(
@@ -79,6 +82,10 @@ class _Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         recipients = list(envelope.rcpt_tos)
+        delay = self.data_delay() if self.data_delay else 0.0
+        if delay:
+            # Bounded, so that stopping the server never waits long for a held session.
+            await asyncio.sleep(min(delay, 10.0))
         if self.drop_after_data and self.drop_after_data(recipients):
             server.transport.close()
             return "250 never seen by the client"
@@ -93,10 +100,11 @@ class _Handler:
 class SMTPServer:
     """Start, stop and start again on the same port; ``received`` lists accepted messages."""
 
-    def __init__(self, login: tuple[str, str] | None = None) -> None:
+    def __init__(self, login: tuple[str, str] | None = None, smtputf8: bool = False) -> None:
         self.port = free_port()
         self.handler = _Handler()
         self.login = login
+        self.smtputf8 = smtputf8
         self._controller: Controller | None = None
 
     @property
@@ -121,9 +129,9 @@ class SMTPServer:
         )
 
     def start(self) -> None:
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"enable_SMTPUTF8": self.smtputf8}
         if self.login is not None:
-            options = {"authenticator": self._authenticate, "auth_require_tls": False}
+            options.update(authenticator=self._authenticate, auth_require_tls=False)
         self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **options)
         self._controller.start()
 
