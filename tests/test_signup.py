@@ -15,22 +15,26 @@ import pytest
 from flask import Flask, abort
 from flask.testing import FlaskClient
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.engine import make_url
 from werkzeug.test import TestResponse
 
 from newsletter.db import get_engine, get_session, session_factory, utcnow
+from newsletter.mail.confirmation import read_confirmation
 from newsletter.models import (
     ConsentStatement,
     Delivery,
     Subscriber,
     SubscriberStatus,
 )
+from newsletter.runtime import get_runtime
+from newsletter.services.consent import FORM_SIGNUP, Evidence
+from newsletter.services.subscriptions import Person, sign_up
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import csrf_token, post_signup
 from tests.support.html import parse_page
 from tests.support.mailbox import find_link, read_maildir
-from tests.support.records import count, deliveries, events, statements, subscriber
+from tests.support.records import all_rows, count, deliveries, events, statements, subscriber
 from tests.support.smtp import free_port
 
 FORM_EXPIRED = "This form expired; please send it again"
@@ -496,6 +500,56 @@ def test_single_opt_in_makes_subscriber_active_at_once(
     assert [event.kind for event in events(app)] == ["given"]
     assert deliveries(app) == []
     assert mail_of(app, outbox_path) == []
+
+
+# --- who is one person ----------------------------------------------------------------------
+
+LOOK_ALIKES = [
+    ("\ufb01ona@example.org", "Mallory", "Ligature"),
+    ("fiona@example.org", "Fiona", "Real"),
+    ("straße@example.org", "Max", "Sharp"),
+    ("strasse@example.org", "Max", "Double"),
+    ("JÜRGEN@example.org", "Jürgen", "Upper"),
+    ("jürgen@example.org", "Jürgen", "Lower"),
+]
+
+
+def test_look_alike_addresses_are_different_people(app: Flask) -> None:
+    site = get_runtime(app).site
+    confirmations = []
+    for email, first_name, last_name in LOOK_ALIKES:
+        with session_factory(app).begin() as db:
+            outcome = sign_up(db, site, Person(email, first_name, last_name), Evidence(FORM_SIGNUP))
+            assert outcome.confirmation is not None
+            confirmations.append(outcome.confirmation.id)
+
+    stored = all_rows(app, select(Subscriber).order_by(Subscriber.id))
+    assert [(row.email, row.first_name, row.last_name) for row in stored] == LOOK_ALIKES
+    # Each confirmation goes to the address typed, never to the look-alike signed up first.
+    with session_factory(app)() as db:
+        drafts = [read_confirmation(db, delivery_id) for delivery_id in confirmations]
+    assert [draft.email if draft else None for draft in drafts] == [row[0] for row in LOOK_ALIKES]
+
+
+def test_a_later_signup_never_changes_the_stored_name_or_address(
+    app: Flask, client: FlaskClient
+) -> None:
+    assert post_signup(client, first_name="Ada", last_name="Lovelace").status_code == 303
+    stranger = post_signup(client, first_name="Eve", last_name="Stranger", email="ADA@example.org")
+    assert stranger.status_code == 303
+    with session_factory(app).begin() as db:
+        db.execute(update(Subscriber).values(status=SubscriberStatus.UNSUBSCRIBED))
+    again = post_signup(client, first_name="Mallory", last_name="Other", email="Ada@Example.ORG")
+    assert again.status_code == 303
+
+    [stored] = all_rows(app, select(Subscriber))
+    assert (stored.email, stored.first_name, stored.last_name) == (
+        "ada@example.org",
+        "Ada",
+        "Lovelace",
+    )
+    # Each signup is still recorded as the consent it was.
+    assert len(events(app, "given")) == 3
 
 
 # --- the same answer whoever the address belongs to -----------------------------------------

@@ -226,12 +226,17 @@ def test_repeats_are_found_across_batches(app: Flask, session: Session, tmp_path
 def test_suppressed_addresses_are_refused(
     runner: FlaskCliRunner, session: Session, tmp_path: Path
 ) -> None:
-    suppress(session, "gone@example.org", "bounced")
+    suppress(session, "strasse@example.org", "bounced")
     session.commit()
     path = write_csv(
         tmp_path / "people.csv",
         HEADER,
-        [("GONE@example.org", "Gone", "Away"), ("here@example.org", "Here", "Now")],
+        [
+            ("STRASSE@example.org", "Gone", "Away"),
+            ("here@example.org", "Here", "Now"),
+            # A look-alike is another mailbox: the suppression does not cover it.
+            ("straße@example.org", "Max", "Sharp"),
+        ],
     )
 
     result = runner.invoke(args=["subscribers", "import", str(path), "--consent-note", NOTE])
@@ -241,7 +246,74 @@ def test_suppressed_addresses_are_refused(
         "line 2: rejected: the address is on the suppression list (bounced); only a signup "
         "through the form can bring it back"
     ]
+    assert set(people(session)) == {"here@example.org", "straße@example.org"}
+
+
+def test_look_alikes_of_people_on_the_list_are_other_people(
+    runner: FlaskCliRunner, session: Session, tmp_path: Path
+) -> None:
+    add_subscriber(session, "\ufb01ona@example.org", "Mallory", "Ligature")
+    path = write_csv(
+        tmp_path / "people.csv",
+        HEADER,
+        [
+            ("fiona@example.org", "Fiona", "Real"),  # 2
+            ("FIONA@example.org", "Fiona", "Again"),  # 3: the same as line 2
+            ("straße@example.org", "Max", "Sharp"),  # 4
+            ("strasse@example.org", "Max", "Double"),  # 5
+            ("\ufb01ona@example.org", "Eve", "Stranger"),  # 6: already on the list
+        ],
+    )
+
+    result = runner.invoke(args=["subscribers", "import", str(path), "--consent-note", NOTE])
+
+    assert result.stderr.splitlines() == [
+        "line 3: rejected: the same address as line 2",
+        "line 6: skipped: already on the list (active)",
+    ]
+    found = people(session)
+    assert {email: (row.first_name, row.last_name) for email, row in found.items()} == {
+        "\ufb01ona@example.org": ("Mallory", "Ligature"),
+        "fiona@example.org": ("Fiona", "Real"),
+        "straße@example.org": ("Max", "Sharp"),
+        "strasse@example.org": ("Max", "Double"),
+    }
+
+
+def test_a_suppression_from_before_the_new_keys_covers_every_look_alike(
+    runner: FlaskCliRunner, session: Session, tmp_path: Path
+) -> None:
+    # Hashed from "strasse@example.org", the key both addresses had before: one person then.
+    session.add(
+        Suppression(
+            email_hash=suppression_hash("strasse@example.org"), reason="erased", folded=True
+        )
+    )
+    session.commit()
+    path = write_csv(
+        tmp_path / "people.csv",
+        (*HEADER, "status"),
+        [
+            ("straße@example.org", "Max", "Sharp", ""),
+            ("STRASSE@example.org", "Max", "Double", ""),
+            ("here@example.org", "Here", "Now", ""),
+            ("stra\u017f\u017fe@example.org", "Max", "Left", "unsubscribed"),
+        ],
+    )
+
+    result = runner.invoke(args=["subscribers", "import", str(path), "--consent-note", NOTE])
+
+    reason = (
+        "the address is on the suppression list (erased); only a signup through the form can "
+        "bring it back"
+    )
+    assert result.stderr.splitlines() == [
+        f"line 2: rejected: {reason}",
+        f"line 3: rejected: {reason}",
+    ]
     assert set(people(session)) == {"here@example.org"}
+    # Already covered: no second entry is made for the look-alike that left.
+    assert table_counts(session)["suppressions"] == 1
 
 
 def test_pending_import_sends_confirmations_that_work(
