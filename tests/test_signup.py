@@ -175,6 +175,28 @@ def test_invalid_value_gives_form_again_with_message_beside_field(
     assert mail_of(app, outbox_path) == []
 
 
+@pytest.mark.parametrize(
+    "posted", ["False", "false", "FALSE", "0", "off", "no", " ", "", "on", "yes", "Y", "y "]
+)
+def test_consent_counts_only_with_the_boxs_own_value(
+    app: Flask, client: FlaskClient, posted: str
+) -> None:
+    response = post_signup(client, consent=posted)
+
+    assert response.status_code == 400
+    page = parse_page(text_of(response))
+    assert "Tick the box" in page.texts["consent-error"]
+    assert not page.checked("consent")
+    assert page.value("email") == "ada@example.org"
+    assert_nothing_stored(app)
+
+
+def test_the_box_posts_the_value_that_counts(app: Flask, client: FlaskClient) -> None:
+    page = parse_page(text_of(client.get("/subscribe")))
+    assert post_signup(client, consent=page.inputs["consent"]["value"]).status_code == 303
+    assert count(app, Subscriber) == 1
+
+
 def test_all_errors_at_once_are_each_beside_their_field(app: Flask, client: FlaskClient) -> None:
     response = post_signup(client, first_name="", last_name=" ", email="nope", consent=None)
     assert response.status_code == 400
