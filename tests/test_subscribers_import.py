@@ -145,6 +145,35 @@ def test_each_kind_of_bad_row_is_reported_and_the_good_ones_imported(
     assert table_counts(session)["consent_events"] == 2
 
 
+def test_names_with_web_addresses_or_markup_are_rejected_and_real_names_kept(
+    runner: FlaskCliRunner, session: Session, tmp_path: Path
+) -> None:
+    rows = [
+        ("link@example.org", "Visit", "http://evil.example/x"),  # line 2
+        ("tag@example.org", "<script>alert(1)</script>", "Tag"),  # 3
+        ("word@example.org", "=?utf-8?q?a=0D=0ABcc:x?=", "Encoded"),  # 4
+        ("domain@example.org", "Cheap", "PILLS.COM"),  # 5
+        ("sean@example.org", "Seán", "O'Brien"),  # 6
+        ("jr@example.org", "J. R.", "St.John-Smythe"),  # 7
+        ("wang@example.org", "小明", "王"),  # 8
+    ]
+    path = write_csv(tmp_path / "people.csv", HEADER, rows)
+
+    result = runner.invoke(args=["subscribers", "import", str(path), "--consent-note", NOTE])
+
+    assert result.stderr.splitlines() == [
+        "line 2: rejected: last_name: Last name cannot contain a web address.",
+        "line 3: rejected: first_name: First name cannot contain markup (<, > or =?).",
+        "line 4: rejected: first_name: First name cannot contain markup (<, > or =?).",
+        "line 5: rejected: last_name: Last name cannot contain a web address.",
+    ]
+    assert {row.email: (row.first_name, row.last_name) for row in people(session).values()} == {
+        "sean@example.org": ("Seán", "O'Brien"),
+        "jr@example.org": ("J. R.", "St.John-Smythe"),
+        "wang@example.org": ("小明", "王"),
+    }
+
+
 def test_duplicates_in_the_file_and_on_the_list(
     runner: FlaskCliRunner, session: Session, tmp_path: Path
 ) -> None:
