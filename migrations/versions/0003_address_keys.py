@@ -5,8 +5,9 @@ Keys used to be the whole address case-folded, which joined different mailboxes
 re-keyed with :func:`newsletter.addresses.email_key`. The new key only ever tells apart what
 the old one joined, except that a domain written in its ASCII (``xn--``) form and in Unicode
 are now one: two rows that now share a key cannot be decided here (which one is the person?),
-so the older one takes the key, the other keeps everything it holds under a placeholder key
-(``#ID address``, which no address can have), and a warning names both for staff to resolve.
+so the row already holding the key (else the older one) keeps it, the other keeps everything
+it holds under a placeholder key (``#ID address``, which no address can have), and a warning
+names both for staff to resolve.
 
 Suppressions hold only a hash of the old key, so they cannot be re-hashed: they are marked
 ``folded`` and go on covering every address that folds to them.
@@ -102,7 +103,8 @@ def _rekey(connection: sa.Connection, key_of: Callable[[str], str]) -> None:
     # Placeholders first, then the final keys: one row's new key may be another's old one, and
     # SQLite checks the unique constraint row by row.
     ids = sorted(final)
-    connection.execute(statement, [{"row_id": id_, "new_key": f"#{id_} "} for id_ in ids])
+    interim = [{"row_id": id_, "new_key": placeholder_key(id_, "")} for id_ in ids]
+    connection.execute(statement, interim)
     connection.execute(statement, [{"row_id": id_, "new_key": final[id_]} for id_ in ids])
 
 
