@@ -504,7 +504,7 @@ def test_the_file_status_column_holds_people_back_and_remembers_who_left(
         "on@example.org": "active",
         "wait@example.org": "pending",
     }
-    assert [str(message["To"]) for message in sent_mail()] == ["Not Confirmed <wait@example.org>"]
+    assert [str(message["To"]) for message in sent_mail()] == ["wait@example.org"]
     reasons = dict(session.execute(select(Suppression.email_hash, Suppression.reason)).all())
     assert reasons == {
         suppression_hash("left@example.org"): "unsubscribed",
