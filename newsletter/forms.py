@@ -10,7 +10,7 @@ from wtforms.validators import ValidationError
 
 from newsletter.validation import InvalidValue, clean_email, clean_name
 
-__all__ = ["ButtonForm", "SignupForm"]
+__all__ = ["ButtonForm", "SignupForm", "TickBox"]
 
 
 def _name_rule(label: str) -> Any:
@@ -23,11 +23,30 @@ def _name_rule(label: str) -> Any:
     return check
 
 
+class TickBox(BooleanField):
+    """A checkbox that counts as ticked only when it posts its own value.
+
+    WTForms' BooleanField takes anything but ``false`` or nothing as ticked, so ``False``,
+    ``0``, ``off`` or a space would stand as proof of consent. Only what the rendered box
+    posts (``checked_value``) does here.
+    """
+
+    def __init__(self, label: str, checked_value: str = "y", **kwargs: Any) -> None:
+        super().__init__(label, **kwargs)
+        self.checked_value = checked_value
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        self.data = valuelist == [self.checked_value]
+
+    def _value(self) -> str:
+        return self.checked_value
+
+
 class SignupForm(FlaskForm):
     first_name = StringField("First name", validators=[_name_rule("First name")])
     last_name = StringField("Last name", validators=[_name_rule("Last name")])
     email = EmailField("Email address")
-    consent = BooleanField("I agree")
+    consent = TickBox("I agree")
     # Hidden from people (and screen readers); bots that fill every field give themselves away.
     website = StringField("Leave this field empty")
 

@@ -6,7 +6,7 @@ import secrets
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.db import Base, utcnow
@@ -224,3 +224,6 @@ class Suppression(Base):
     email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     reason: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Hashed from the whole address case-folded, as before keys kept look-alikes apart: such
+    # an entry covers every address that folds to it (see addresses.folded_suppression_hash).
+    folded: Mapped[bool] = mapped_column(default=False, server_default=false())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
@@ -21,8 +22,29 @@ def _reject_control_characters(value: str) -> None:
         raise InvalidValue("This contains characters that are not allowed (such as line breaks).")
 
 
+# Anyone can type anything into a form that mails the address given: a "name" carrying a link
+# or markup is how such forms are used to send spam. Names are refused, not altered, when they
+# hold one. `<`, `>` and `=?` (an RFC 2047 encoded word) never occur in a real name.
+_MARKUP = re.compile(r"[<>]|=\?")
+# A scheme, "www.", or a host name: labels joined by dots ending in a common top-level domain
+# (in any case), in a path, or in any other lower-case word not followed by a dot. Initials,
+# capitalised words and abbreviations after a dot are what real names hold: "J. R.", "J.R.R.",
+# "St.John", "Ma. Teresa", "Dr.med." do not match.
+_LABEL = r"[^\W_](?:[\w-]*[^\W_])?"
+_WEB_ADDRESS = re.compile(
+    rf"""
+    ://
+    | \b(?i:www)\.
+    | {_LABEL}(?:\.{_LABEL})*
+      \.(?:(?i:com|net|org|info|biz|io|ru|cn|xyz|top)\b|[^\W_]+/|[a-z]{{2,}}\b(?!\.))
+    """,
+    re.VERBOSE,
+)
+
+
 def clean_name(value: str | None, label: str = "This field") -> str:
-    """A first or last name: required, one line, at most ``NAME_LENGTH`` characters."""
+    """A first or last name: required, one line, at most ``NAME_LENGTH`` characters, with no
+    web address or markup in it."""
     text = (value or "").strip()
     if not text:
         raise InvalidValue(f"{label} is required.")
@@ -30,6 +52,10 @@ def clean_name(value: str | None, label: str = "This field") -> str:
     _reject_control_characters(value or "")
     if len(text) > NAME_LENGTH:
         raise InvalidValue(f"{label} must be at most {NAME_LENGTH} characters.")
+    if _MARKUP.search(text):
+        raise InvalidValue(f"{label} cannot contain markup (<, > or =?).")
+    if _WEB_ADDRESS.search(text):
+        raise InvalidValue(f"{label} cannot contain a web address.")
     return text
 
 

@@ -15,22 +15,26 @@ import pytest
 from flask import Flask, abort
 from flask.testing import FlaskClient
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.engine import make_url
 from werkzeug.test import TestResponse
 
 from newsletter.db import get_engine, get_session, session_factory, utcnow
+from newsletter.mail.confirmation import read_confirmation
 from newsletter.models import (
     ConsentStatement,
     Delivery,
     Subscriber,
     SubscriberStatus,
 )
+from newsletter.runtime import get_runtime
+from newsletter.services.consent import FORM_SIGNUP, Evidence
+from newsletter.services.subscriptions import Person, sign_up
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import csrf_token, post_signup
 from tests.support.html import parse_page
 from tests.support.mailbox import find_link, read_maildir
-from tests.support.records import count, deliveries, events, statements, subscriber
+from tests.support.records import all_rows, count, deliveries, events, statements, subscriber
 from tests.support.smtp import free_port
 
 FORM_EXPIRED = "This form expired; please send it again"
@@ -91,6 +95,8 @@ def test_form_has_every_field_labelled_and_marked_mandatory(client: FlaskClient,
 
 # --- every validation path ------------------------------------------------------------------
 
+MARKUP = "cannot contain markup"
+WEB = "cannot contain a web address"
 OVERLONG_EMAIL = "a" * 64 + "@" + ".".join(["b" * 60] * 3) + ".example.org"
 
 INVALID = [
@@ -122,6 +128,20 @@ INVALID = [
     pytest.param({"first_name": "Ada\n"}, "first_name", "not allowed", id="first-trailing-lf"),
     pytest.param({"last_name": "\rLovelace"}, "last_name", "not allowed", id="last-leading-cr"),
     pytest.param({"email": "ada\x00@example.org"}, "email", "not allowed", id="email-nul"),
+    pytest.param({"first_name": "<script>alert(1)</script>"}, "first_name", MARKUP, id="script"),
+    pytest.param({"first_name": "Ada <b>"}, "first_name", MARKUP, id="tag"),
+    pytest.param({"last_name": "Love > lace"}, "last_name", MARKUP, id="greater-than"),
+    pytest.param({"first_name": "=?utf-8?q?a=0D=0ABcc:x?="}, "first_name", MARKUP, id="rfc2047"),
+    pytest.param({"last_name": "visit http://evil.example/x"}, "last_name", WEB, id="url"),
+    pytest.param({"last_name": "see HTTPS://EVIL.EXAMPLE"}, "last_name", WEB, id="url-upper"),
+    pytest.param({"first_name": "www.evil.example"}, "first_name", WEB, id="www"),
+    pytest.param({"first_name": "Win at evil.example"}, "first_name", WEB, id="bare-domain"),
+    pytest.param({"first_name": "bit.ly/free"}, "first_name", WEB, id="short-link"),
+    pytest.param({"last_name": "CHEAP-PILLS.COM"}, "last_name", WEB, id="upper-domain"),
+    pytest.param({"last_name": "at evil.com."}, "last_name", WEB, id="domain-full-stop"),
+    pytest.param({"last_name": "EVIL.EXAMPLE/x"}, "last_name", WEB, id="upper-path"),
+    pytest.param({"last_name": "mail spam@evil.example"}, "last_name", WEB, id="address"),
+    pytest.param({"first_name": "xn--80ak6aa92e.com"}, "first_name", WEB, id="punycode"),
 ]
 
 
@@ -171,6 +191,28 @@ def test_invalid_value_gives_form_again_with_message_beside_field(
     assert mail_of(app, outbox_path) == []
 
 
+@pytest.mark.parametrize(
+    "posted", ["False", "false", "FALSE", "0", "off", "no", " ", "", "on", "yes", "Y", "y "]
+)
+def test_consent_counts_only_with_the_boxs_own_value(
+    app: Flask, client: FlaskClient, posted: str
+) -> None:
+    response = post_signup(client, consent=posted)
+
+    assert response.status_code == 400
+    page = parse_page(text_of(response))
+    assert "Tick the box" in page.texts["consent-error"]
+    assert not page.checked("consent")
+    assert page.value("email") == "ada@example.org"
+    assert_nothing_stored(app)
+
+
+def test_the_box_posts_the_value_that_counts(app: Flask, client: FlaskClient) -> None:
+    page = parse_page(text_of(client.get("/subscribe")))
+    assert post_signup(client, consent=page.inputs["consent"]["value"]).status_code == 303
+    assert count(app, Subscriber) == 1
+
+
 def test_all_errors_at_once_are_each_beside_their_field(app: Flask, client: FlaskClient) -> None:
     response = post_signup(client, first_name="", last_name=" ", email="nope", consent=None)
     assert response.status_code == 400
@@ -204,6 +246,35 @@ def test_international_names_and_addresses_are_welcome(app: Flask, client: Flask
     stored = subscriber(app, "zoë@exämple.org")
     assert stored is not None
     assert stored.last_name == "Ødegård-Ñúñez"
+
+
+REAL_NAMES = [
+    ("Seán", "O'Brien"),
+    ("Jean-Luc", "Picard-Ørsted"),
+    ("J. R.", "Hartley"),
+    ("J.R.R.", "Tolkien"),
+    ("Ma. Teresa", "St. John"),
+    ("Dr.", "St.John-Smythe"),
+    ("Mary-Kate", "D’Angelo"),
+    ("小明", "王"),
+    ("محمد", "عبد الله"),
+    ("Иван", "Петров"),
+    ("Ngũgĩ", "wa Thiong'o"),
+    ("Ada & Bob", "Lovelace (née Byron)"),
+    ("Dr.med. Anna", "Dipl.-Ing. Weiß"),
+    ("3.14", "Pi"),
+]
+
+
+@pytest.mark.parametrize(("first_name", "last_name"), REAL_NAMES)
+def test_real_names_are_never_taken_for_web_addresses_or_markup(
+    app: Flask, client: FlaskClient, first_name: str, last_name: str
+) -> None:
+    response = post_signup(client, first_name=first_name, last_name=last_name)
+    assert response.status_code == 303, text_of(response)
+    stored = subscriber(app, "ada@example.org")
+    assert stored is not None
+    assert (stored.first_name, stored.last_name) == (first_name, last_name)
 
 
 # --- CSRF -----------------------------------------------------------------------------------
@@ -421,7 +492,7 @@ def test_signup_redirects_to_thanks_and_stores_pending_subscriber(
     [delivery] = deliveries(app)
     assert delivery.kind == "confirm"
     [message] = sent_mail()
-    assert message["To"] == "Ada Lovelace <ada@example.org>"
+    assert message["To"] == "ada@example.org"
 
 
 def test_consent_is_recorded_with_statement_and_how(app: Flask, client: FlaskClient) -> None:
@@ -496,6 +567,56 @@ def test_single_opt_in_makes_subscriber_active_at_once(
     assert [event.kind for event in events(app)] == ["given"]
     assert deliveries(app) == []
     assert mail_of(app, outbox_path) == []
+
+
+# --- who is one person ----------------------------------------------------------------------
+
+LOOK_ALIKES = [
+    ("\ufb01ona@example.org", "Mallory", "Ligature"),
+    ("fiona@example.org", "Fiona", "Real"),
+    ("straße@example.org", "Max", "Sharp"),
+    ("strasse@example.org", "Max", "Double"),
+    ("JÜRGEN@example.org", "Jürgen", "Upper"),
+    ("jürgen@example.org", "Jürgen", "Lower"),
+]
+
+
+def test_look_alike_addresses_are_different_people(app: Flask) -> None:
+    site = get_runtime(app).site
+    confirmations = []
+    for email, first_name, last_name in LOOK_ALIKES:
+        with session_factory(app).begin() as db:
+            outcome = sign_up(db, site, Person(email, first_name, last_name), Evidence(FORM_SIGNUP))
+            assert outcome.confirmation is not None
+            confirmations.append(outcome.confirmation.id)
+
+    stored = all_rows(app, select(Subscriber).order_by(Subscriber.id))
+    assert [(row.email, row.first_name, row.last_name) for row in stored] == LOOK_ALIKES
+    # Each confirmation goes to the address typed, never to the look-alike signed up first.
+    with session_factory(app)() as db:
+        drafts = [read_confirmation(db, delivery_id) for delivery_id in confirmations]
+    assert [draft.email if draft else None for draft in drafts] == [row[0] for row in LOOK_ALIKES]
+
+
+def test_a_later_signup_never_changes_the_stored_name_or_address(
+    app: Flask, client: FlaskClient
+) -> None:
+    assert post_signup(client, first_name="Ada", last_name="Lovelace").status_code == 303
+    stranger = post_signup(client, first_name="Eve", last_name="Stranger", email="ADA@example.org")
+    assert stranger.status_code == 303
+    with session_factory(app).begin() as db:
+        db.execute(update(Subscriber).values(status=SubscriberStatus.UNSUBSCRIBED))
+    again = post_signup(client, first_name="Mallory", last_name="Other", email="Ada@Example.ORG")
+    assert again.status_code == 303
+
+    [stored] = all_rows(app, select(Subscriber))
+    assert (stored.email, stored.first_name, stored.last_name) == (
+        "ada@example.org",
+        "Ada",
+        "Lovelace",
+    )
+    # Each signup is still recorded as the consent it was.
+    assert len(events(app, "given")) == 3
 
 
 # --- the same answer whoever the address belongs to -----------------------------------------

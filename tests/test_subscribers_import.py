@@ -145,6 +145,35 @@ def test_each_kind_of_bad_row_is_reported_and_the_good_ones_imported(
     assert table_counts(session)["consent_events"] == 2
 
 
+def test_names_with_web_addresses_or_markup_are_rejected_and_real_names_kept(
+    runner: FlaskCliRunner, session: Session, tmp_path: Path
+) -> None:
+    rows = [
+        ("link@example.org", "Visit", "http://evil.example/x"),  # line 2
+        ("tag@example.org", "<script>alert(1)</script>", "Tag"),  # 3
+        ("word@example.org", "=?utf-8?q?a=0D=0ABcc:x?=", "Encoded"),  # 4
+        ("domain@example.org", "Cheap", "PILLS.COM"),  # 5
+        ("sean@example.org", "Seán", "O'Brien"),  # 6
+        ("jr@example.org", "J. R.", "St.John-Smythe"),  # 7
+        ("wang@example.org", "小明", "王"),  # 8
+    ]
+    path = write_csv(tmp_path / "people.csv", HEADER, rows)
+
+    result = runner.invoke(args=["subscribers", "import", str(path), "--consent-note", NOTE])
+
+    assert result.stderr.splitlines() == [
+        "line 2: rejected: last_name: Last name cannot contain a web address.",
+        "line 3: rejected: first_name: First name cannot contain markup (<, > or =?).",
+        "line 4: rejected: first_name: First name cannot contain markup (<, > or =?).",
+        "line 5: rejected: last_name: Last name cannot contain a web address.",
+    ]
+    assert {row.email: (row.first_name, row.last_name) for row in people(session).values()} == {
+        "sean@example.org": ("Seán", "O'Brien"),
+        "jr@example.org": ("J. R.", "St.John-Smythe"),
+        "wang@example.org": ("小明", "王"),
+    }
+
+
 def test_duplicates_in_the_file_and_on_the_list(
     runner: FlaskCliRunner, session: Session, tmp_path: Path
 ) -> None:
@@ -226,12 +255,17 @@ def test_repeats_are_found_across_batches(app: Flask, session: Session, tmp_path
 def test_suppressed_addresses_are_refused(
     runner: FlaskCliRunner, session: Session, tmp_path: Path
 ) -> None:
-    suppress(session, "gone@example.org", "bounced")
+    suppress(session, "strasse@example.org", "bounced")
     session.commit()
     path = write_csv(
         tmp_path / "people.csv",
         HEADER,
-        [("GONE@example.org", "Gone", "Away"), ("here@example.org", "Here", "Now")],
+        [
+            ("STRASSE@example.org", "Gone", "Away"),
+            ("here@example.org", "Here", "Now"),
+            # A look-alike is another mailbox: the suppression does not cover it.
+            ("straße@example.org", "Max", "Sharp"),
+        ],
     )
 
     result = runner.invoke(args=["subscribers", "import", str(path), "--consent-note", NOTE])
@@ -241,7 +275,74 @@ def test_suppressed_addresses_are_refused(
         "line 2: rejected: the address is on the suppression list (bounced); only a signup "
         "through the form can bring it back"
     ]
+    assert set(people(session)) == {"here@example.org", "straße@example.org"}
+
+
+def test_look_alikes_of_people_on_the_list_are_other_people(
+    runner: FlaskCliRunner, session: Session, tmp_path: Path
+) -> None:
+    add_subscriber(session, "\ufb01ona@example.org", "Mallory", "Ligature")
+    path = write_csv(
+        tmp_path / "people.csv",
+        HEADER,
+        [
+            ("fiona@example.org", "Fiona", "Real"),  # 2
+            ("FIONA@example.org", "Fiona", "Again"),  # 3: the same as line 2
+            ("straße@example.org", "Max", "Sharp"),  # 4
+            ("strasse@example.org", "Max", "Double"),  # 5
+            ("\ufb01ona@example.org", "Eve", "Stranger"),  # 6: already on the list
+        ],
+    )
+
+    result = runner.invoke(args=["subscribers", "import", str(path), "--consent-note", NOTE])
+
+    assert result.stderr.splitlines() == [
+        "line 3: rejected: the same address as line 2",
+        "line 6: skipped: already on the list (active)",
+    ]
+    found = people(session)
+    assert {email: (row.first_name, row.last_name) for email, row in found.items()} == {
+        "\ufb01ona@example.org": ("Mallory", "Ligature"),
+        "fiona@example.org": ("Fiona", "Real"),
+        "straße@example.org": ("Max", "Sharp"),
+        "strasse@example.org": ("Max", "Double"),
+    }
+
+
+def test_a_suppression_from_before_the_new_keys_covers_every_look_alike(
+    runner: FlaskCliRunner, session: Session, tmp_path: Path
+) -> None:
+    # Hashed from "strasse@example.org", the key both addresses had before: one person then.
+    session.add(
+        Suppression(
+            email_hash=suppression_hash("strasse@example.org"), reason="erased", folded=True
+        )
+    )
+    session.commit()
+    path = write_csv(
+        tmp_path / "people.csv",
+        (*HEADER, "status"),
+        [
+            ("straße@example.org", "Max", "Sharp", ""),
+            ("STRASSE@example.org", "Max", "Double", ""),
+            ("here@example.org", "Here", "Now", ""),
+            ("stra\u017f\u017fe@example.org", "Max", "Left", "unsubscribed"),
+        ],
+    )
+
+    result = runner.invoke(args=["subscribers", "import", str(path), "--consent-note", NOTE])
+
+    reason = (
+        "the address is on the suppression list (erased); only a signup through the form can "
+        "bring it back"
+    )
+    assert result.stderr.splitlines() == [
+        f"line 2: rejected: {reason}",
+        f"line 3: rejected: {reason}",
+    ]
     assert set(people(session)) == {"here@example.org"}
+    # Already covered: no second entry is made for the look-alike that left.
+    assert table_counts(session)["suppressions"] == 1
 
 
 def test_pending_import_sends_confirmations_that_work(
@@ -403,7 +504,7 @@ def test_the_file_status_column_holds_people_back_and_remembers_who_left(
         "on@example.org": "active",
         "wait@example.org": "pending",
     }
-    assert [str(message["To"]) for message in sent_mail()] == ["Not Confirmed <wait@example.org>"]
+    assert [str(message["To"]) for message in sent_mail()] == ["wait@example.org"]
     reasons = dict(session.execute(select(Suppression.email_hash, Suppression.reason)).all())
     assert reasons == {
         suppression_hash("left@example.org"): "unsubscribed",

@@ -87,6 +87,23 @@ def test_list_shows_a_table_newest_first_with_filters(
     assert nothing.stdout == "No subscribers match.\n"
 
 
+def test_search_matches_addresses_the_way_their_key_does(
+    runner: FlaskCliRunner, session: Session
+) -> None:
+    add_subscriber(session, "JÜRGEN@bücher.de", "Jürgen", "Upper")
+    add_subscriber(session, "jürgen@bücher.de", "Jürgen", "Lower")
+
+    def names(search: str) -> list[str]:
+        output = runner.invoke(args=["subscribers", "list", "--search", search]).stdout
+        return [line.split()[3] for line in output.splitlines()[1:-1]]
+
+    # ASCII letters in any case, the domain in either form; other letters as written, since
+    # they may be two people's mailboxes.
+    assert names("JÜRGEN@") == ["Upper"]
+    assert names("Jürgen@") == ["Lower"]
+    assert names("@XN--BCHER-KVA.DE") == ["Lower", "Upper"]
+
+
 def _event(
     session: Session, subscriber_id: int, kind: str, at: datetime, statement: int | None = None
 ) -> None:

@@ -1,5 +1,9 @@
 """The confirmation email a pending subscriber receives (data only; sending is elsewhere).
 
+It goes to an address nobody has yet proved they own, so it carries nothing typed into the
+form but that address: no name in ``To:``, a greeting without one. Otherwise anyone could have
+it carry their text to anyone's inbox.
+
 Reading what the email needs and building it are two steps, so that the caller can end its
 database transaction in between: on SQLite every transaction of the service holds the write
 lock, and rendering a message while holding it would keep signups waiting.
@@ -13,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from newsletter.links import confirm_url, list_headers, unsubscribe_url
-from newsletter.mail.messages import one_line, stable_message_id, wrap_text
+from newsletter.mail.messages import stable_message_id, wrap_text
 from newsletter.mail.pieces import Pieces, slot_markers
 from newsletter.mail.render import EmailRenderer
 from newsletter.mail.wire import AlternativeTemplate, Outgoing
@@ -24,22 +28,21 @@ from newsletter.site import Site
 
 __all__ = ["ConfirmationDraft", "ConfirmationTemplate", "read_confirmation"]
 
-SLOTS = ("first_name", "confirm_url", "unsubscribe_url")
+SLOTS = ("confirm_url", "unsubscribe_url")
 
 
 @dataclass(frozen=True)
 class ConfirmationDraft:
     """Everything a confirmation email needs from the database, as plain values.
 
-    ``id`` and ``token_nonce`` are the subscriber's: they sign the links.
+    ``id`` and ``token_nonce`` are the subscriber's: they sign the links. The name is left out
+    on purpose (see above).
     """
 
     delivery_id: int
     id: int
     token_nonce: str
     email: str
-    first_name: str
-    last_name: str
     consent_event_id: int
 
 
@@ -57,15 +60,13 @@ def read_confirmation(session: Session, delivery_id: int) -> ConfirmationDraft |
         id=subscriber.id,
         token_nonce=subscriber.token_nonce,
         email=subscriber.email,
-        first_name=subscriber.first_name,
-        last_name=subscriber.last_name,
         consent_event_id=consent.id,
     )
 
 
 class ConfirmationTemplate:
     """The confirmation email rendered and CSS-inlined once; each message only fills in the
-    person's name and links."""
+    person's links."""
 
     def __init__(self, site: Site, renderer: EmailRenderer) -> None:
         self.site = site
@@ -88,13 +89,12 @@ class ConfirmationTemplate:
         """The finished message for one pending subscriber; touches no database."""
         unsubscribe = unsubscribe_url(self.site, draft)
         values = {
-            "first_name": one_line(draft.first_name),
             "confirm_url": confirm_url(self.site, draft, draft.consent_event_id),
             "unsubscribe_url": unsubscribe,
         }
         escaped = {name: html.escape(value, quote=True) for name, value in values.items()}
         return self._wire.assemble(
-            to_name=f"{draft.first_name} {draft.last_name}",
+            to_name="",
             to_address=draft.email,
             message_id=stable_message_id(self.site, "confirm", draft.delivery_id),
             text_qp=self._text.fill_encoded(values),

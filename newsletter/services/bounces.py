@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
-from newsletter.addresses import suppression_hash
+from newsletter.addresses import folded_suppression_hash, suppression_hash
 from newsletter.models import ConsentEvent, Subscriber, SubscriberStatus, Suppression
 from newsletter.services.consent import FORM_SIGNUP
 
@@ -20,6 +21,7 @@ __all__ = [
     "record_hard_bounce",
     "suppress",
     "suppressed_since",
+    "suppression_of",
 ]
 
 
@@ -31,10 +33,23 @@ def suppress(session: Session, email: str, reason: str) -> None:
         session.flush()
 
 
+def suppression_of(email: str) -> ColumnElement[bool]:
+    """Which ``suppressions`` rows cover ``email``: its own hash, or an older folded hash it
+    shares with its look-alikes (they were one person when that entry was made)."""
+    return or_(
+        Suppression.email_hash == suppression_hash(email),
+        and_(Suppression.email_hash == folded_suppression_hash(email), Suppression.folded),
+    )
+
+
 def suppressed_since(session: Session, email: str) -> datetime | None:
-    """When ``email`` (in any letter case) was put on the suppression list, or None."""
-    entry = session.get(Suppression, suppression_hash(email))
-    return entry.created_at if entry is not None else None
+    """When ``email`` (however typed) was put on the suppression list, or None."""
+    return session.scalar(
+        select(Suppression.created_at)
+        .where(suppression_of(email))
+        .order_by(Suppression.created_at)
+        .limit(1)
+    )
 
 
 def is_suppressed(session: Session, email: str) -> bool:

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Row as ResultRow
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from newsletter.addresses import suppression_hash
+from newsletter.addresses import folded_suppression_hash, suppression_hash
 from newsletter.db import utcnow
 from newsletter.models import (
     ConsentEvent,
@@ -167,6 +167,37 @@ class _Plan:
 
     people: list[tuple[Row, str]] = field(default_factory=list)
     suppress: dict[str, str] = field(default_factory=dict)
+
+
+class _Suppressions:
+    """The suppression entries covering a batch's rows, read in one query.
+
+    A row is covered by the hash of its own address, or by an older folded hash it shares with
+    its look-alikes (see :func:`newsletter.services.bounces.suppression_of`).
+    """
+
+    def __init__(self, session: Session, rows: list[Row]) -> None:
+        self._hashes = {
+            row.key: (suppression_hash(row.email), folded_suppression_hash(row.email))
+            for row in rows
+        }
+        wanted = {digest for pair in self._hashes.values() for digest in pair}
+        self._entries: dict[str, tuple[str, bool]] = {
+            digest: (reason, folded)
+            for digest, reason, folded in session.execute(
+                select(Suppression.email_hash, Suppression.reason, Suppression.folded).where(
+                    Suppression.email_hash.in_(sorted(wanted))
+                )
+            )
+        }
+
+    def reason(self, row: Row) -> str | None:
+        """Why ``row``'s address is suppressed, or None when it is not."""
+        own, folded = self._hashes[row.key]
+        if own in self._entries:
+            return self._entries[own][0]
+        reason, entry_folded = self._entries.get(folded, ("", False))
+        return reason if entry_folded else None
 
 
 def _bulk_insert(
@@ -351,29 +382,21 @@ class SubscriberImport:
                 )
             )
         }
-        hashes = {row.key: suppression_hash(row.email) for row in rows}
-        suppressed = {
-            digest: reason
-            for digest, reason in session.execute(
-                select(Suppression.email_hash, Suppression.reason).where(
-                    Suppression.email_hash.in_(list(hashes.values()))
-                )
-            )
-        }
+        suppressed = _Suppressions(session, rows)
         plan = _Plan()
         for row in rows:
-            digest = hashes[row.key]
+            suppressed_as = suppressed.reason(row)
             if row.key in existing:
                 reason = f"already on the list ({existing[row.key]})"
                 problems.append(Problem(row.line, reason, rejected=False))
             elif row.file_status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED):
                 # Someone who left (or whose address bounced) elsewhere is not added, but is
                 # remembered so that no later import brings them in by mistake.
-                if digest not in suppressed:
-                    plan.suppress[digest] = row.file_status
-            elif digest in suppressed:
+                if suppressed_as is None:
+                    plan.suppress[suppression_hash(row.email)] = row.file_status
+            elif suppressed_as is not None:
                 reason = (
-                    f"the address is on the suppression list ({suppressed[digest]}); "
+                    f"the address is on the suppression list ({suppressed_as}); "
                     "only a signup through the form can bring it back"
                 )
                 problems.append(Problem(row.line, reason))

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from newsletter.addresses import email_key, suppression_hash
+from newsletter.addresses import email_key
 from newsletter.db import rowcount
 from newsletter.isotime import iso_utc
 from newsletter.models import (
@@ -23,7 +23,7 @@ from newsletter.models import (
     Subscriber,
     Suppression,
 )
-from newsletter.services.bounces import suppress
+from newsletter.services.bounces import suppress, suppression_of
 
 __all__ = [
     "ERASED",
@@ -45,7 +45,10 @@ def find_subscriber(session: Session, email: str) -> Subscriber | None:
 def suppression_reason(session: Session, email: str) -> str | None:
     """Why the address is suppressed (``erased``, ``bounced``…), or None when it is not."""
     return session.scalar(
-        select(Suppression.reason).where(Suppression.email_hash == suppression_hash(email))
+        select(Suppression.reason)
+        .where(suppression_of(email))
+        .order_by(Suppression.created_at)
+        .limit(1)
     )
 
 

@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import ColumnElement, case, distinct, func, or_, select
 from sqlalchemy.orm import Session
 
+from newsletter.addresses import email_key
 from newsletter.db import utcnow
 from newsletter.models import (
     ConsentEvent,
@@ -68,7 +69,8 @@ def _filters(statuses: Sequence[str], search: str | None) -> list[ColumnElement[
         full_name = Subscriber.first_name + " " + Subscriber.last_name
         conditions.append(
             or_(
-                Subscriber.email_key.contains(text.casefold(), autoescape=True),
+                # Matched as keys are made: ASCII letters in any case, the domain in any form.
+                Subscriber.email_key.contains(email_key(text), autoescape=True),
                 full_name.icontains(text, autoescape=True),
             )
         )

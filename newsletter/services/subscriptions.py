@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from newsletter.addresses import email_key, suppression_hash
+from newsletter.addresses import email_key
 from newsletter.db import rowcount, utcnow
 from newsletter.models import (
     ConsentEvent,
@@ -25,6 +25,7 @@ from newsletter.models import (
     SubscriberStatus,
     Suppression,
 )
+from newsletter.services.bounces import suppression_of
 from newsletter.services.consent import Evidence, record_event, statement_version
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.site import Site
@@ -58,13 +59,13 @@ def sign_up(session: Session, site: Site, person: Person, evidence: Evidence) ->
     """Record a signup and its consent; queue a confirmation email when one is due.
 
     An address that is already active is left as it is: the caller answers the same either
-    way, so the form never tells who is subscribed.
+    way, so the form never tells who is subscribed. A person already on the list keeps the
+    address and name they have: anyone can type an address into the form, so a later signup
+    records its consent but changes nothing about who they are.
     """
     subscriber = _find_or_create(session, person)
     if subscriber.status == SubscriberStatus.ACTIVE:
         return SignupOutcome(subscriber, None)
-    subscriber.first_name = person.first_name
-    subscriber.last_name = person.last_name
     statement = statement_version(session, site.consent_statement)
     record_event(session, subscriber, ConsentKind.GIVEN, evidence, statement)
     if not site.double_opt_in:
@@ -199,4 +200,4 @@ def _consent_still_stands(
 
 def _lift_suppression(session: Session, email: str) -> None:
     """A fresh, confirmed signup is the one way a suppressed address comes back."""
-    session.execute(delete(Suppression).where(Suppression.email_hash == suppression_hash(email)))
+    session.execute(delete(Suppression).where(suppression_of(email)))

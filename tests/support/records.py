@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import Select, func, select
 
+from newsletter.addresses import email_key
 from newsletter.db import session_factory
 from newsletter.models import ConsentEvent, ConsentStatement, Delivery, Subscriber
 
@@ -25,7 +26,7 @@ def count(app: Flask, model: type[Any]) -> int:
 
 
 def subscriber(app: Flask, email: str) -> Subscriber | None:
-    rows = all_rows(app, select(Subscriber).where(Subscriber.email_key == email.casefold()))
+    rows = all_rows(app, select(Subscriber).where(Subscriber.email_key == email_key(email)))
     return rows[0] if rows else None
 
 
