@@ -16,6 +16,9 @@ from sqlalchemy import update
 from newsletter.addresses import email_key
 from newsletter.db import session_factory, utcnow
 from newsletter.models import Digest, Subscriber
+from newsletter.runtime import get_runtime
+from newsletter.services.consent import FORM_SIGNUP, Evidence
+from newsletter.services.subscriptions import Person, sign_up
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import post_signup
 from tests.sending_support import add_articles_and_digest
@@ -105,16 +108,34 @@ def test_test_message_subject_carries_encoded_word_text_literally(
     assert decoded(legacy["Subject"]) == f"[TEST] {SUBJECT}"
 
 
-def test_confirmation_email_never_decodes_a_typed_encoded_word(
+def test_a_name_typed_as_an_encoded_word_is_refused_by_the_form(
     make_app: Callable[..., Flask], smtp_server: SMTPServer
 ) -> None:
     app = make_app(MAIL_URL=smtp_server.url)
     response = post_signup(app.test_client(), first_name=SMUGGLED, last_name=SMUGGLED)
-    assert response.status_code == 303
+    assert response.status_code == 400
     get_dispatcher(app).drain()
+    assert smtp_server.received == []
+
+
+def test_confirmation_email_never_decodes_a_stored_encoded_word(
+    make_app: Callable[..., Flask], smtp_server: SMTPServer
+) -> None:
+    # A name stored before the form refused such text still never reaches a header.
+    app = make_app(MAIL_URL=smtp_server.url)
+    with app.app_context(), session_factory(app).begin() as session:
+        outcome = sign_up(
+            session,
+            get_runtime(app).site,
+            Person(email="ada@example.org", first_name=SMUGGLED, last_name=SMUGGLED),
+            Evidence(method=FORM_SIGNUP),
+        )
+        assert outcome.confirmation is not None
+    result = app.test_cli_runner().invoke(args=["outbox", "flush"])
+    assert result.exit_code == 0, result.output
     [received] = smtp_server.received
     assert_no_smuggled_header(received)
     modern, _ = readers(received)
     assert modern["To"].addresses[0].addr_spec == "ada@example.org"
-    # Whether or not the name is shown, nothing in the field decodes to a line break.
     assert "\r" not in str(modern["To"]) and "\n" not in str(modern["To"])
+    assert b"=?utf-8?q?a" not in received.data
