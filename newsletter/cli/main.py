@@ -1,14 +1,27 @@
-"""The ``newsletter`` console script: a FlaskGroup, so ``newsletter run`` serves the app."""
+"""The ``newsletter`` console script: a FlaskGroup, so ``newsletter run`` serves the app.
+
+Whatever goes wrong before or around a command ends here as one ``Error:`` line: a bad
+setting, an instance folder it cannot write, a database without tables or out of reach.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 from flask import Flask
 from flask.cli import FlaskGroup, ScriptInfo
+from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter import ConfigError, create_app
+from newsletter.database_errors import MISSING_SCHEMA, explain, schema_missing
+from newsletter.db import get_engine
 
 __all__ = ["cli", "main"]
+
+# Commands that work on a database without tables: they create or report the schema,
+# or serve the app. Every other command needs the schema first.
+WITHOUT_SCHEMA = {("db",), ("run",), ("shell",), ("routes",)}
 
 
 def _create_app() -> Flask:
@@ -20,7 +33,12 @@ def _create_app() -> Flask:
 
 
 class NewsletterGroup(FlaskGroup):
-    """FlaskGroup that reports a bad setting in one line in ``--help`` too."""
+    """FlaskGroup that reports a bad setting or a database problem in one line."""
+
+    def _load_plugin_commands(self) -> None:
+        # Other packages' `flask` commands (Flask-Limiter's `limiter`, which needs an extra
+        # this service does not install) are nothing a newsletter user can use.
+        return None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         try:
@@ -30,6 +48,43 @@ class NewsletterGroup(FlaskGroup):
             click.secho(f"Error: {error.format_message()}\n", err=True, fg="red")
             return sorted(super(FlaskGroup, self).list_commands(ctx))
         return super().list_commands(ctx)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name and not ctx.resilient_parsing and _needs_schema(ctx, command, name, rest):
+            engine = get_engine(ctx.ensure_object(ScriptInfo).load_app())
+            if schema_missing(engine):
+                raise click.ClickException(MISSING_SCHEMA)
+        return name, command, rest
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # Every command's database errors end here, however deep the command: SQLAlchemy's
+        # text of one runs to dozens of lines of traceback and SQL.
+        try:
+            return super().invoke(ctx)
+        except SQLAlchemyError as error:
+            engine = get_engine(ctx.ensure_object(ScriptInfo).load_app())
+            raise click.ClickException(explain(error, engine)) from None
+
+
+def _needs_schema(
+    ctx: click.Context, command: click.Command | None, name: str, args: list[str]
+) -> bool:
+    """Whether the command that ``name`` and ``args`` lead to works on the database's tables.
+
+    Asking for help, or naming no command of a group, needs nothing.
+    """
+    path: tuple[str, ...] = (name,)
+    while isinstance(command, click.Group) and args and not args[0].startswith("-"):
+        command = command.get_command(ctx, args[0])
+        path, args = (*path, args[0]), args[1:]
+    if command is None or isinstance(command, click.Group):
+        return False
+    if any(path[:length] in WITHOUT_SCHEMA for length in range(1, len(path) + 1)):
+        return False
+    return not set(command.get_help_option_names(ctx)) & set(args)
 
 
 cli = NewsletterGroup(
