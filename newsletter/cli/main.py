@@ -22,6 +22,9 @@ __all__ = ["cli", "main"]
 # Commands that work on a database without tables: they create or report the schema,
 # or serve the app. Every other command needs the schema first.
 WITHOUT_SCHEMA = {("db",), ("run",), ("shell",), ("routes",)}
+# FlaskGroup's options for choosing an app and loading a .env file: this command serves one
+# app, configured by NEWSLETTER_* variables, and python-dotenv is not installed.
+FLASK_APP_OPTIONS = {"app", "env_file"}
 
 
 def _create_app() -> Flask:
@@ -33,20 +36,36 @@ def _create_app() -> Flask:
 
 
 class NewsletterGroup(FlaskGroup):
-    """FlaskGroup that reports a bad setting or a database problem in one line."""
+    """FlaskGroup with this service's own version, options and one-line errors."""
+
+    def __init__(self, **extra: Any) -> None:
+        super().__init__(
+            create_app=_create_app, add_version_option=False, load_dotenv=False, **extra
+        )
+        self.params = [param for param in self.params if param.name not in FLASK_APP_OPTIONS]
+        click.version_option(
+            package_name="newsletter",
+            prog_name="newsletter",
+            message="%(prog)s %(version)s",
+            help="Show the version of newsletter and exit.",
+        )(self)
 
     def _load_plugin_commands(self) -> None:
         # Other packages' `flask` commands (Flask-Limiter's `limiter`, which needs an extra
         # this service does not install) are nothing a newsletter user can use.
         return None
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        try:
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # click.Group's parsing: FlaskGroup's reads the --app and --env-file options removed
+        # above. Loading the app here stops every command on a bad setting, `run` too.
+        rest = click.Group.parse_args(self, ctx, args)
+        if not ctx.resilient_parsing:
             ctx.ensure_object(ScriptInfo).load_app()
-        except click.ClickException as error:
-            # FlaskGroup would print a traceback here; the built-in commands still list.
-            click.secho(f"Error: {error.format_message()}\n", err=True, fg="red")
-            return sorted(super(FlaskGroup, self).list_commands(ctx))
+        return rest
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        # FlaskGroup would print a traceback and go on; a bad setting stops --help too.
+        ctx.ensure_object(ScriptInfo).load_app()
         return super().list_commands(ctx)
 
     def resolve_command(
@@ -88,7 +107,6 @@ def _needs_schema(
 
 
 cli = NewsletterGroup(
-    create_app=_create_app,
     help="Newsletter signup and digest mailing: manage the database, articles, digests "
     "and subscribers, or serve the web app with `newsletter run`.",
 )
