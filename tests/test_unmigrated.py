@@ -27,6 +27,7 @@ MISSING_SCHEMA = "Error: the database has no tables yet; run `newsletter db upgr
 # Commands that work without the schema, with the first line each prints on an empty instance.
 WITHOUT_SCHEMA = {
     ("db", "current"): "empty: behind (newest is",
+    ("outbox", "show"): "No messages in the outbox",
     ("routes",): "Endpoint",
 }
 # Not run: `db upgrade` creates the schema; `run` and `shell` wait for a visitor or a person.

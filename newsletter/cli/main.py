@@ -19,9 +19,9 @@ from newsletter.db import get_engine
 
 __all__ = ["cli", "main"]
 
-# Commands that work on a database without tables: they create or report the schema,
-# or serve the app. Every other command needs the schema first.
-WITHOUT_SCHEMA = {("db",), ("run",), ("shell",), ("routes",)}
+# Commands that work on a database without tables: they create or report the schema, serve
+# the app, or read the maildir. Every other command needs the schema first.
+WITHOUT_SCHEMA = {("db",), ("run",), ("shell",), ("routes",), ("outbox", "show")}
 # FlaskGroup's options for choosing an app and loading a .env file: this command serves one
 # app, configured by NEWSLETTER_* variables, and python-dotenv is not installed.
 FLASK_APP_OPTIONS = {"app", "env_file"}
