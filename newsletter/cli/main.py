@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from alembic.util import CommandError
 from flask import Flask
 from flask.cli import FlaskGroup, ScriptInfo
 from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter import ConfigError, create_app
-from newsletter.database_errors import MISSING_SCHEMA, explain, schema_missing
+from newsletter.database_errors import MISSING_SCHEMA, explain, schema_missing, schema_problem
 from newsletter.db import get_engine
 
 __all__ = ["cli", "main"]
@@ -33,6 +34,13 @@ def _create_app() -> Flask:
     except ConfigError as error:
         # One line naming the setting, not a traceback.
         raise click.ClickException(str(error)) from None
+    except OSError as error:
+        # The instance folder (database, outbox, generated key) cannot be written.
+        where = f" {error.filename}" if error.filename else ""
+        raise click.ClickException(
+            f"cannot write{where}: {error.strerror or error}; the instance folder "
+            "(NEWSLETTER_INSTANCE_PATH) must be writable"
+        ) from None
 
 
 class NewsletterGroup(FlaskGroup):
@@ -86,6 +94,11 @@ class NewsletterGroup(FlaskGroup):
         except SQLAlchemyError as error:
             engine = get_engine(ctx.ensure_object(ScriptInfo).load_app())
             raise click.ClickException(explain(error, engine)) from None
+        except CommandError as error:
+            # Alembic's: most often a schema that a newer version of newsletter made.
+            engine = get_engine(ctx.ensure_object(ScriptInfo).load_app())
+            problem = schema_problem(engine) or f"cannot migrate the database: {error}"
+            raise click.ClickException(problem) from None
 
 
 def _needs_schema(
