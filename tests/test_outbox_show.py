@@ -114,3 +114,18 @@ def test_console_transport_prints_the_message_decoded(make_app: Callable[..., Fl
     assert re.search(r"^https://news\.example\.org/unsubscribe/\S+$", output, re.MULTILINE)
     assert "=3D" not in output and "=C3=" not in output and not SOFT_LINE_BREAK.search(output)
     assert "--- end of message ---" in output
+
+
+def test_show_reads_mail_it_did_not_write(runner: FlaskCliRunner, outbox_path: Path) -> None:
+    (outbox_path / "new").mkdir(parents=True)
+    odd_charset = (
+        b"From: a@example.org\r\nTo: b@example.org\r\nSubject: odd\r\n"
+        b'Content-Type: text/plain; charset="x-unknown"\r\n\r\nhello there\r\n'
+    )
+    (outbox_path / "new" / "1.odd.eml").write_bytes(odd_charset)
+    (outbox_path / "new" / "2.garbage.eml").write_bytes(b"no headers at all \xff\r\n")
+    result = runner.invoke(args=["outbox", "show", "--last", "2"])
+    assert result.exit_code == 0, result.output
+    assert "Subject: odd" in result.output
+    assert "hello there" in result.output
+    assert result.output.endswith("2.garbage.eml (2 of 2) ---\n\n(no plain-text part)\n")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import email
 import os
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.policy import default
 from pathlib import Path
 
@@ -26,7 +26,7 @@ def readable(message: EmailMessage | bytes) -> str:
     lines = [f"{name}: {parsed[name]}" for name in SHOWN_HEADERS if parsed[name] is not None]
     text = parsed.get_body(preferencelist=("plain",))
     lines.append("")
-    lines.append(str(text.get_content()).rstrip("\n") if text else "(no plain-text part)")
+    lines.append(_text_of(text).rstrip("\n") if text else "(no plain-text part)")
     others = [
         part.get_content_type()
         for part in parsed.walk()
@@ -35,6 +35,16 @@ def readable(message: EmailMessage | bytes) -> str:
     if others:
         lines += ["", f"[also in this message: {', '.join(others)}]"]
     return "\n".join(lines) + "\n"
+
+
+def _text_of(part: MIMEPart) -> str:
+    try:
+        return str(part.get_content())
+    except (LookupError, UnicodeError):
+        # A charset Python does not know (the folder may hold mail from elsewhere): the bytes
+        # as UTF-8, which most mail is, rather than nothing.
+        payload = part.get_payload(decode=True)
+        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
 
 
 def maildir_messages(folder: Path, last: int) -> list[Path]:
