@@ -19,7 +19,7 @@ __all__ = ["outbox"]
 
 @click.group()
 def outbox() -> None:
-    """Send the confirmation emails waiting to go out; read the maildir outbox."""
+    """Send waiting emails; read the maildir outbox."""
 
 
 @outbox.command()
