@@ -77,6 +77,17 @@ def database_url(
         yield url
 
 
+@pytest.fixture(params=DATABASES)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with nothing in it, not even the schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    with scratch_database(server) as url:
+        yield url
+
+
 @contextmanager
 def scratch_database(server: str, template: str | None = None) -> Iterator[str]:
     """A new PostgreSQL database on ``server`` (a copy of ``template``, if given), dropped

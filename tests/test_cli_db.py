@@ -14,7 +14,6 @@ from sqlalchemy import inspect
 from newsletter import create_app
 from newsletter.db import Base, get_engine
 from newsletter.migrate import head_revision
-from tests.conftest import scratch_database
 
 TABLES = {
     "alembic_version",
@@ -27,17 +26,6 @@ TABLES = {
     "subscribers",
     "suppressions",
 }
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database with nothing in it, not even the schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    server: str = request.getfixturevalue("postgres_server")
-    with scratch_database(server) as url:
-        yield url
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
-from newsletter.db import get_session
+from newsletter.database_errors import explain
+from newsletter.db import get_engine, get_session
 from newsletter.feeds import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, FeedError, load_feed
 from newsletter.services.articles import import_entries, list_articles
 
@@ -15,10 +16,7 @@ __all__ = ["articles", "database_problem"]
 
 def database_problem(error: SQLAlchemyError) -> click.ClickException:
     """One line for a database error, with the usual cure when the schema is missing."""
-    detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-    if "no such table" in detail or "does not exist" in detail:
-        detail += " (run `newsletter db upgrade` first)"
-    return click.ClickException(f"database error: {detail}")
+    return click.ClickException(explain(error, get_engine()))
 
 
 @click.group()

@@ -229,7 +229,8 @@ def _export_to_stdout(writer: Callable[[TextIO], int]) -> int:
 
 
 @subscribers.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+# Opening the file below names a missing, unreadable or folder FILE in one line.
+@click.argument("file", type=click.Path(readable=False, path_type=Path))
 @click.option(
     "--status",
     type=click.Choice([status.value for status in ImportStatus]),

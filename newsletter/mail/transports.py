@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from newsletter.mail.mailboxes import UnusableAddress, needs_smtputf8, wire_address
+from newsletter.mail.readable import readable
 from newsletter.mail.urls import SMTP_SCHEMES, MailURL, parse_mail_url
 
 __all__ = [
@@ -132,7 +133,7 @@ class MaildirTransport:
 
 
 class ConsoleTransport:
-    """Prints each message, for trying the service out."""
+    """Prints each message decoded (headers and plain text), for trying the service out."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
@@ -143,8 +144,9 @@ class ConsoleTransport:
     def send(self, message: Message, sender: str, recipients: list[str]) -> None:
         stream = self.stream or sys.stdout
         stream.write(f"--- message from {sender} to {', '.join(recipients)} ---\n")
-        stream.write(message_bytes(message).decode("utf-8", "replace").replace("\r\n", "\n"))
-        stream.write("\n--- end of message ---\n")
+        # Decoded: the wire form would cut every link in quoted-printable pieces.
+        stream.write(readable(message))
+        stream.write("--- end of message ---\n")
         stream.flush()
 
     def close(self) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, render_template
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+from newsletter.database_errors import explain, schema_problem
+from newsletter.db import get_engine
 
 __all__ = ["DATABASE_RETRY_SECONDS", "init_app"]
 
@@ -52,7 +55,15 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(PoolTimeout)
-    def _database_unavailable(error: Exception) -> Page:
-        # The database is down or overloaded: say so, and when to come back.
-        log.error("database unavailable: %s", error)
+    def _database_unavailable(error: SQLAlchemyError) -> Page:
+        # The database is down, overloaded or has no tables yet: say so, and when to come back.
+        log.error("database unavailable: %s", explain(error, get_engine()))
         return _page(503, Headers({"Retry-After": str(DATABASE_RETRY_SECONDS)}))
+
+    @app.errorhandler(ProgrammingError)
+    def _schema_missing(error: ProgrammingError) -> Page:
+        # PostgreSQL's "no such table" before `newsletter db upgrade`; any other programming
+        # error is a bug, and goes on to the 500 page with its traceback in the log.
+        if schema_problem(get_engine()) is None:
+            raise error
+        return _database_unavailable(error)

@@ -10,7 +10,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.wrappers import Response
 
-from newsletter.db import get_session
+from newsletter.database_errors import explain
+from newsletter.db import get_engine, get_session
 from newsletter.forms import ButtonForm, SignupForm
 from newsletter.logs import person
 from newsletter.models import SubscriberStatus
@@ -103,7 +104,7 @@ def subscribe() -> Page:
     except (OperationalError, PoolTimeout) as error:
         # The database is down: nothing was stored, so give the form back with what was typed.
         session.rollback()
-        log.error("signup not stored, database unavailable: %s", error)
+        log.error("signup not stored, database unavailable: %s", explain(error, get_engine()))
         return _form_page(form, 503, NOT_SAVED)
     if outcome.confirmation is not None:
         get_dispatcher().submit(outcome.confirmation.id)
