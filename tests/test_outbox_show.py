@@ -51,11 +51,11 @@ def test_show_prints_the_newest_message_decoded(
     lines = result.output.splitlines()
     # The file, from the current folder: what to type to open it.
     assert lines[0].startswith("--- outbox/new/") and lines[0].endswith(".eml (1 of 1) ---")
-    assert "To: Zoë Lovelace <ada@example.org>" in lines
+    assert "To: ada@example.org" in lines
     assert "From: Open Rights Watch <news@example.org>" in lines
     assert any(line.startswith("Subject: ") and ORGANISATION in line for line in lines)
     assert any(link in line for line in lines), "the confirmation link is not whole"
-    assert "Hello Zoë," in lines
+    assert any(ORGANISATION in line for line in lines if not line.startswith("Subject: "))
     assert "=3D" not in result.output and "=?utf-8?" not in result.output.lower()
     assert lines[-1] == "[also in this message: text/html]"
 
@@ -65,14 +65,14 @@ def test_show_last_prints_the_newest_oldest_first(app: Flask, outbox_path: Path)
     runner = app.test_cli_runner()
 
     newest = runner.invoke(args=["outbox", "show"]).output
-    assert "To: Zoë Lovelace <three@example.org>" in newest
+    assert "To: three@example.org" in newest
     assert "one@example.org" not in newest and "two@example.org" not in newest
 
     two = runner.invoke(args=["outbox", "show", "--last", "2"]).output
     recipients = [line for line in two.splitlines() if line.startswith("To: ")]
     assert recipients == [
-        "To: Zoë Lovelace <two@example.org>",
-        "To: Zoë Lovelace <three@example.org>",
+        "To: two@example.org",
+        "To: three@example.org",
     ]
     assert [line for line in two.splitlines() if line.startswith("--- ")][1].endswith(
         "(2 of 2) ---"
