@@ -6,11 +6,15 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
+from newsletter.cli.numbers import count, seconds
 from newsletter.db import get_session
 from newsletter.feeds import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, FeedError, load_feed
 from newsletter.services.articles import import_entries, list_articles
 
 __all__ = ["articles", "database_problem"]
+
+# A download that takes longer than an hour is not going to finish usefully.
+MAX_TIMEOUT = 3600.0
 
 
 def database_problem(error: SQLAlchemyError) -> click.ClickException:
@@ -30,14 +34,14 @@ def articles() -> None:
 @click.argument("source")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.1),
+    type=seconds(0.1, MAX_TIMEOUT),
     default=DEFAULT_TIMEOUT,
     show_default=True,
     help="Seconds allowed for downloading a feed URL.",
 )
 @click.option(
     "--max-bytes",
-    type=click.IntRange(min=1),
+    type=count(),
     default=DEFAULT_MAX_BYTES,
     show_default=True,
     help="Largest feed accepted, in bytes.",
@@ -67,9 +71,7 @@ def import_feed(source: str, timeout: float, max_bytes: int) -> None:
 
 
 @articles.command("list")
-@click.option(
-    "--limit", type=click.IntRange(min=1), default=None, help="Show only the newest N articles."
-)
+@click.option("--limit", type=count(), default=None, help="Show only the newest N articles.")
 @with_appcontext
 def list_command(limit: int | None) -> None:
     """List articles, newest first: id, publication date, the digests using it, and title."""
