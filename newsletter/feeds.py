@@ -177,7 +177,11 @@ def parse_feed(data: bytes, base_url: str | None = None) -> Feed:
     if not start:
         raise FeedError("the source is empty")
     if start.startswith(b"{"):
-        title, entries = _parse_json_feed(data, base_url)
+        try:
+            title, entries = _parse_json_feed(data, base_url)
+        except RecursionError:
+            # Python reads JSON recursively: 10 KB of "[" is enough to exhaust the stack.
+            raise FeedError("the JSON is nested too deeply to read") from None
     else:
         title, entries = _parse_xml_feed(data, base_url)
     if not entries:
@@ -198,9 +202,12 @@ def _first_of_each_guid(entries: list[FeedEntry]) -> list[FeedEntry]:
 
 def _parse_xml_feed(data: bytes, base_url: str | None) -> tuple[str, list[FeedEntry]]:
     headers = {"content-location": base_url} if base_url else {}
-    # A stream, never a string: feedparser treats a string as a URL or path to open.
+    # A stream, never a string: feedparser treats a string as a URL or path to open. Its own
+    # HTML handling is off: ``clean_html`` sanitises and resolves links for every format in
+    # one linear pass, where feedparser's sanitiser takes quadratic time over an unclosed
+    # comment ("<!--" repeated) and its link resolver reads the markup once more.
     parsed = feedparser.parse(
-        io.BytesIO(data), response_headers=headers, sanitize_html=True, resolve_relative_uris=True
+        io.BytesIO(data), response_headers=headers, sanitize_html=False, resolve_relative_uris=False
     )
     problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
     if not parsed.get("version"):
@@ -248,9 +255,12 @@ def _xml_entry(number: int, item: Any, base: str | None) -> FeedEntry:
     contents = [c for c in item.get("content", []) if "html" in str(c.get("type", ""))]
     contents = contents or list(item.get("content", []))
     body_source = str(contents[0].get("value", "")) if contents else ""
+    # feedparser gives each text the address it is relative to (xml:base, else the feed's).
+    body_base = _web_url(contents[0].get("base"), None) if contents else ""
     summary_source = str(item.get("summary") or "")
     if not body_source:
         body_source = summary_source
+        body_base = _web_url(item.get("summary_detail", {}).get("base"), None)
     # feedparser copies the body into the summary when a feed gives no separate summary.
     if summary_source == body_source:
         summary_source = ""
@@ -261,6 +271,7 @@ def _xml_entry(number: int, item: Any, base: str | None) -> FeedEntry:
         guid=guid,
         link=link,
         title=title,
+        base=body_base or base,
         body_html=body_source,
         summary_html=summary_source,
         image_url=_xml_image(item),
@@ -324,6 +335,7 @@ def _json_entry(number: int, item: dict[str, Any], base: str | None) -> FeedEntr
         guid=guid,
         link=link,
         title=" ".join(str(item.get("title") or "").split()),
+        base=base,
         body_html=body,
         summary_html=_escape(str(item.get("summary") or "")),
         image_url=image,
@@ -365,15 +377,16 @@ def _entry(
     guid: str,
     link: str,
     title: str,
+    base: str | None,
     body_html: str,
     summary_html: str,
     image_url: str | None,
     image_alt: str | None,
     published_at: datetime | None,
 ) -> FeedEntry:
-    body = clean_html(body_html)
-    summary = shorten(plain_text(summary_html) or first_paragraph(body))
-    title = title or shorten(plain_text(body), 80) or "(untitled)"
+    body = clean_html(body_html, base_url=base)
+    summary = shorten(plain_text(summary_html) or first_paragraph(body, sanitised=True))
+    title = title or shorten(plain_text(body, sanitised=True), 80) or "(untitled)"
     if not link:
         raise FeedError(f"article {number} ({shorten(title, 60)!r}) has no http(s) link")
     if len(guid) > URL_LENGTH or len(link) > URL_LENGTH:

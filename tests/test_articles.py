@@ -137,8 +137,11 @@ def test_bad_sources_print_one_line_and_store_nothing(
     bad_link.write_bytes(
         rss([Item("a", "Good", DAY_ONE), Item("b", "Bad", DAY_ONE, link="javascript:x()")])
     )
+    deep = tmp_path / "deep.json"
+    deep.write_bytes(b'{"version": "https://jsonfeed.org/version/1.1", "items": ' + b"[" * 5000)
     cases = {
         str(broken): "not a well-formed RSS or Atom feed",
+        str(deep): "the JSON is nested too deeply to read",
         str(bad_link): "article 2 ('Bad') has no http(s) link",
         str(tmp_path / "missing.xml"): "no such file",
         f"http://127.0.0.1:{free_port()}/feed.xml": "cannot reach the server",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.balanced_html import MAX_DEPTH
 from newsletter.feeds import FeedError, load_feed, parse_feed, read_source
 from tests.support.feeds import Item, atom, feed_server, json_feed, rss
 from tests.support.smtp import free_port
@@ -135,6 +136,58 @@ def test_malformed_feeds_are_refused(data: bytes, message: str) -> None:
         parse_feed(data)
 
 
+def nested_json(depth: int, where: str = "items") -> bytes:
+    """A JSON Feed with arrays nested ``depth`` deep as its items, or in one item's field."""
+    deep = "[" * depth + "]" * depth
+    if where == "items":
+        return f'{{"version": "https://jsonfeed.org/version/1.1", "items": {deep}}}'.encode()
+    item = f'{{"url": "https://example.org/a", "{where}": {deep}}}'
+    return f'{{"version": "https://jsonfeed.org/version/1.1", "items": [{item}]}}'.encode()
+
+
+@pytest.mark.parametrize("where", ["items", "title", "content_html"])
+def test_deeply_nested_json_is_one_error(where: str) -> None:
+    # 5,000 levels take 10 KB; Python's JSON reader gives up past about a thousand.
+    with pytest.raises(FeedError, match="^the JSON is nested too deeply to read$"):
+        parse_feed(nested_json(5_000, where))
+
+
+def test_relative_links_in_articles_are_made_absolute() -> None:
+    content = '<p><a href="/news/b?x=1&amp;y=2">b</a> <img src="pic.png" alt="p"></p>'
+    expected = (
+        '<p><a href="{base}/news/b?x=1&amp;y=2" rel="noopener noreferrer">b</a> '
+        '<img src="{base}/feeds/pic.png" alt="p"></p>'
+    )
+    item = Item("a", "A", WHEN, content=content)
+    for data in (rss([item]), atom([item])):
+        [entry] = parse_feed(data, "https://example.net/feeds/all.xml").entries
+        assert entry.body_html == expected.format(base="https://example.net")
+    # Read from a file, they resolve against the feed's site, like the article links.
+    [entry] = parse_feed(rss([item])).entries
+    assert entry.body_html == expected.format(base="https://example.org").replace("/feeds", "")
+    # An Atom text's own xml:base comes first.
+    based = atom([item]).replace(
+        b'<content type="html">', b'<content type="html" xml:base="https://example.com/blog/">'
+    )
+    [entry] = parse_feed(based, "https://example.net/feeds/all.xml").entries
+    assert 'href="https://example.com/news/b?x=1&amp;y=2"' in entry.body_html
+    assert 'src="https://example.com/blog/pic.png"' in entry.body_html
+
+
+def test_deeply_nested_feed_content_is_capped() -> None:
+    levels = 20_000
+    deep = "<blockquote>" * levels + "<p>At the bottom.</p>" + "</blockquote>" * levels
+    for data in (
+        rss([Item("r", "RSS", WHEN, content=deep)]),
+        atom([Item("a", "Atom", WHEN, content=deep)]),
+        json_feed([{"id": "j", "url": "https://example.org/j", "content_html": deep}]),
+    ):
+        [entry] = parse_feed(data).entries
+        assert entry.body_html.count("<blockquote>") == MAX_DEPTH
+        assert entry.body_html.endswith("At the bottom." + "</blockquote>" * MAX_DEPTH)
+        assert entry.summary == "At the bottom."
+
+
 def test_malformed_feed_error_names_the_line() -> None:
     body = (
         b'<rss version="2.0">\n<channel><title>x</title>\n<item><title>a</item>\n</channel></rss>'
@@ -200,7 +253,7 @@ def test_hostile_content_is_sanitised() -> None:
     for forbidden in ("<form", "<input", "<style", "display: none", "steal"):
         assert forbidden not in body
     assert '<a href="https://example.org/ok" rel="noopener noreferrer">ok</a>' in body
-    assert '<img alt="A picture" src="https://example.org/a.png">' in body
+    assert '<img src="https://example.org/a.png" alt="A picture">' in body
     # Template syntax is kept as the text it is; it is never evaluated anywhere.
     assert "{{ config }} {% for x in range(9) %}loop{% endfor %}" in body
     assert entry.title == "{{ config }} {% if 1 %}title{% endif %}"
