@@ -23,6 +23,7 @@ from xml.sax import SAXParseException
 
 import feedparser
 
+from newsletter.outbound import PUBLIC_ONLY, AddressPolicy, ForbiddenAddress, guarded_handlers
 from newsletter.sanitise import clean_html, first_paragraph, plain_text, shorten, unescape_text
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Feed",
     "FeedEntry",
     "FeedError",
+    "ForbiddenFeedAddress",
     "load_feed",
     "parse_feed",
     "read_source",
@@ -59,6 +61,10 @@ class FeedError(ValueError):
     """The source cannot be read, or is not a usable feed; the message says which and why."""
 
 
+class ForbiddenFeedAddress(FeedError):
+    """The source, or an address it redirects to, is on this machine or a private network."""
+
+
 @dataclass(frozen=True)
 class FeedEntry:
     """One article as the feed describes it, with HTML already sanitised."""
@@ -80,20 +86,30 @@ class Feed:
 
 
 def load_feed(
-    source: str, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = DEFAULT_MAX_BYTES
+    source: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    policy: AddressPolicy = PUBLIC_ONLY,
 ) -> Feed:
-    """Read and parse ``source`` (a file path or an http(s) URL); raise :class:`FeedError`."""
-    data, base_url = read_source(source, timeout, max_bytes)
+    """Read and parse ``source`` (a file path or an http(s) URL); raise :class:`FeedError`.
+
+    A URL, and every address it redirects to, must be public or in ``policy``'s allowed
+    networks (:class:`ForbiddenFeedAddress` otherwise).
+    """
+    data, base_url = read_source(source, timeout, max_bytes, policy)
     return parse_feed(data, base_url)
 
 
 def read_source(
-    source: str, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = DEFAULT_MAX_BYTES
+    source: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    policy: AddressPolicy = PUBLIC_ONLY,
 ) -> tuple[bytes, str | None]:
     """The bytes of ``source`` and, for a URL, the address they came from (for relative links)."""
     scheme = urlsplit(source).scheme.lower()
     if scheme in WEB_SCHEMES:
-        return _fetch(source, timeout, max_bytes)
+        return _fetch(source, timeout, max_bytes, policy)
     if "://" in source:
         raise FeedError("only http:// and https:// addresses or file paths can be imported")
     return _read_file(Path(source).expanduser(), max_bytes), None
@@ -115,9 +131,13 @@ def _read_file(path: Path, max_bytes: int) -> bytes:
 
 
 class _WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows a few redirects, and only to other http(s) addresses."""
+    """Follows a few redirects, and only to other http(s) addresses; remembers the last."""
 
     max_redirections = MAX_REDIRECTS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: str | None = None
 
     def redirect_request(
         self,
@@ -130,11 +150,13 @@ class _WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
     ) -> urllib.request.Request | None:
         if urlsplit(newurl).scheme.lower() not in WEB_SCHEMES:
             raise FeedError(f"the server redirected to {newurl!r}, which is not an http(s) address")
+        self.last = newurl
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _fetch(url: str, timeout: float, max_bytes: int) -> tuple[bytes, str]:
-    opener = urllib.request.build_opener(_WebOnlyRedirects)
+def _fetch(url: str, timeout: float, max_bytes: int, policy: AddressPolicy) -> tuple[bytes, str]:
+    redirects = _WebOnlyRedirects()
+    opener = urllib.request.build_opener(*guarded_handlers(policy), redirects)
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": ACCEPT})
     # The socket timeout bounds each wait; the deadline bounds the whole download, so a server
     # that trickles one byte at a time cannot hold the import for ever.
@@ -161,6 +183,10 @@ def _fetch(url: str, timeout: float, max_bytes: int) -> tuple[bytes, str]:
     except urllib.error.HTTPError as error:
         raise FeedError(f"the server answered {error.code} {error.reason}") from None
     except urllib.error.URLError as error:
+        if isinstance(error.reason, ForbiddenAddress):
+            where = f"the server redirected to {redirects.last!r}, and " if redirects.last else ""
+            message = f"{where}{error.reason}; feeds are downloaded from public addresses only"
+            raise ForbiddenFeedAddress(message) from None
         if isinstance(error.reason, TimeoutError):
             raise FeedError(too_slow) from None
         raise FeedError(f"cannot reach the server: {error.reason}") from None

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
+
 import click
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter.cli.numbers import count, seconds
 from newsletter.db import get_session
-from newsletter.feeds import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, FeedError, load_feed
+from newsletter.feeds import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_TIMEOUT,
+    FeedError,
+    ForbiddenFeedAddress,
+    load_feed,
+)
+from newsletter.outbound import AddressPolicy, Network
 from newsletter.services.articles import import_entries, list_articles
 
 __all__ = ["articles", "database_problem"]
@@ -30,6 +39,15 @@ def articles() -> None:
     """Import articles from the website's feed and list them."""
 
 
+def _networks(
+    _ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[Network, ...]:
+    try:
+        return tuple(ip_network(value.strip(), strict=False) for value in values)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param=param) from None
+
+
 @articles.command("import")
 @click.argument("source")
 @click.option(
@@ -46,15 +64,30 @@ def articles() -> None:
     show_default=True,
     help="Largest feed accepted, in bytes.",
 )
+@click.option(
+    "--allow-network",
+    "allowed",
+    metavar="NETWORK",
+    multiple=True,
+    callback=_networks,
+    help="Also download from this private network or address, such as 10.1.0.0/16 for a "
+    "website on your own network (repeatable). Addresses on this machine, private networks "
+    "and link-local ones are refused otherwise, for SOURCE and every redirect.",
+)
 @with_appcontext
-def import_feed(source: str, timeout: float, max_bytes: int) -> None:
+def import_feed(source: str, timeout: float, max_bytes: int, allowed: tuple[Network, ...]) -> None:
     """Import the articles of SOURCE: a feed file or an http(s) URL (RSS 2.0, Atom, JSON Feed).
 
     Importing again adds nothing twice and updates the articles whose content changed. A feed
-    is imported completely or not at all; only SOURCE itself is ever downloaded.
+    is imported completely or not at all; only SOURCE itself is ever downloaded, and only
+    from a public address unless --allow-network says otherwise.
     """
+    policy = AddressPolicy(allowed=allowed)
     try:
-        feed = load_feed(source, timeout=timeout, max_bytes=max_bytes)
+        feed = load_feed(source, timeout=timeout, max_bytes=max_bytes, policy=policy)
+    except ForbiddenFeedAddress as error:
+        hint = "--allow-network lets in a network of your own"
+        raise click.ClickException(f"cannot import {source}: {error} ({hint})") from None
     except FeedError as error:
         raise click.ClickException(f"cannot import {source}: {error}") from None
     session = get_session()
