@@ -1,7 +1,8 @@
 """Reading a news feed (RSS 2.0, Atom, JSON Feed 1.1) from a file or an http(s) URL.
 
-The only thing ever fetched is the source itself, with a time limit and a size limit; URLs
-inside the feed (images, links) are kept as text and never requested. The result is plain
+The only thing ever fetched is the source itself, with a time limit and a size limit, and
+only from public addresses (``newsletter.outbound``); URLs inside the feed (images, links)
+are kept as text and never requested. The result is plain
 ``FeedEntry`` records whose HTML is already sanitised, so nothing downstream handles raw feed
 markup.
 """
