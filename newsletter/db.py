@@ -14,6 +14,7 @@ from sqlalchemy.types import TypeDecorator
 from newsletter.sqlite_writers import QueuedWriterConnection
 
 __all__ = [
+    "MAX_ID",
     "Base",
     "UTCDateTime",
     "create_db_engine",
@@ -33,6 +34,10 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The largest id an Integer primary key holds on every database we run on (PostgreSQL's
+# INTEGER; SQLite's goes further). A number past it names no row, and handed to a query it
+# fails inside the driver instead of finding nothing, so callers check it first.
+MAX_ID = 2**31 - 1
 
 
 def utcnow() -> datetime:

@@ -79,3 +79,11 @@ def test_article_text_is_escaped_on_the_web_version(
     assert "<script>alert(1)" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; {{ config }}" in page
     assert "test-secret-key" not in page
+
+
+def test_ids_past_what_the_database_holds_are_not_found(client: FlaskClient) -> None:
+    # 2**31 is past PostgreSQL's INTEGER, 2**63 past SQLite's: a 404, never a 500.
+    for number in ("2147483648", "9223372036854775808", "1" + "0" * 40):
+        response = client.get(f"/digests/{number}")
+        assert response.status_code == 404
+        assert "Page not found" in response.get_data(as_text=True)

@@ -127,6 +127,12 @@ def test_lookups(session: Session, site: Site) -> None:
         get_published_digest(session, digest.id)
     digest.status = DigestStatus.SENDING
     assert get_published_digest(session, digest.id) is digest
+    # Ids no row can have are not found, not a database error.
+    for number in (0, -1, 2**31, 2**63, 10**40):
+        with pytest.raises(NotFound):
+            get_digest(session, number)
+        with pytest.raises(NotFound):
+            get_published_digest(session, number)
 
 
 def test_concurrent_compositions_never_share_an_article(app: Flask, site: Site) -> None:

@@ -12,6 +12,7 @@ from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter.cli.articles_commands import database_problem
+from newsletter.cli.numbers import DIGEST_ID, count, no_digest
 from newsletter.db import get_session
 from newsletter.mail.digest import SAMPLE_RECIPIENT, PreparedDigest, Recipient, prepare_digest
 from newsletter.mail.messages import stable_message_id
@@ -54,7 +55,7 @@ def digest() -> None:
 @click.option(
     "--max",
     "max_articles",
-    type=click.IntRange(min=1),
+    type=count(),
     default=DEFAULT_MAX_ARTICLES,
     show_default=True,
     help="The most articles one digest holds (the newest are taken).",
@@ -100,14 +101,14 @@ def _prepared(digest_id: int) -> PreparedDigest:
     try:
         found = get_digest(session, digest_id)
         return prepare_digest(session, runtime.site, runtime.renderer, found)
-    except NotFound as error:
-        raise click.ClickException(str(error)) from None
+    except NotFound:
+        raise click.ClickException(no_digest(digest_id)) from None
     except SQLAlchemyError as error:
         raise database_problem(error) from None
 
 
 @digest.command("preview")
-@click.argument("digest_id", metavar="ID", type=int)
+@click.argument("digest_id", metavar="ID", type=DIGEST_ID)
 @click.option(
     "--to",
     "to_address",

@@ -19,6 +19,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from newsletter.cli.numbers import DIGEST_ID, no_digest
 from newsletter.mail.digest import PreparedDigest, Recipient, prepare_digest
 from newsletter.mail.wire import Outgoing
 from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber
@@ -37,8 +38,7 @@ def _load_digest(runtime: Runtime, digest_id: int) -> Digest:
     with runtime.sessions() as session:
         digest = session.get(Digest, digest_id)
         if digest is None:
-            message = f"no digest with id {digest_id}; `newsletter digest create` makes one"
-            raise click.ClickException(message)
+            raise click.ClickException(no_digest(digest_id))
         session.expunge(digest)
         return digest
 
@@ -163,7 +163,7 @@ def _at_a_terminal() -> bool:
 
 
 @click.command("send")
-@click.argument("digest_id", type=int)
+@click.argument("digest_id", type=DIGEST_ID)
 @click.option(
     "--workers",
     default=4,
@@ -292,7 +292,7 @@ def send(
 
 
 @click.command("status")
-@click.argument("digest_id", type=int)
+@click.argument("digest_id", type=DIGEST_ID)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the counts per delivery state as JSON."
 )

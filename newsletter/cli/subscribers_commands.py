@@ -14,6 +14,7 @@ from typing import TextIO
 import click
 from flask.cli import with_appcontext
 
+from newsletter.cli.numbers import count
 from newsletter.cli.progress import progress_bar
 from newsletter.cli.tables import first_words, format_table, sparkline
 from newsletter.db import get_engine, get_session
@@ -63,7 +64,7 @@ def subscribers() -> None:
 @status_filter
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=count(),
     default=50,
     show_default=True,
     help="Show at most this many, newest first.",
@@ -95,7 +96,7 @@ def list_command(statuses: tuple[str, ...], limit: int, search: str | None) -> N
 @subscribers.command()
 @click.option(
     "--digests",
-    type=click.IntRange(min=0),
+    type=count(minimum=0),
     default=10,
     show_default=True,
     help="How many of the newest sent digests to show.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, make_response, render_template
 from werkzeug.wrappers import Response
 
-from newsletter.db import get_session
+from newsletter.db import MAX_ID, get_session
 from newsletter.mail.digest import article_views
 from newsletter.runtime import get_runtime
 from newsletter.services.digests import get_published_digest
@@ -38,7 +38,8 @@ def _policy() -> str:
     )
 
 
-@bp.get("/digests/<int:digest_id>")
+# An id past MAX_ID names no digest: a 404 from the route, never a failed query.
+@bp.get(f"/digests/<int(max={MAX_ID}):digest_id>")
 def digest_page(digest_id: int) -> Response:
     session = get_session()
     try:
