@@ -17,6 +17,7 @@ from limits import parse_many
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from newsletter import csp
 from newsletter.mail.urls import MailURLError, parse_mail_url
 
 __all__ = ["ConfigError", "DEFAULTS", "load_config"]
@@ -169,15 +170,7 @@ def _check(config: dict[str, Any]) -> None:
         )
         raise ConfigError(message)
     config["SIGNUP_MIN_SECONDS"] = _as_seconds("SIGNUP_MIN_SECONDS", config["SIGNUP_MIN_SECONDS"])
-    frame_ancestors = str(config["FRAME_ANCESTORS"]).strip()
-    # It goes into the Content-Security-Policy header: one directive's sources, nothing more.
-    if not frame_ancestors or any(char in frame_ancestors for char in ";,\r\n\0"):
-        message = (
-            f"{_setting('FRAME_ANCESTORS')}: expected sources separated by spaces, such as "
-            f"\"'self' https://www.example.org\", got {frame_ancestors!r}"
-        )
-        raise ConfigError(message)
-    config["FRAME_ANCESTORS"] = frame_ancestors
+    config["FRAME_ANCESTORS"] = _check_frame_ancestors(str(config["FRAME_ANCESTORS"]))
 
 
 def _check_database_url(value: str) -> None:
@@ -243,6 +236,18 @@ def _as_count(name: str, value: Any) -> int:
     if isinstance(value, bool) or number < 0:
         raise ConfigError(f"{_setting(name)}: expected a whole number (0 or more), got {value!r}")
     return number
+
+
+def _check_frame_ancestors(value: str) -> str:
+    # It goes into the Content-Security-Policy header: one directive's sources, nothing more.
+    try:
+        return " ".join(csp.sources(value))
+    except csp.InvalidSource as error:
+        message = (
+            f"{_setting('FRAME_ANCESTORS')}: expected sources separated by spaces, such as "
+            f"\"'self' https://www.example.org\", got {value.strip()!r} ({error})"
+        )
+        raise ConfigError(message) from None
 
 
 def _check_rate_limit(value: str) -> None:

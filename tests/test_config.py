@@ -52,6 +52,7 @@ def build(instance: Path, **settings: Any) -> Any:
         ("ORGANISATION", "Line\nbreak", "must be one line"),
         ("FRAME_ANCESTORS", "'self'; script-src *", "sources separated by spaces"),
         ("FRAME_ANCESTORS", "", "sources separated by spaces"),
+        ("FRAME_ANCESTORS", "'self' https://bücher.example", "xn-- form"),
         ("SIGNUP_MIN_SECONDS", "-1", "seconds between 0 and 10"),
         ("SIGNUP_MIN_SECONDS", "slow", "seconds between 0 and 10"),
         ("TRUSTED_PROXIES", "-1", "whole number (0 or more)"),
