@@ -56,6 +56,10 @@ def build(instance: Path, **settings: Any) -> Any:
         ("SIGNUP_MIN_SECONDS", "-1", "seconds between 0 and 10"),
         ("SIGNUP_MIN_SECONDS", "slow", "seconds between 0 and 10"),
         ("TRUSTED_PROXIES", "-1", "whole number (0 or more)"),
+        ("TRUSTED_PROXIES", "1.5", "whole number (0 or more)"),
+        ("SIGNUP_MIN_SECONDS", "11", "seconds between 0 and 10"),
+        ("SIGNUP_MIN_SECONDS", "nan", "seconds between 0 and 10"),
+        ("SMTP_TIMEOUT", "true", "positive whole number"),
         ("RATELIMIT_STORAGE_URI", "bogus://x", "unknown storage scheme"),
     ],
 )
