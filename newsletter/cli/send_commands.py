@@ -19,6 +19,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from newsletter.cli.notices import warn_about_postal_address
 from newsletter.cli.tables import RUN_STATES, state_counts
 from newsletter.mail.digest import PreparedDigest, Recipient, prepare_digest
 from newsletter.mail.wire import Outgoing
@@ -52,12 +53,7 @@ def _warn_about_settings(runtime: Runtime) -> None:
             "needs an https:// address, and large mailbox providers may reject the mail.",
             err=True,
         )
-    if not site.postal_address:
-        click.echo(
-            "Warning: NEWSLETTER_POSTAL_ADDRESS is empty; bulk mail should carry the "
-            "organisation's postal address in its footer.",
-            err=True,
-        )
+    warn_about_postal_address(site)
 
 
 def _job(runtime: Runtime, prepared: PreparedDigest, digest_id: int) -> DigestJob:
