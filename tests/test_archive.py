@@ -8,7 +8,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from newsletter.db import session_factory, utcnow
+from newsletter.app_db import session_factory
+from newsletter.db import utcnow
 from newsletter.models import Digest, DigestStatus
 from newsletter.runtime import get_runtime
 from newsletter.services.digests import create_digest

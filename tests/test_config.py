@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from newsletter import ConfigError, create_app
-from newsletter.db import get_engine
+from newsletter.app_db import get_engine
 from newsletter.runtime import get_runtime
 from newsletter.tokens import Purpose, TokenData
 from tests.support.console import newsletter

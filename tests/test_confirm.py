@@ -16,7 +16,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import delete
 
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.models import DeliveryStatus, Subscriber, SubscriberStatus
 from newsletter.runtime import get_runtime
 from newsletter.services.consent import FORM_SIGNUP, Evidence

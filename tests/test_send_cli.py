@@ -22,8 +22,8 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
+from newsletter.app_db import session_factory
 from newsletter.cli.notices import POSTAL_ADDRESS_MISSING
-from newsletter.db import session_factory
 from newsletter.links import unsubscribe_url
 from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber
 from newsletter.runtime import get_runtime

@@ -6,8 +6,8 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
+from newsletter.app_db import get_engine, get_session
 from newsletter.database_errors import explain
-from newsletter.db import get_engine, get_session
 from newsletter.feeds import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, FeedError, load_feed
 from newsletter.services.articles import import_entries, list_articles
 

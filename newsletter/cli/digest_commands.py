@@ -11,9 +11,9 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
+from newsletter.app_db import get_session
 from newsletter.cli.articles_commands import database_problem
 from newsletter.cli.notices import warn_about_postal_address
-from newsletter.db import get_session
 from newsletter.mail.digest import SAMPLE_RECIPIENT, PreparedDigest, Recipient, prepare_digest
 from newsletter.mail.messages import stable_message_id
 from newsletter.mail.transports import SendError

@@ -14,9 +14,9 @@ from typing import TextIO
 import click
 from flask.cli import with_appcontext
 
+from newsletter.app_db import get_engine, get_session
 from newsletter.cli.progress import progress_bar
 from newsletter.cli.tables import first_words, format_table, sparkline, state_counts
-from newsletter.db import get_engine, get_session
 from newsletter.isotime import iso_utc
 from newsletter.models import DeliveryStatus, SubscriberStatus
 from newsletter.runtime import get_runtime

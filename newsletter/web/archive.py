@@ -10,8 +10,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, make_response, render_template
 from werkzeug.wrappers import Response
 
+from newsletter.app_db import get_session
 from newsletter.csp import Policy
-from newsletter.db import get_session
 from newsletter.mail.digest import article_views
 from newsletter.runtime import get_runtime
 from newsletter.services.digests import get_published_digest

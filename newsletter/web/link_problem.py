@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import render_template
 
-from newsletter.forms import ButtonForm
 from newsletter.runtime import get_runtime
+from newsletter.web.forms import ButtonForm
 
 __all__ = ["link_problem"]
 

@@ -10,9 +10,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.wrappers import Response
 
+from newsletter.app_db import get_engine, get_session
 from newsletter.database_errors import explain
-from newsletter.db import get_engine, get_session
-from newsletter.forms import ButtonForm, SignupForm
 from newsletter.logs import person
 from newsletter.models import SubscriberStatus
 from newsletter.runtime import get_runtime
@@ -27,6 +26,7 @@ from newsletter.services.subscriptions import (
 )
 from newsletter.tokens import ExpiredToken, InvalidToken, Purpose, TokenData
 from newsletter.web.dispatch import get_dispatcher
+from newsletter.web.forms import ButtonForm, SignupForm
 from newsletter.web.link_problem import link_problem
 
 __all__ = ["bp", "web_evidence"]

@@ -13,7 +13,7 @@ import logging
 from flask import Blueprint, current_app, render_template, request
 from werkzeug.wrappers import Response
 
-from newsletter.db import get_session
+from newsletter.app_db import get_session
 from newsletter.logs import person
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.runtime import get_runtime
