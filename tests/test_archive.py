@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from newsletter.app_db import session_factory
 from newsletter.db import utcnow
 from newsletter.models import Digest, DigestStatus
 from newsletter.runtime import get_runtime
@@ -54,6 +57,20 @@ def test_sending_and_sent_digests_are_shown(
         assert "img-src 'self' https: data:" in policy
         assert "script-src" not in policy and "default-src 'none'" in policy
         assert response.headers["Cache-Control"] == "public, max-age=300"
+
+
+def test_web_version_keeps_the_site_policy_but_for_images(make_app: Callable[..., Flask]) -> None:
+    app = make_app(FRAME_ANCESTORS="'self' https://www.example.org")
+    with session_factory(app)() as session:
+        digest = make_digest(app, session)
+        digest.status = DigestStatus.SENT
+        digest.sent_at = utcnow()
+        session.commit()
+        response = app.test_client().get(f"/digests/{digest.id}")
+    site_policy = app.test_client().get("/subscribe").headers["Content-Security-Policy"]
+    page_policy = response.headers["Content-Security-Policy"]
+    assert page_policy == site_policy.replace("img-src 'self' data:", "img-src 'self' https: data:")
+    assert "frame-ancestors 'self' https://www.example.org" in page_policy
 
 
 def test_web_version_holds_no_personal_data(

@@ -11,7 +11,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.models import Delivery, Subscriber
 from newsletter.runtime import get_runtime
 from newsletter.services.digests import create_digest

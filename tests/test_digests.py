@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.models import Digest, DigestArticle, DigestStatus
 from newsletter.runtime import get_runtime
 from newsletter.services.digests import (

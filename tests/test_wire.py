@@ -9,7 +9,7 @@ from email.policy import default
 import pytest
 from flask import Flask
 
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.mail.digest import Recipient, prepare_digest
 from newsletter.mail.transports import message_bytes
 from newsletter.models import Digest

@@ -8,9 +8,9 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
+from newsletter.app_db import get_engine, get_session
 from newsletter.cli.numbers import count, seconds
 from newsletter.database_errors import explain
-from newsletter.db import get_engine, get_session
 from newsletter.feeds import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT,

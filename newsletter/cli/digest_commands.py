@@ -11,9 +11,10 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
+from newsletter.app_db import get_session
 from newsletter.cli.articles_commands import database_problem
+from newsletter.cli.notices import warn_about_postal_address
 from newsletter.cli.numbers import DIGEST_ID, count, no_digest
-from newsletter.db import get_session
 from newsletter.mail.digest import SAMPLE_RECIPIENT, PreparedDigest, Recipient, prepare_digest
 from newsletter.mail.messages import stable_message_id
 from newsletter.mail.transports import SendError
@@ -137,12 +138,7 @@ def preview(digest_id: int, to_address: str | None, out: Path | None) -> None:
         except InvalidValue as error:
             raise click.ClickException(f"--to: {error}") from None
     prepared = _prepared(digest_id)
-    if not site.postal_address:
-        click.echo(
-            "Warning: NEWSLETTER_POSTAL_ADDRESS is empty; set it before sending, "
-            "the law in many countries requires it.",
-            err=True,
-        )
+    warn_about_postal_address(site)
     if out is not None:
         try:
             out.write_text(prepared.html_for(recipient), encoding="utf-8")

@@ -19,7 +19,9 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from newsletter.cli.notices import warn_about_postal_address
 from newsletter.cli.numbers import DIGEST_ID, no_digest
+from newsletter.cli.tables import RUN_STATES, state_counts
 from newsletter.mail.digest import PreparedDigest, Recipient, prepare_digest
 from newsletter.mail.wire import Outgoing
 from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber
@@ -51,12 +53,7 @@ def _warn_about_settings(runtime: Runtime) -> None:
             "needs an https:// address, and large mailbox providers may reject the mail.",
             err=True,
         )
-    if not site.postal_address:
-        click.echo(
-            "Warning: NEWSLETTER_POSTAL_ADDRESS is empty; bulk mail should carry the "
-            "organisation's postal address in its footer.",
-            err=True,
-        )
+    warn_about_postal_address(site)
 
 
 def _job(runtime: Runtime, prepared: PreparedDigest, digest_id: int) -> DigestJob:
@@ -132,14 +129,12 @@ def _summary(result: RunResult, before: Counter[str], after: Counter[str]) -> st
     """What this run did. People who leave mid-send are skipped by their unsubscribe (or
     erasure) itself, not by a worker, so ``skipped`` is read from the deliveries, as
     ``digest status`` counts them."""
-    counts = result.counts
-    skipped = after[DeliveryStatus.SKIPPED] - before[DeliveryStatus.SKIPPED]
-    queued = after[DeliveryStatus.QUEUED] + after[DeliveryStatus.SENDING]
-    return (
-        f"sent {counts[DeliveryStatus.SENT]}, failed {counts[DeliveryStatus.FAILED]}, "
-        f"skipped {skipped}, unknown {counts[DeliveryStatus.UNKNOWN]}, "
-        f"queued {queued} in {result.seconds:.1f} s ({result.rate:.1f} msg/s)"
-    )
+    counts = {
+        **result.counts,
+        DeliveryStatus.SKIPPED: after[DeliveryStatus.SKIPPED] - before[DeliveryStatus.SKIPPED],
+        DeliveryStatus.QUEUED: after[DeliveryStatus.QUEUED] + after[DeliveryStatus.SENDING],
+    }
+    return f"{state_counts(counts, RUN_STATES)} in {result.seconds:.1f} s ({result.rate:.1f} msg/s)"
 
 
 def _ending(digest_id: int, finished: bool, unknown: int) -> str | None:
@@ -314,8 +309,7 @@ def status(digest_id: int, as_json: bool) -> None:
         click.echo(json.dumps({state.value: counts[state] for state in DeliveryStatus}))
         return
     click.echo(f"Digest {digest_id}: {digest.subject!r}, {digest.status}")
-    for state in DeliveryStatus:
-        click.echo(f"  {state.value:<8} {counts[state]}")
+    click.echo(state_counts(counts, DeliveryStatus, form="  {state:<8} {count}", separator="\n"))
     if errors:
         click.echo("Last errors:")
         for email, delivery_state, error in errors:

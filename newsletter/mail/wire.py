@@ -1,11 +1,11 @@
 """Fast assembly of many multipart/alternative messages that differ only in a few places.
 
-Python's ``email`` package spends milliseconds per message parsing and refolding headers. A
-digest goes to many people with the same subject, sender and structure, so those headers are
-written once per campaign; per message only the recipient's headers are formatted and the
-bodies joined from pieces encoded once per campaign. Every header field is written by
-``mail.headers``, never parsed by the ``email`` package (which would decode any encoded-word
-that a name or subject smuggles in).
+Python's ``email`` package parses and refolds every header of every message it builds, the
+largest part of building one. A digest goes to many people with the same subject, sender and
+structure, so those headers are written once per campaign; per message only the recipient's
+headers are formatted and the bodies joined from pieces encoded once per campaign. Every
+header field is written by ``mail.headers``, never parsed by the ``email`` package (which
+would decode any encoded-word that a name or subject smuggles in).
 """
 
 from __future__ import annotations

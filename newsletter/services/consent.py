@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from newsletter.controls import replace_controls
 from newsletter.db import utcnow
 from newsletter.models import ConsentEvent, ConsentKind, ConsentStatement, Subscriber
 
@@ -79,5 +79,5 @@ def record_event(
 def _stored(value: str | None, length: int) -> str | None:
     """Request headers as they can be stored: a client may send NUL or other control
     characters, which PostgreSQL refuses in text; they carry no evidence anyway."""
-    text = "".join(char for char in value or "" if unicodedata.category(char) != "Cc")
+    text = replace_controls(value or "")
     return text[:length] or None
