@@ -14,7 +14,9 @@ from newsletter.services.csv_rows import (
     Row,
     UnreadableCSV,
     UTF8Lines,
+    clean_consent_note,
 )
+from newsletter.validation import InvalidValue
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -102,3 +104,9 @@ def test_consent_dates_from_1990_to_now_are_kept(value: str) -> None:
     [row] = read(f"email,first_name,last_name,consented_at\nbob@example.org,Bob,S,{value}\n")
     assert isinstance(row, Row)
     assert row.consented_at is not None
+
+
+@pytest.mark.parametrize("separator", ["\n", "\u2028", "\u2029", "\x85"])
+def test_a_consent_note_with_a_line_break_of_any_kind_is_refused(separator: str) -> None:
+    with pytest.raises(InvalidValue, match="not allowed"):
+        clean_consent_note(f"Paper form{separator}Bcc: someone@example.net")

@@ -6,7 +6,6 @@ Nothing here touches the database; :mod:`newsletter.services.csv_import` writes 
 from __future__ import annotations
 
 import csv
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 from newsletter.addresses import email_key
+from newsletter.controls import has_controls
 from newsletter.db import utcnow
 from newsletter.isotime import parse_timestamp
 from newsletter.models import SubscriberStatus
@@ -92,7 +92,7 @@ def _text_without_controls(value: str, limit: int) -> str | None:
     text = value.strip()
     if not text:
         return None
-    if any(unicodedata.category(char) == "Cc" for char in text):
+    if has_controls(text):
         raise InvalidValue("contains characters that are not allowed (such as line breaks).")
     if len(text) > limit:
         raise InvalidValue(f"must be at most {limit} characters.")
