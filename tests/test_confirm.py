@@ -123,7 +123,10 @@ def test_confirmation_email_content(
 
 
 def test_confirmation_carries_no_name_whatever_was_stored(
-    app: Flask, runner: FlaskCliRunner, sent_mail: Callable[[], list[EmailMessage]]
+    app: Flask,
+    runner: FlaskCliRunner,
+    sent_mail: Callable[[], list[EmailMessage]],
+    outbox_path: Path,
 ) -> None:
     # Stored before names were checked, or imported by hand: still never in this email.
     typed = "<script>alert(1)</script> visit http://evil.example/x =?utf-8?q?a=0D=0ABcc:x?="
@@ -134,8 +137,11 @@ def test_confirmation_carries_no_name_whatever_was_stored(
 
     [message] = sent_mail()
     assert message["To"] == "ada@example.org"
-    raw = message.as_string()
-    for piece in ("<script>", "alert(1)", "evil.example", "=?utf-8?q?a", "Bcc"):
+    # The bytes as sent: re-serialising the parsed message would refold its long headers into
+    # encoded-words of its own.
+    [file] = (outbox_path / "new").iterdir()
+    raw = file.read_bytes()
+    for piece in (b"<script>", b"alert(1)", b"evil.example", b"=?utf-8?q?a", b"Bcc"):
         assert piece not in raw
 
 
