@@ -17,9 +17,9 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import delete
 
 from newsletter.db import session_factory
-from newsletter.models import DeliveryStatus, Subscriber, SubscriberStatus
+from newsletter.models import FORM_SIGNUP, DeliveryStatus, Subscriber, SubscriberStatus
 from newsletter.runtime import get_runtime
-from newsletter.services.consent import FORM_SIGNUP, Evidence
+from newsletter.services.consent import Evidence
 from newsletter.services.subscriptions import Person, sign_up
 from newsletter.tokens import Purpose, TokenData
 from newsletter.web.dispatch import get_dispatcher

@@ -14,9 +14,9 @@ from flask import Flask
 from sqlalchemy import create_engine, text
 
 from newsletter.mail.render import EmailRenderer, RenderedEmail
-from newsletter.models import DeliveryStatus
+from newsletter.models import FORM_SIGNUP, DeliveryStatus
 from newsletter.runtime import get_runtime
-from newsletter.services.consent import FORM_SIGNUP, Evidence
+from newsletter.services.consent import Evidence
 from newsletter.services.outbox import Outbox
 from newsletter.services.subscriptions import Person, sign_up
 from newsletter.web.dispatch import get_dispatcher

@@ -15,9 +15,9 @@ from sqlalchemy import update
 
 from newsletter.addresses import email_key
 from newsletter.db import session_factory, utcnow
-from newsletter.models import Digest, Subscriber
+from newsletter.models import FORM_SIGNUP, Digest, Subscriber
 from newsletter.runtime import get_runtime
-from newsletter.services.consent import FORM_SIGNUP, Evidence
+from newsletter.services.consent import Evidence
 from newsletter.services.subscriptions import Person, sign_up
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import post_signup

@@ -22,13 +22,14 @@ from werkzeug.test import TestResponse
 from newsletter.db import get_engine, get_session, session_factory, utcnow
 from newsletter.mail.confirmation import read_confirmation
 from newsletter.models import (
+    FORM_SIGNUP,
     ConsentStatement,
     Delivery,
     Subscriber,
     SubscriberStatus,
 )
 from newsletter.runtime import get_runtime
-from newsletter.services.consent import FORM_SIGNUP, Evidence
+from newsletter.services.consent import Evidence
 from newsletter.services.subscriptions import Person, sign_up
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import csrf_token, post_signup

@@ -22,6 +22,7 @@ from sqlalchemy import delete, select
 from newsletter.db import session_factory
 from newsletter.links import TokenHolder, confirm_url, list_headers, unsubscribe_url
 from newsletter.models import (
+    FORM_SIGNUP,
     ConsentEvent,
     ConsentKind,
     Delivery,
@@ -33,16 +34,16 @@ from newsletter.models import (
     Suppression,
 )
 from newsletter.runtime import get_runtime
-from newsletter.services.bounces import (
-    is_suppressed,
-    may_send_confirmation,
-    record_hard_bounce,
-    suppress,
-)
-from newsletter.services.consent import FORM_SIGNUP, Evidence
+from newsletter.services.consent import Evidence
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.services.subscriptions import Person, confirm, latest_given_event, sign_up
 from newsletter.services.unsubscribe import SKIPPED_REASON, unsubscribe
+from newsletter.suppressions import (
+    may_send_confirmation,
+    record_hard_bounce,
+    suppress,
+    suppressed_since,
+)
 from newsletter.tokens import InvalidToken, Purpose, TokenData, Tokens
 from newsletter.web.dispatch import get_dispatcher
 from newsletter.web.unsubscribe import NOT_VALID, ONE_CLICK_METHOD, PAGE_METHOD, mask_email
@@ -723,15 +724,15 @@ def test_confirmation_email_carries_the_headers_unencoded(
 # --- the suppression list -----------------------------------------------------------------
 
 
-def test_is_suppressed_matches_any_letter_case(app: Flask) -> None:
+def test_suppression_matches_any_letter_case(app: Flask) -> None:
     with session_factory(app).begin() as session:
-        assert not is_suppressed(session, "Gone@Example.org")
+        assert suppressed_since(session, "Gone@Example.org") is None
         suppress(session, "Gone@Example.org", "erased")
         suppress(session, "gone@example.org", "bounced")
     with session_factory(app)() as session:
-        assert is_suppressed(session, "gone@example.org")
-        assert is_suppressed(session, " GONE@EXAMPLE.ORG ")
-        assert not is_suppressed(session, "here@example.org")
+        assert suppressed_since(session, "gone@example.org") is not None
+        assert suppressed_since(session, " GONE@EXAMPLE.ORG ") is not None
+        assert suppressed_since(session, "here@example.org") is None
         assert session.scalar(select(Suppression.reason)) == "erased"
 
 
@@ -782,10 +783,10 @@ def test_fresh_form_signup_brings_an_erased_address_back(
     (message,) = sent_mail()
     assert message["To"].addresses[0].addr_spec.casefold() == "jane@example.org"
     with session_factory(app)() as session:
-        assert is_suppressed(session, "jane@example.org")
+        assert suppressed_since(session, "jane@example.org") is not None
     assert confirm_by_link(client, find_link(message, "/confirm/")).status_code == 200
     with session_factory(app)() as session:
-        assert not is_suppressed(session, "jane@example.org")
+        assert suppressed_since(session, "jane@example.org") is None
         back = session.scalars(select(Subscriber)).one()
         assert back.status == SubscriberStatus.ACTIVE
         assert back.token_nonce != jane.token_nonce
@@ -809,7 +810,7 @@ def test_fresh_form_signup_brings_a_bounced_address_back(
     assert confirm_by_link(client, find_link(message, "/confirm/")).status_code == 200
     assert subscriber_row(app, jane.id).status == SubscriberStatus.ACTIVE
     with session_factory(app)() as session:
-        assert not is_suppressed(session, "jane@example.org")
+        assert suppressed_since(session, "jane@example.org") is None
     assert consent_kinds(app, jane.id) == [
         ConsentKind.GIVEN,
         ConsentKind.CONFIRMED,

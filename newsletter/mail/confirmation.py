@@ -22,9 +22,9 @@ from newsletter.mail.pieces import Pieces, slot_markers
 from newsletter.mail.render import EmailRenderer
 from newsletter.mail.wire import AlternativeTemplate, Outgoing
 from newsletter.models import Delivery, SubscriberStatus
-from newsletter.services.bounces import may_send_confirmation
 from newsletter.services.subscriptions import latest_given_event
 from newsletter.site import Site
+from newsletter.suppressions import may_send_confirmation
 
 __all__ = ["ConfirmationDraft", "ConfirmationTemplate", "read_confirmation"]
 

@@ -38,7 +38,7 @@ from newsletter.sending import ledger
 from newsletter.sending.jobs import ClaimedDelivery, Job
 from newsletter.sending.ratelimit import TokenBucket
 from newsletter.sending.steps import Accepted, MessageSteps, message_steps
-from newsletter.services.bounces import record_hard_bounce
+from newsletter.suppressions import record_hard_bounce
 
 __all__ = ["Outcome", "RunResult", "SendOptions", "Sender"]
 

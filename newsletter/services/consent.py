@@ -14,13 +14,11 @@ from sqlalchemy.orm import Session
 from newsletter.db import utcnow
 from newsletter.models import ConsentEvent, ConsentKind, ConsentStatement, Subscriber
 
-__all__ = ["FORM_SIGNUP", "Evidence", "record_event", "statement_version"]
+__all__ = ["Evidence", "record_event", "statement_version"]
 
 IP_LENGTH = 64
 USER_AGENT_LENGTH = 512
 SOURCE_URL_LENGTH = 2048
-# The method of consent given through the signup form: the one way back for a suppressed address.
-FORM_SIGNUP = "web form"
 
 
 @dataclass(frozen=True)

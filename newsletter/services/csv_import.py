@@ -173,7 +173,7 @@ class _Suppressions:
     """The suppression entries covering a batch's rows, read in one query.
 
     A row is covered by the hash of its own address, or by an older folded hash it shares with
-    its look-alikes (see :func:`newsletter.services.bounces.suppression_of`).
+    its look-alikes (see :func:`newsletter.suppressions.suppression_of`).
     """
 
     def __init__(self, session: Session, rows: list[Row]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,12 +23,11 @@ from newsletter.models import (
     DeliveryStatus,
     Subscriber,
     SubscriberStatus,
-    Suppression,
 )
-from newsletter.services.bounces import suppression_of
 from newsletter.services.consent import Evidence, record_event, statement_version
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.site import Site
+from newsletter.suppressions import lift_suppression
 from newsletter.tokens import TokenData
 
 __all__ = [
@@ -70,7 +69,7 @@ def sign_up(session: Session, site: Site, person: Person, evidence: Evidence) ->
     record_event(session, subscriber, ConsentKind.GIVEN, evidence, statement)
     if not site.double_opt_in:
         subscriber.status = SubscriberStatus.ACTIVE
-        _lift_suppression(session, subscriber.email)
+        lift_suppression(session, subscriber.email)
         session.flush()
         return SignupOutcome(subscriber, None)
     subscriber.status = SubscriberStatus.PENDING
@@ -173,7 +172,7 @@ def confirm(session: Session, data: TokenData, evidence: Evidence) -> Subscriber
             statement.statement if statement else None,
             at=now,
         )
-        _lift_suppression(session, subscriber.email)
+        lift_suppression(session, subscriber.email)
     return subscriber
 
 
@@ -196,8 +195,3 @@ def _consent_still_stands(
         )
     )
     return not withdrawn_after
-
-
-def _lift_suppression(session: Session, email: str) -> None:
-    """A fresh, confirmed signup is the one way a suppressed address comes back."""
-    session.execute(delete(Suppression).where(suppression_of(email)))

@@ -14,9 +14,9 @@ from newsletter.database_errors import explain
 from newsletter.db import get_engine, get_session
 from newsletter.forms import ButtonForm, SignupForm
 from newsletter.logs import person
-from newsletter.models import SubscriberStatus
+from newsletter.models import FORM_SIGNUP, SubscriberStatus
 from newsletter.runtime import get_runtime
-from newsletter.services.consent import FORM_SIGNUP, Evidence
+from newsletter.services.consent import Evidence
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.services.subscriptions import (
     Person,
