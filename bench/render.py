@@ -21,10 +21,11 @@ from pathlib import Path
 from newsletter import create_app
 from newsletter.db import get_engine, session_factory
 from newsletter.feeds import load_feed
-from newsletter.mail.digest import Recipient, prepare_digest
+from newsletter.mail.digest import prepare_digest
 from newsletter.mail.messages import stable_message_id
 from newsletter.mail.transports import message_bytes
 from newsletter.migrate import upgrade
+from newsletter.people import Person
 from newsletter.runtime import get_runtime
 from newsletter.services.articles import import_entries
 from newsletter.services.digests import create_digest
@@ -42,7 +43,7 @@ def timed(work: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
-def total(work: Callable[[Recipient], object], people: list[Recipient]) -> float:
+def total(work: Callable[[Person], object], people: list[Person]) -> float:
     """CPU seconds for ``work`` on every person; results are dropped, as a sender does."""
     started = time.process_time()
     for person in people:
@@ -81,7 +82,7 @@ def main() -> None:
             session.commit()
 
             recipients = [
-                Recipient(
+                Person(
                     id=number,
                     token_nonce=f"{number:016x}",
                     email=f"reader{number}@example.org",
@@ -101,7 +102,7 @@ def main() -> None:
                 again = prepare_digest(session, site, runtime.renderer, digest)
                 message_bytes(again.message_for(recipients[0], message_id(recipients[0])))
 
-            def message_id(person: Recipient) -> str:
+            def message_id(person: Person) -> str:
                 return stable_message_id(site, "digest", person.id)
 
             one_from_scratch = timed(from_scratch, repeat=50)

@@ -76,13 +76,14 @@ def plain_job(app: Flask, digest_id: int) -> DigestJob:
     site = get_runtime(app).site
 
     def compose(delivery: ClaimedDelivery, message_id: str) -> Outgoing:
+        person = delivery.person
         message = build_message(
             site,
-            to_name=delivery.first_name,
-            to_address=delivery.email,
+            to_name=person.first_name,
+            to_address=person.email,
             subject="Our news this week",
-            text=f"Hello {delivery.first_name}",
-            html=f"<p>Hello {delivery.first_name}</p>",
+            text=f"Hello {person.first_name}",
+            html=f"<p>Hello {person.first_name}</p>",
             message_id=message_id,
         )
         return Outgoing(message_id, message_bytes(message))

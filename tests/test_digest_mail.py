@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 from newsletter.mail.digest import (
     SAMPLE_RECIPIENT,
     PreparedDigest,
-    Recipient,
     prepare_digest,
 )
 from newsletter.mail.messages import POLICY, stable_message_id
 from newsletter.mail.render import EmailRenderer
 from newsletter.mail.transports import message_bytes
+from newsletter.people import Person
 from newsletter.runtime import get_runtime
 from newsletter.services.digests import create_digest
 from newsletter.tokens import Purpose
@@ -30,7 +30,7 @@ from tests.support.mailbox import body_text
 
 SECRET = "test-secret-key-of-reasonable-length"
 POSTAL = "1 Example Street, Example City"
-ADA = Recipient(
+ADA = Person(
     id=7, token_nonce="n7", email="ada@example.org", first_name="Ada", last_name="Lovelace"
 )
 
@@ -118,7 +118,7 @@ def test_both_parts_carry_the_footer_and_articles(app: Flask, session: Session) 
 
 def test_each_message_gets_its_own_links_and_name(app: Flask, session: Session) -> None:
     prepared = prepared_digest(app, session)
-    grace = Recipient(
+    grace = Person(
         id=8, token_nonce="n8", email="grace@example.org", first_name="Grace", last_name="Hopper"
     )
     first = prepared.message_for(ADA, "<1@example.org>")
@@ -141,7 +141,7 @@ def test_non_ascii_names_and_subjects_are_encoded(app: Flask, session: Session) 
     digest = create_digest(session, runtime.site)
     session.commit()
     prepared = prepare_digest(session, runtime.site, runtime.renderer, digest)
-    person = Recipient(
+    person = Person(
         id=1, token_nonce="n", email="zoe@example.org", first_name="Zoë", last_name="Ødegård"
     )
     data, parsed = reparse(prepared.message_for(person, "<m@example.org>"))
@@ -179,7 +179,7 @@ def test_names_cannot_inject_markup_headers_or_slots(
     monkeypatch.setattr("newsletter.mail.pieces.secrets.token_hex", lambda _size: "fixed")
     prepared = prepared_digest(app, session)
     marker = "slotfixedunsubscribeurlend"
-    person = Recipient(
+    person = Person(
         id=9,
         token_nonce="n9",
         email="eve@example.org",
@@ -236,7 +236,7 @@ def test_encoded_parts_decode_to_the_personal_text(
     app: Flask, session: Session, first_name: str
 ) -> None:
     prepared = prepared_digest(app, session)
-    person = Recipient(
+    person = Person(
         id=3, token_nonce="n3", email="p@example.org", first_name=first_name, last_name="L"
     )
     data, parsed = reparse(prepared.message_for(person, "<m@example.org>"))

@@ -18,7 +18,7 @@ from newsletter.db import session_factory, utcnow
 from newsletter.models import FORM_SIGNUP, Digest, Subscriber
 from newsletter.runtime import get_runtime
 from newsletter.services.consent import Evidence
-from newsletter.services.subscriptions import Person, sign_up
+from newsletter.services.subscriptions import SignupDetails, sign_up
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import post_signup
 from tests.sending_support import add_articles_and_digest
@@ -127,7 +127,7 @@ def test_confirmation_email_never_decodes_a_stored_encoded_word(
         outcome = sign_up(
             session,
             get_runtime(app).site,
-            Person(email="ada@example.org", first_name=SMUGGLED, last_name=SMUGGLED),
+            SignupDetails(email="ada@example.org", first_name=SMUGGLED, last_name=SMUGGLED),
             Evidence(method=FORM_SIGNUP),
         )
         assert outcome.confirmation is not None

@@ -10,9 +10,10 @@ import pytest
 from flask import Flask
 
 from newsletter.db import session_factory
-from newsletter.mail.digest import Recipient, prepare_digest
+from newsletter.mail.digest import prepare_digest
 from newsletter.mail.transports import message_bytes
 from newsletter.models import Digest
+from newsletter.people import Person
 from newsletter.runtime import get_runtime
 from tests.sending_support import add_articles_and_digest
 
@@ -44,7 +45,7 @@ def test_fast_assembly_matches_the_email_package(app: Flask, first: str, last: s
         prepared = prepare_digest(
             session, runtime.site, runtime.renderer, session.get_one(Digest, digest_id)
         )
-    recipient = Recipient(7, "nonce", "zoe@example.org", first, last)
+    recipient = Person(7, "nonce", "zoe@example.org", first, last)
     fast = prepared.outgoing_for(recipient, "<digest.1.7@example.org>")
     slow = parse(message_bytes(prepared.message_for(recipient, "<digest.1.7@example.org>")))
     parsed = parse(fast.data)

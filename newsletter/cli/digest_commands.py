@@ -13,9 +13,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter.cli.articles_commands import database_problem
 from newsletter.db import get_session
-from newsletter.mail.digest import SAMPLE_RECIPIENT, PreparedDigest, Recipient, prepare_digest
+from newsletter.mail.digest import SAMPLE_RECIPIENT, PreparedDigest, prepare_digest
 from newsletter.mail.messages import stable_message_id
 from newsletter.mail.transports import SendError
+from newsletter.people import Person
 from newsletter.runtime import get_runtime
 from newsletter.services.digests import (
     DEFAULT_MAX_ARTICLES,
@@ -155,7 +156,7 @@ def preview(digest_id: int, to_address: str | None, out: Path | None) -> None:
         click.echo(prepared.text_for(recipient), nl=False)
 
 
-def _send_test(prepared: PreparedDigest, recipient: Recipient) -> None:
+def _send_test(prepared: PreparedDigest, recipient: Person) -> None:
     runtime = get_runtime()
     site = runtime.site
     # Each test message gets its own Message-ID: mail services drop a second message with an

@@ -19,7 +19,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from newsletter.mail.digest import PreparedDigest, Recipient, prepare_digest
+from newsletter.mail.digest import PreparedDigest, prepare_digest
 from newsletter.mail.wire import Outgoing
 from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber
 from newsletter.runtime import Runtime, get_runtime
@@ -61,14 +61,7 @@ def _warn_about_settings(runtime: Runtime) -> None:
 
 def _job(runtime: Runtime, prepared: PreparedDigest, digest_id: int) -> DigestJob:
     def compose(delivery: ClaimedDelivery, message_id: str) -> Outgoing:
-        recipient = Recipient(
-            id=delivery.subscriber_id,
-            token_nonce=delivery.token_nonce,
-            email=delivery.email,
-            first_name=delivery.first_name,
-            last_name=delivery.last_name,
-        )
-        return prepared.outgoing_for(recipient, message_id)
+        return prepared.outgoing_for(delivery.person, message_id)
 
     return DigestJob(digest_id, runtime.site, compose)
 

@@ -21,47 +21,40 @@ from newsletter.mail.messages import stable_message_id, wrap_text
 from newsletter.mail.pieces import Pieces, slot_markers
 from newsletter.mail.render import EmailRenderer
 from newsletter.mail.wire import AlternativeTemplate, Outgoing
-from newsletter.models import Delivery, SubscriberStatus
+from newsletter.models import Delivery, Subscriber, SubscriberStatus
+from newsletter.people import Person, person_in, with_person
 from newsletter.services.subscriptions import latest_given_event
 from newsletter.site import Site
 from newsletter.suppressions import may_send_confirmation
 
-__all__ = ["ConfirmationDraft", "ConfirmationTemplate", "read_confirmation"]
+__all__ = ["ConfirmationTemplate", "DueConfirmation", "read_confirmation"]
 
 SLOTS = ("confirm_url", "unsubscribe_url")
 
 
 @dataclass(frozen=True)
-class ConfirmationDraft:
-    """Everything a confirmation email needs from the database, as plain values.
-
-    ``id`` and ``token_nonce`` are the subscriber's: they sign the links. The name is left out
-    on purpose (see above).
-    """
+class DueConfirmation:
+    """A confirmation email still due: the delivery, its person, the consent it confirms."""
 
     delivery_id: int
-    id: int
-    token_nonce: str
-    email: str
+    person: Person
     consent_event_id: int
 
 
-def read_confirmation(session: Session, delivery_id: int) -> ConfirmationDraft | None:
+def read_confirmation(session: Session, delivery_id: int) -> DueConfirmation | None:
     """What the confirmation email of a delivery needs, or None when it is no longer due."""
-    delivery = session.get(Delivery, delivery_id)
-    subscriber = delivery.subscriber if delivery else None
-    if subscriber is None or subscriber.status != SubscriberStatus.PENDING:
+    row = session.execute(
+        with_person()
+        .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+        .where(Delivery.id == delivery_id, Subscriber.status == SubscriberStatus.PENDING)
+    ).one_or_none()
+    person = person_in(row) if row is not None else None
+    if person is None:
         return None
-    consent = latest_given_event(session, subscriber)
-    if consent is None or not may_send_confirmation(session, subscriber.email, consent):
+    consent = latest_given_event(session, person)
+    if consent is None or not may_send_confirmation(session, person.email, consent):
         return None
-    return ConfirmationDraft(
-        delivery_id=delivery_id,
-        id=subscriber.id,
-        token_nonce=subscriber.token_nonce,
-        email=subscriber.email,
-        consent_event_id=consent.id,
-    )
+    return DueConfirmation(delivery_id, person, consent.id)
 
 
 class ConfirmationTemplate:
@@ -85,18 +78,20 @@ class ConfirmationTemplate:
         subject = f"Please confirm your subscription to {site.organisation}"
         self._wire = AlternativeTemplate(site.sender, subject)
 
-    def outgoing_for(self, draft: ConfirmationDraft) -> Outgoing:
-        """The finished message for one pending subscriber; touches no database."""
-        unsubscribe = unsubscribe_url(self.site, draft)
+    def outgoing_for(self, due: DueConfirmation) -> Outgoing:
+        """The finished message for one pending subscriber; touches no database. Their name
+        stays out of it (see above)."""
+        person = due.person
+        unsubscribe = unsubscribe_url(self.site, person)
         values = {
-            "confirm_url": confirm_url(self.site, draft, draft.consent_event_id),
+            "confirm_url": confirm_url(self.site, person, due.consent_event_id),
             "unsubscribe_url": unsubscribe,
         }
         escaped = {name: html.escape(value, quote=True) for name, value in values.items()}
         return self._wire.assemble(
             to_name="",
-            to_address=draft.email,
-            message_id=stable_message_id(self.site, "confirm", draft.delivery_id),
+            to_address=person.email,
+            message_id=stable_message_id(self.site, "confirm", due.delivery_id),
             text_qp=self._text.fill_encoded(values),
             html_qp=self._html.fill_encoded(escaped),
             headers=list_headers(self.site, unsubscribe),

@@ -29,12 +29,12 @@ from newsletter.mail.pieces import Pieces, slot_markers
 from newsletter.mail.render import EmailRenderer
 from newsletter.mail.wire import AlternativeTemplate, Outgoing
 from newsletter.models import Article, Digest, DigestArticle
+from newsletter.people import Person
 from newsletter.site import Site
 
 __all__ = [
     "ArticleView",
     "PreparedDigest",
-    "Recipient",
     "SAMPLE_RECIPIENT",
     "article_views",
     "digest_reason",
@@ -48,20 +48,9 @@ SLOTS = ("first_name", "unsubscribe_url")
 FALLBACK_NAME = "there"
 
 
-@dataclass(frozen=True)
-class Recipient:
-    """Who one message goes to; ``id`` and ``token_nonce`` sign their unsubscribe link."""
-
-    id: int
-    token_nonce: str
-    email: str
-    first_name: str
-    last_name: str
-
-
 # Previews go to staff, never to a subscriber: id 0 signs an unsubscribe link that matches no
 # one, so clicking it in a test message changes nothing.
-SAMPLE_RECIPIENT = Recipient(
+SAMPLE_RECIPIENT = Person(
     id=0, token_nonce="preview", email="reader@example.org", first_name="Alex", last_name="Sample"
 )
 
@@ -134,7 +123,7 @@ class PreparedDigest:
                 # A digest without a way out must never be sent.
                 raise ValueError(f"the {name} template has no unsubscribe link")
 
-    def _values(self, recipient: Recipient) -> tuple[dict[str, str], dict[str, str], str]:
+    def _values(self, recipient: Person) -> tuple[dict[str, str], dict[str, str], str]:
         name = one_line(recipient.first_name) or FALLBACK_NAME
         link = unsubscribe_url(self.site, recipient)
         text_values = {"first_name": name, "unsubscribe_url": link}
@@ -144,16 +133,16 @@ class PreparedDigest:
         }
         return text_values, html_values, link
 
-    def text_for(self, recipient: Recipient) -> str:
+    def text_for(self, recipient: Person) -> str:
         """The plain-text part as ``recipient`` gets it."""
         return self._text.fill(self._values(recipient)[0])
 
-    def html_for(self, recipient: Recipient) -> str:
+    def html_for(self, recipient: Person) -> str:
         """The HTML part as ``recipient`` gets it."""
         return self._html.fill(self._values(recipient)[1])
 
     def message_for(
-        self, recipient: Recipient, message_id: str, subject: str | None = None
+        self, recipient: Person, message_id: str, subject: str | None = None
     ) -> EmailMessage:
         """The finished message for one recipient; ``subject`` overrides (test sends)."""
         text_values, html_values, link = self._values(recipient)
@@ -169,7 +158,7 @@ class PreparedDigest:
             headers=list_headers(self.site, link),
         )
 
-    def outgoing_for(self, recipient: Recipient, message_id: str) -> Outgoing:
+    def outgoing_for(self, recipient: Person, message_id: str) -> Outgoing:
         """The same message as :meth:`message_for`, assembled without the ``email`` package's
         per-message cost: what a send to many people uses."""
         text_values, html_values, link = self._values(recipient)

@@ -307,7 +307,7 @@ class Sender:
             self._count(DeliveryStatus.SKIPPED)
             return
         try:
-            connection.send(message.data, self.sender_address, [delivery.email])
+            connection.send(message.data, self.sender_address, [delivery.person.email])
         except SendError as error:
             self._record_failure(delivery, error)
             return
@@ -339,7 +339,7 @@ class Sender:
                 uncount_attempt=isinstance(error, ConnectionFailure),
             )
             if isinstance(error, PermanentFailure) and error.hard_bounce:
-                subscriber = session.get(Subscriber, delivery.subscriber_id)
+                subscriber = session.get(Subscriber, delivery.person.id)
                 if subscriber is not None:
                     record_hard_bounce(session, subscriber)
         if status != DeliveryStatus.QUEUED:

@@ -19,6 +19,7 @@ from newsletter.mail.messages import stable_message_id
 from newsletter.mail.render import EmailRenderer
 from newsletter.mail.wire import Outgoing
 from newsletter.models import Delivery, DeliveryKind, SubscriberStatus
+from newsletter.people import Person
 from newsletter.site import Site
 
 __all__ = ["ClaimedDelivery", "ConfirmationJob", "DigestJob", "Job"]
@@ -26,14 +27,10 @@ __all__ = ["ClaimedDelivery", "ConfirmationJob", "DigestJob", "Job"]
 
 @dataclass(frozen=True)
 class ClaimedDelivery:
-    """A delivery taken by a worker, with what is needed to address it."""
+    """A delivery taken by a worker, and the person it goes to."""
 
     id: int
-    subscriber_id: int
-    email: str
-    first_name: str
-    last_name: str
-    token_nonce: str
+    person: Person
 
 
 class Job(Protocol):

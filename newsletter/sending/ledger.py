@@ -43,6 +43,7 @@ from newsletter.models import (
     Subscriber,
     SubscriberStatus,
 )
+from newsletter.people import person_in, with_person
 from newsletter.sending.jobs import ClaimedDelivery, Job
 
 __all__ = [
@@ -237,29 +238,21 @@ def claim_batch(
             .order_by(Delivery.id)
         ).all()
     claimed_rows = []
-    for delivery_id, subscriber_id, email, first_name, last_name, nonce in rows:
-        if email is None or subscriber_id is None:
+    for row in rows:
+        person = person_in(row)
+        if person is None:
             # The subscriber was erased after being queued: nothing to send, nobody to send to.
-            skip(db, owner, delivery_id)
+            skip(db, owner, row[0])
             continue
-        claimed_rows.append(
-            ClaimedDelivery(delivery_id, subscriber_id, email, first_name, last_name, nonce)
-        )
+        claimed_rows.append(ClaimedDelivery(row[0], person))
     return claimed_rows
 
 
 def _addressed(
     delivery_id: ColumnElement[int], subscriber_id: ColumnElement[int | None]
-) -> Select[int, int | None, str, str, str, str]:
-    """Claimed deliveries with what is needed to address them (no email once erased)."""
-    return select(
-        delivery_id,
-        subscriber_id,
-        Subscriber.email,
-        Subscriber.first_name,
-        Subscriber.last_name,
-        Subscriber.token_nonce,
-    ).join(Subscriber, Subscriber.id == subscriber_id, isouter=True)
+) -> Select[Any]:
+    """Claimed deliveries and the person each goes to (nobody once erased)."""
+    return with_person(delivery_id).join(Subscriber, Subscriber.id == subscriber_id, isouter=True)
 
 
 def _dialect(db: Executor) -> str:

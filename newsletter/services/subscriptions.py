@@ -24,6 +24,7 @@ from newsletter.models import (
     Subscriber,
     SubscriberStatus,
 )
+from newsletter.people import Person
 from newsletter.services.consent import Evidence, record_event, statement_version
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.site import Site
@@ -31,7 +32,7 @@ from newsletter.suppressions import lift_suppression
 from newsletter.tokens import TokenData
 
 __all__ = [
-    "Person",
+    "SignupDetails",
     "SignupOutcome",
     "confirm",
     "find_by_token",
@@ -42,7 +43,9 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class Person:
+class SignupDetails:
+    """What a person typed into the form (or a file gave): no one is stored yet."""
+
     email: str
     first_name: str
     last_name: str
@@ -54,7 +57,9 @@ class SignupOutcome:
     confirmation: Delivery | None
 
 
-def sign_up(session: Session, site: Site, person: Person, evidence: Evidence) -> SignupOutcome:
+def sign_up(
+    session: Session, site: Site, details: SignupDetails, evidence: Evidence
+) -> SignupOutcome:
     """Record a signup and its consent; queue a confirmation email when one is due.
 
     An address that is already active is left as it is: the caller answers the same either
@@ -62,7 +67,7 @@ def sign_up(session: Session, site: Site, person: Person, evidence: Evidence) ->
     address and name they have: anyone can type an address into the form, so a later signup
     records its consent but changes nothing about who they are.
     """
-    subscriber = _find_or_create(session, person)
+    subscriber = _find_or_create(session, details)
     if subscriber.status == SubscriberStatus.ACTIVE:
         return SignupOutcome(subscriber, None)
     statement = statement_version(session, site.consent_statement)
@@ -77,8 +82,8 @@ def sign_up(session: Session, site: Site, person: Person, evidence: Evidence) ->
     return SignupOutcome(subscriber, queue_confirmation(session, site, subscriber))
 
 
-def _find_or_create(session: Session, person: Person) -> Subscriber:
-    key = email_key(person.email)
+def _find_or_create(session: Session, details: SignupDetails) -> Subscriber:
+    key = email_key(details.email)
     # Locking the row makes concurrent signups of one address take turns, so the count of
     # confirmation emails sent today cannot be read twice before either adds one.
     by_key = select(Subscriber).where(Subscriber.email_key == key).with_for_update()
@@ -88,10 +93,10 @@ def _find_or_create(session: Session, person: Person) -> Subscriber:
     try:
         with session.begin_nested():
             subscriber = Subscriber(
-                email=person.email,
+                email=details.email,
                 email_key=key,
-                first_name=person.first_name,
-                last_name=person.last_name,
+                first_name=details.first_name,
+                last_name=details.last_name,
                 status=SubscriberStatus.PENDING,
             )
             session.add(subscriber)
@@ -123,7 +128,8 @@ def queue_confirmation(session: Session, site: Site, subscriber: Subscriber) -> 
     return delivery
 
 
-def latest_given_event(session: Session, subscriber: Subscriber) -> ConsentEvent | None:
+def latest_given_event(session: Session, subscriber: Subscriber | Person) -> ConsentEvent | None:
+    """The consent a person gave last (what a confirmation link confirms)."""
     return session.scalar(
         select(ConsentEvent)
         .where(

@@ -19,7 +19,7 @@ from newsletter.runtime import get_runtime
 from newsletter.services.consent import Evidence
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.services.subscriptions import (
-    Person,
+    SignupDetails,
     confirm,
     find_by_token,
     queue_confirmation,
@@ -94,12 +94,12 @@ def subscribe() -> Page:
         return _thanks_no_sooner_than(started)
     if not form.validate():
         return _form_page(form, 400, FORM_EXPIRED if form.csrf_failed else None)
-    person = Person(
+    details = SignupDetails(
         email=form.email.data, first_name=form.first_name.data, last_name=form.last_name.data
     )
     session = get_session()
     try:
-        outcome = sign_up(session, runtime.site, person, web_evidence(FORM_SIGNUP))
+        outcome = sign_up(session, runtime.site, details, web_evidence(FORM_SIGNUP))
         session.commit()
     except (OperationalError, PoolTimeout) as error:
         # The database is down: nothing was stored, so give the form back with what was typed.
