@@ -14,8 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from newsletter.cli.articles_commands import database_problem
 from newsletter.db import get_session
 from newsletter.mail.digest import SAMPLE_RECIPIENT, PreparedDigest, prepare_digest
-from newsletter.mail.messages import stable_message_id
 from newsletter.mail.transports import SendError
+from newsletter.mail.wire import stable_message_id
 from newsletter.people import Person
 from newsletter.runtime import get_runtime
 from newsletter.services.digests import (
@@ -162,10 +162,10 @@ def _send_test(prepared: PreparedDigest, recipient: Person) -> None:
     # Each test message gets its own Message-ID: mail services drop a second message with an
     # ID they have already seen, so a re-sent preview would silently never arrive.
     message_id = stable_message_id(site, f"preview.{prepared.digest_id}", time.time_ns())
-    message = prepared.message_for(recipient, message_id, subject=TEST_PREFIX + prepared.subject)
+    message = prepared.outgoing_for(recipient, message_id, subject=TEST_PREFIX + prepared.subject)
     connection = runtime.transport.connect()
     try:
-        connection.send(message, site.sender_address, [recipient.email])
+        connection.send(message.data, site.sender_address, [recipient.email])
     except SendError as error:
         raise click.ClickException(f"the test message was not sent: {error}") from None
     finally:

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from newsletter.links import confirm_url, list_headers, unsubscribe_url
-from newsletter.mail.messages import stable_message_id, wrap_text
-from newsletter.mail.pieces import Pieces, slot_markers
+from newsletter.mail.pieces import Pieces, slot_markers, wrap_text
 from newsletter.mail.render import EmailRenderer
-from newsletter.mail.wire import AlternativeTemplate, Outgoing
+from newsletter.mail.wire import AlternativeTemplate, Outgoing, stable_message_id
 from newsletter.models import Delivery, Subscriber, SubscriberStatus
 from newsletter.people import Person, person_in, with_person
 from newsletter.services.subscriptions import latest_given_event

@@ -12,20 +12,14 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.links import list_headers, unsubscribe_url
-from newsletter.mail.messages import (
-    build_encoded_message,
-    new_boundary,
-    one_line,
-    wrap_text,
-)
-from newsletter.mail.pieces import Pieces, slot_markers
+from newsletter.mail.headers import one_line
+from newsletter.mail.pieces import Pieces, slot_markers, wrap_text
 from newsletter.mail.render import EmailRenderer
 from newsletter.mail.wire import AlternativeTemplate, Outgoing
 from newsletter.models import Article, Digest, DigestArticle
@@ -116,7 +110,6 @@ class PreparedDigest:
         self.subject = subject
         self._text = text
         self._html = html_part
-        self._boundary = new_boundary()
         self._wire = AlternativeTemplate(site.sender, subject)
         for part, name in ((text, "digest.txt"), (html_part, "digest.html")):
             if "unsubscribe_url" not in part.slots:
@@ -141,28 +134,14 @@ class PreparedDigest:
         """The HTML part as ``recipient`` gets it."""
         return self._html.fill(self._values(recipient)[1])
 
-    def message_for(
+    def outgoing_for(
         self, recipient: Person, message_id: str, subject: str | None = None
-    ) -> EmailMessage:
-        """The finished message for one recipient; ``subject`` overrides (test sends)."""
+    ) -> Outgoing:
+        """The finished message for one recipient. ``subject`` replaces the digest's (staff's
+        test sends); everything else is what a send to subscribers builds."""
         text_values, html_values, link = self._values(recipient)
-        return build_encoded_message(
-            self.site,
-            to_name=f"{recipient.first_name} {recipient.last_name}",
-            to_address=recipient.email,
-            subject=subject if subject is not None else self.subject,
-            text_qp=self._text.fill_encoded(text_values),
-            html_qp=self._html.fill_encoded(html_values),
-            message_id=message_id,
-            boundary=self._boundary,
-            headers=list_headers(self.site, link),
-        )
-
-    def outgoing_for(self, recipient: Person, message_id: str) -> Outgoing:
-        """The same message as :meth:`message_for`, assembled without the ``email`` package's
-        per-message cost: what a send to many people uses."""
-        text_values, html_values, link = self._values(recipient)
-        return self._wire.assemble(
+        wire = self._wire if subject is None else AlternativeTemplate(self.site.sender, subject)
+        return wire.assemble(
             to_name=f"{recipient.first_name} {recipient.last_name}",
             to_address=recipient.email,
             message_id=message_id,

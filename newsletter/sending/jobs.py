@@ -15,9 +15,8 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.mail.confirmation import ConfirmationTemplate, read_confirmation
-from newsletter.mail.messages import stable_message_id
 from newsletter.mail.render import EmailRenderer
-from newsletter.mail.wire import Outgoing
+from newsletter.mail.wire import Outgoing, stable_message_id
 from newsletter.models import Delivery, DeliveryKind, SubscriberStatus
 from newsletter.people import Person
 from newsletter.site import Site
