@@ -16,8 +16,8 @@ from sqlalchemy import create_engine, text
 from newsletter.mail.render import EmailRenderer, RenderedEmail
 from newsletter.models import FORM_SIGNUP, DeliveryStatus
 from newsletter.runtime import get_runtime
+from newsletter.services.confirmations import Outbox
 from newsletter.services.consent import Evidence
-from newsletter.services.outbox import Outbox
 from newsletter.services.subscriptions import SignupDetails, sign_up
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import post_signup

@@ -20,7 +20,6 @@ from sqlalchemy.engine import make_url
 from werkzeug.test import TestResponse
 
 from newsletter.db import get_engine, get_session, session_factory, utcnow
-from newsletter.mail.confirmation import read_confirmation
 from newsletter.models import (
     FORM_SIGNUP,
     ConsentStatement,
@@ -29,6 +28,7 @@ from newsletter.models import (
     SubscriberStatus,
 )
 from newsletter.runtime import get_runtime
+from newsletter.services.confirmations import read_confirmation
 from newsletter.services.consent import Evidence
 from newsletter.services.subscriptions import SignupDetails, sign_up
 from newsletter.web.dispatch import get_dispatcher

@@ -35,9 +35,9 @@ from newsletter.models import (
 )
 from newsletter.people import Person
 from newsletter.runtime import get_runtime
-from newsletter.services.consent import Evidence
+from newsletter.services.consent import Evidence, latest_given_event
 from newsletter.services.errors import LinkNoLongerValid
-from newsletter.services.subscriptions import SignupDetails, confirm, latest_given_event, sign_up
+from newsletter.services.subscriptions import SignupDetails, confirm, sign_up
 from newsletter.services.unsubscribe import SKIPPED_REASON, unsubscribe
 from newsletter.suppressions import (
     may_send_confirmation,

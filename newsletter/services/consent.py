@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 
 from newsletter.db import utcnow
 from newsletter.models import ConsentEvent, ConsentKind, ConsentStatement, Subscriber
+from newsletter.people import Person
 
-__all__ = ["Evidence", "record_event", "statement_version"]
+__all__ = ["Evidence", "latest_given_event", "record_event", "statement_version"]
 
 IP_LENGTH = 64
 USER_AGENT_LENGTH = 512
@@ -79,3 +80,16 @@ def _stored(value: str | None, length: int) -> str | None:
     characters, which PostgreSQL refuses in text; they carry no evidence anyway."""
     text = "".join(char for char in value or "" if unicodedata.category(char) != "Cc")
     return text[:length] or None
+
+
+def latest_given_event(session: Session, subscriber: Subscriber | Person) -> ConsentEvent | None:
+    """The consent a person gave last (what a confirmation link confirms)."""
+    return session.scalar(
+        select(ConsentEvent)
+        .where(
+            ConsentEvent.subscriber_id == subscriber.id,
+            ConsentEvent.kind == ConsentKind.GIVEN,
+        )
+        .order_by(ConsentEvent.id.desc())
+        .limit(1)
+    )

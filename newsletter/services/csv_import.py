@@ -42,10 +42,9 @@ from newsletter.models import (
     SubscriberStatus,
     Suppression,
 )
+from newsletter.services.confirmations import Outbox, hand_over_after_commit, queue_confirmation
 from newsletter.services.csv_rows import Problem, Row
 from newsletter.services.errors import ServiceError
-from newsletter.services.outbox import Outbox
-from newsletter.services.subscriptions import queue_confirmation
 from newsletter.site import Site
 from newsletter.validation import InvalidValue
 
@@ -348,11 +347,12 @@ class SubscriberImport:
                 self.counts.imported[status] += 1
             self.counts.suppressed += len(plan.suppress)
             return []
-        with self._transaction() as session:
+        delivery_ids: list[int] = []
+        with self._transaction(delivery_ids.extend) as session:
             plan = self._plan(session, rows, problems)
             created = self._insert(session, plan, problems)
             self._suppress(session, plan)
-            delivery_ids = self._queue_confirmations(session, created)
+            self._queue_confirmations(session, created)
         # Counted only once the batch has committed.
         for status in created.values():
             self.counts.imported[status] += 1
@@ -360,17 +360,14 @@ class SubscriberImport:
         return delivery_ids
 
     @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        with self.engine.connect() as connection:
-            # SQLite: take the write lock at the start. A transaction that reads and then
-            # writes fails outright if the web app wrote in between; this one waits instead.
-            connection.info["sqlite_begin"] = "BEGIN IMMEDIATE"
-            try:
-                with connection.begin(), Session(bind=connection) as session:
-                    yield session
-                    session.flush()
-            finally:
-                connection.info.pop("sqlite_begin", None)
+    def _transaction(self, committed: Callable[[list[int]], None]) -> Iterator[Session]:
+        """One batch's transaction; ``committed`` hears of the confirmation emails it queued
+        once it has committed. (On SQLite the engine takes the write lock at BEGIN, so a
+        batch that reads and then writes waits for the web app's writes instead of failing.)"""
+        with Session(self.engine) as session:
+            hand_over_after_commit(session, committed)
+            with session.begin():
+                yield session
 
     def _plan(self, session: Session, rows: list[Row], problems: list[Problem]) -> _Plan:
         keys = [row.key for row in rows]
@@ -474,19 +471,15 @@ class SubscriberImport:
             conflict_key="email_hash",
         )
 
-    def _queue_confirmations(self, session: Session, created: dict[int, str]) -> list[int]:
+    def _queue_confirmations(self, session: Session, created: dict[int, str]) -> None:
         pending = [id_ for id_, status in created.items() if status == SubscriberStatus.PENDING]
         if not pending:
-            return []
-        delivery_ids = []
+            return
         subscribers = session.scalars(
             select(Subscriber).where(Subscriber.id.in_(pending)).order_by(Subscriber.id)
         )
         for subscriber in subscribers:
-            delivery = queue_confirmation(session, self.site, subscriber)
-            if delivery is not None:
-                delivery_ids.append(delivery.id)
-        return delivery_ids
+            queue_confirmation(session, self.site, subscriber)
 
     def _send(self, delivery_ids: list[int]) -> None:
         """Send the batch's confirmation emails, now that the batch has committed. After the

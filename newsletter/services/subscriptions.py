@@ -7,7 +7,6 @@ scanner and a person) change the state and record the event exactly once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,12 +18,10 @@ from newsletter.models import (
     ConsentEvent,
     ConsentKind,
     Delivery,
-    DeliveryKind,
-    DeliveryStatus,
     Subscriber,
     SubscriberStatus,
 )
-from newsletter.people import Person
+from newsletter.services.confirmations import queue_confirmation
 from newsletter.services.consent import Evidence, record_event, statement_version
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.site import Site
@@ -36,8 +33,6 @@ __all__ = [
     "SignupOutcome",
     "confirm",
     "find_by_token",
-    "latest_given_event",
-    "queue_confirmation",
     "sign_up",
 ]
 
@@ -104,41 +99,6 @@ def _find_or_create(session: Session, details: SignupDetails) -> Subscriber:
         # The same address was signed up by a concurrent request.
         subscriber = session.scalars(by_key).one()
     return subscriber
-
-
-def queue_confirmation(session: Session, site: Site, subscriber: Subscriber) -> Delivery | None:
-    """Queue a confirmation email unless this address already had its share today."""
-    since = utcnow() - timedelta(days=1)
-    sent_today = session.scalar(
-        select(func.count())
-        .select_from(Delivery)
-        .where(
-            Delivery.subscriber_id == subscriber.id,
-            Delivery.kind == DeliveryKind.CONFIRM,
-            Delivery.created_at >= since,
-        )
-    )
-    if (sent_today or 0) >= site.confirmations_per_day:
-        return None
-    delivery = Delivery(
-        kind=DeliveryKind.CONFIRM, subscriber_id=subscriber.id, status=DeliveryStatus.QUEUED
-    )
-    session.add(delivery)
-    session.flush()
-    return delivery
-
-
-def latest_given_event(session: Session, subscriber: Subscriber | Person) -> ConsentEvent | None:
-    """The consent a person gave last (what a confirmation link confirms)."""
-    return session.scalar(
-        select(ConsentEvent)
-        .where(
-            ConsentEvent.subscriber_id == subscriber.id,
-            ConsentEvent.kind == ConsentKind.GIVEN,
-        )
-        .order_by(ConsentEvent.id.desc())
-        .limit(1)
-    )
 
 
 def find_by_token(session: Session, data: TokenData) -> Subscriber:

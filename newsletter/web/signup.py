@@ -16,17 +16,11 @@ from newsletter.forms import ButtonForm, SignupForm
 from newsletter.logs import person
 from newsletter.models import FORM_SIGNUP, SubscriberStatus
 from newsletter.runtime import get_runtime
+from newsletter.services.confirmations import queue_confirmation
 from newsletter.services.consent import Evidence
 from newsletter.services.errors import LinkNoLongerValid
-from newsletter.services.subscriptions import (
-    SignupDetails,
-    confirm,
-    find_by_token,
-    queue_confirmation,
-    sign_up,
-)
+from newsletter.services.subscriptions import SignupDetails, confirm, find_by_token, sign_up
 from newsletter.tokens import ExpiredToken, InvalidToken, Purpose, TokenData
-from newsletter.web.dispatch import get_dispatcher
 
 __all__ = ["bp", "web_evidence"]
 
@@ -106,8 +100,6 @@ def subscribe() -> Page:
         session.rollback()
         log.error("signup not stored, database unavailable: %s", explain(error, get_engine()))
         return _form_page(form, 503, NOT_SAVED)
-    if outcome.confirmation is not None:
-        get_dispatcher().submit(outcome.confirmation.id)
     log.info(
         "signup: %s is %s; %s",
         _who(outcome.subscriber.id, outcome.subscriber.email),
@@ -198,10 +190,7 @@ def renew_confirmation(token: str) -> Page:
         subscriber = find_by_token(session, data)
     except LinkNoLongerValid:
         return _link_problem("This confirmation link is not valid.")
-    delivery = None
     if subscriber.status == SubscriberStatus.PENDING:
-        delivery = queue_confirmation(session, runtime.site, subscriber)
+        queue_confirmation(session, runtime.site, subscriber)
         session.commit()
-    if delivery is not None:
-        get_dispatcher().submit(delivery.id)
     return render_template("thanks.html", organisation=runtime.site.organisation)
