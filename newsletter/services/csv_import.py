@@ -21,28 +21,26 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, cast
 
-from sqlalchemy import Engine, Table, bindparam, func, insert, select
-from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Row as ResultRow
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from newsletter.addresses import folded_suppression_hash, suppression_hash
 from newsletter.db import utcnow
 from newsletter.models import (
-    ConsentEvent,
     ConsentKind,
     DeliveryStatus,
     Subscriber,
     SubscriberStatus,
     Suppression,
 )
+from newsletter.services.bulk import bulk_insert, table_of
 from newsletter.services.confirmations import Outbox, hand_over_after_commit, queue_confirmation
+from newsletter.services.consent import Evidence, record_events
 from newsletter.services.csv_rows import Problem, Row
 from newsletter.services.errors import ServiceError
 from newsletter.site import Site
@@ -199,54 +197,11 @@ class _Suppressions:
         return reason if entry_folded else None
 
 
-def _bulk_insert(
-    session: Session,
-    table: Table,
-    rows: list[dict[str, Any]],
-    conflict_key: str | None = None,
-    returning: tuple[Any, ...] = (),
-) -> list[ResultRow[Any]]:
-    """Insert ``rows`` (all with the same keys) in one statement; a row whose
-    ``conflict_key`` is already taken is left out (and not returned).
-
-    PostgreSQL gets ``INSERT … SELECT FROM unnest(arrays)``: one short statement whatever the
-    batch size, where a multi-row VALUES list would cost psycopg more to prepare than the
-    database takes to run it. SQLite gets a plain executemany, which is fast in-process.
-    """
-    dialect = session.get_bind().dialect.name
-    names = list(rows[0])
-    statement: Any
-    if dialect == "postgresql":
-        arrays = [
-            sql_cast(bindparam(f"column_{name}", [row[name] for row in rows], type_=array), array)
-            for name, array in ((name, postgresql.ARRAY(table.c[name].type)) for name in names)
-        ]
-        source = func.unnest(*arrays).table_valued(*names).render_derived()
-        statement = postgresql.insert(table).from_select(
-            names, select(*(source.c[name] for name in names))
-        )
-        if conflict_key:
-            statement = statement.on_conflict_do_nothing(index_elements=[conflict_key])
-        parameters: Any = None
-    else:
-        if dialect == "sqlite" and conflict_key:
-            statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=[conflict_key])
-        else:
-            # Elsewhere a concurrent duplicate makes the batch fail whole, which is reported.
-            statement = insert(table)
-        parameters = rows
-    if returning:
-        return list(session.execute(statement.returning(*returning), parameters))
-    session.execute(statement, parameters)
-    return []
-
-
-def _table(model: type[Any]) -> Table:
-    return cast(Table, model.__table__)
-
-
 class SubscriberImport:
     """Imports rows from a :class:`PeopleCSV` in batches, each committed on its own.
+
+    Unlike other services it commits, one transaction per batch: an import of a million rows
+    that stops keeps what it wrote, and running it again carries on from there.
 
     Active imports record the consent note as each person's ``given`` consent event; pending
     ones record it too (when given) and queue a confirmation email, sent after the batch
@@ -412,9 +367,9 @@ class SubscriberImport:
         if not plan.people:
             return {}
         now = utcnow()
-        inserted = _bulk_insert(
+        inserted = bulk_insert(
             session,
-            _table(Subscriber),
+            table_of(Subscriber),
             [
                 {
                     "email": row.email,
@@ -433,7 +388,7 @@ class SubscriberImport:
         )
         ids: dict[str, int] = {row.email_key: row.id for row in inserted}
         created: dict[int, str] = {}
-        events = []
+        events: list[tuple[int, Evidence, datetime | None]] = []
         for row, status in plan.people:
             subscriber_id = ids.get(row.key)
             if subscriber_id is None:
@@ -441,19 +396,10 @@ class SubscriberImport:
                 problems.append(Problem(row.line, reason, rejected=False))
                 continue
             created[subscriber_id] = status
-            events.append(
-                {
-                    "subscriber_id": subscriber_id,
-                    "kind": ConsentKind.GIVEN.value,
-                    "statement_id": None,
-                    "at": row.consented_at or now,
-                    "method": IMPORT_METHOD,
-                    "source_url": row.source,
-                    "note": self.consent_note,
-                }
-            )
-        if events:
-            _bulk_insert(session, _table(ConsentEvent), events)
+            evidence = Evidence(IMPORT_METHOD, source_url=row.source, note=self.consent_note)
+            events.append((subscriber_id, evidence, row.consented_at or now))
+        # Through the same function as every other consent event, in one statement.
+        record_events(session, ConsentKind.GIVEN, events)
         return created
 
     @staticmethod
@@ -461,9 +407,9 @@ class SubscriberImport:
         if not plan.suppress:
             return
         now = utcnow()
-        _bulk_insert(
+        bulk_insert(
             session,
-            _table(Suppression),
+            table_of(Suppression),
             [
                 {"email_hash": digest, "reason": reason, "created_at": now}
                 for digest, reason in plan.suppress.items()
