@@ -26,9 +26,9 @@ from newsletter.mail.transports import Transport
 from newsletter.mail.wire import Outgoing
 from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber
 from newsletter.sending import ledger
+from newsletter.sending.dry_run import DryRunReport, dry_run
 from newsletter.sending.engine import RunResult, Sender, SendOptions
 from newsletter.sending.jobs import ClaimedDelivery, DigestJob
-from newsletter.sending.rehearsal import Rehearsal, rehearse
 from newsletter.services.digests import get_digest
 from newsletter.site import Site
 
@@ -121,10 +121,10 @@ class DigestSend:
 
         return DigestJob(self.digest.id, self.site, compose)
 
-    def dry_run(self) -> Rehearsal:
+    def dry_run(self) -> DryRunReport:
         """Build every message a send would build now; send nothing, change nothing."""
         draft = self.digest.status == DigestStatus.DRAFT
-        return rehearse(self.sessions, self.job, draft=draft)
+        return dry_run(self.sessions, self.job, draft=draft)
 
     def queue(self, resend_unknown: bool = False) -> Queued:
         """On the first run, queue one delivery per active subscriber; with

@@ -16,13 +16,13 @@ from newsletter.models import Delivery, DeliveryStatus, Subscriber
 from newsletter.people import Person, with_person
 from newsletter.sending.jobs import ClaimedDelivery, Job
 
-__all__ = ["Rehearsal", "rehearse"]
+__all__ = ["DryRunReport", "dry_run"]
 
 STREAM_BATCH = 1000
 
 
 @dataclass(frozen=True)
-class Rehearsal:
+class DryRunReport:
     messages: int
     bytes: int
     seconds: float
@@ -48,7 +48,7 @@ def _recipients(session: Session, job: Job, draft: bool) -> Iterator[ClaimedDeli
         yield ClaimedDelivery(delivery_id, Person(*person))
 
 
-def rehearse(sessions: sessionmaker[Session], job: Job, draft: bool) -> Rehearsal:
+def dry_run(sessions: sessionmaker[Session], job: Job, draft: bool) -> DryRunReport:
     started = time.monotonic()
     count = size = unbuilt = 0
     first_problem = ""
@@ -67,4 +67,4 @@ def rehearse(sessions: sessionmaker[Session], job: Job, draft: bool) -> Rehearsa
             count += 1
             size += len(message.data)
         session.rollback()
-    return Rehearsal(count, size, time.monotonic() - started, unbuilt, first_problem)
+    return DryRunReport(count, size, time.monotonic() - started, unbuilt, first_problem)
