@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from newsletter import create_app
-from newsletter.db import get_engine, session_factory
+from newsletter.app_db import get_engine, session_factory
 from newsletter.feeds import load_feed
 from newsletter.mail.digest import prepare_digest
 from newsletter.mail.wire import stable_message_id

@@ -33,7 +33,8 @@ from sqlalchemy import insert  # noqa: E402  (after the path set-up above)
 
 from bench.smtp_sink import Sink  # noqa: E402  (after the path set-up above)
 from newsletter import create_app  # noqa: E402
-from newsletter.db import session_factory, utcnow  # noqa: E402
+from newsletter.app_db import session_factory  # noqa: E402
+from newsletter.db import utcnow  # noqa: E402
 from newsletter.mail.digest import prepare_digest  # noqa: E402
 from newsletter.models import Digest, Subscriber  # noqa: E402
 from newsletter.people import Person  # noqa: E402

@@ -24,8 +24,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import update
 
 from newsletter import create_app
+from newsletter.app_db import get_engine, session_factory
 from newsletter.config import DEFAULTS
-from newsletter.db import get_engine, session_factory
 from newsletter.migrate import upgrade
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.web.dispatch import get_dispatcher

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from newsletter import cli, db, logs, runtime
+from newsletter import app_db, cli, logs, runtime
 from newsletter.config import ConfigError, load_config
 from newsletter.resources import resource_path
 from newsletter.web import (
@@ -61,7 +61,7 @@ def _register_proxy_fix(app: Flask) -> None:
 
 
 def _register_database(app: Flask) -> None:
-    db.init_app(app)
+    app_db.init_app(app)
     runtime.init_app(app)
 
 

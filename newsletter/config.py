@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from limits import parse_many
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from newsletter import csp
 from newsletter.mail.urls import MailURLError, parse_mail_url
 
 __all__ = ["ConfigError", "DEFAULTS", "load_config"]
@@ -53,7 +55,34 @@ DEFAULTS: dict[str, Any] = {
 }
 
 BOOLEAN_SETTINGS = ("DOUBLE_OPT_IN", "CHECK_DELIVERABILITY", "PRODUCTION", "LOG_ADDRESSES")
-POSITIVE_INT_SETTINGS = ("SEND_LEASE", "CONFIRMATIONS_PER_DAY", "SMTP_TIMEOUT")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What a number setting may be: whole or not, its least and greatest value."""
+
+    kind: type[int] | type[float]
+    low: int
+    high: int | None = None
+    noun: str = "whole number"
+
+    @property
+    def expected(self) -> str:
+        if self.high is not None:
+            return f"{self.noun} between {self.low} and {self.high}"
+        if self.low == 1:
+            return f"a positive {self.noun}"
+        return f"a {self.noun} ({self.low} or more)"
+
+
+NUMBER_SETTINGS = {
+    "SEND_LEASE": Bounds(int, 1),
+    "CONFIRMATIONS_PER_DAY": Bounds(int, 1),
+    "SMTP_TIMEOUT": Bounds(int, 1),
+    "TRUSTED_PROXIES": Bounds(int, 0),
+    "SIGNUP_MIN_SECONDS": Bounds(float, 0, 10, noun="seconds"),
+}
+
 # Text settings are taken from the environment as typed: Flask would read
 # NEWSLETTER_ORGANISATION=1984 as a number, or a secret key such as "12e45" as a float.
 TEXT_SETTINGS = (
@@ -144,8 +173,8 @@ def _check(config: dict[str, Any]) -> None:
         raise ConfigError(f"{_setting('MAIL_URL')}: {error}") from None
     for name in BOOLEAN_SETTINGS:
         config[name] = _as_bool(name, config[name])
-    for name in POSITIVE_INT_SETTINGS:
-        config[name] = _as_positive_int(name, config[name])
+    for name in NUMBER_SETTINGS:
+        config[name] = _as_number(name, config[name])
     base_url = str(config["BASE_URL"]).rstrip("/")
     if not base_url.startswith(("http://", "https://")):
         message = f"{_setting('BASE_URL')}: must start with http:// or https://, got {base_url!r}"
@@ -160,7 +189,6 @@ def _check(config: dict[str, Any]) -> None:
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ConfigError(f"{_setting('LOG_LEVEL')}: expected DEBUG, INFO, WARNING or ERROR")
     config["LOG_LEVEL"] = level
-    config["TRUSTED_PROXIES"] = _as_count("TRUSTED_PROXIES", config["TRUSTED_PROXIES"])
     if config["PRODUCTION"] and config.get("SECRET_KEY_GENERATED"):
         message = (
             f"{_setting('SECRET_KEY')}: production needs a key of its own, not the generated "
@@ -168,16 +196,7 @@ def _check(config: dict[str, Any]) -> None:
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
         )
         raise ConfigError(message)
-    config["SIGNUP_MIN_SECONDS"] = _as_seconds("SIGNUP_MIN_SECONDS", config["SIGNUP_MIN_SECONDS"])
-    frame_ancestors = str(config["FRAME_ANCESTORS"]).strip()
-    # It goes into the Content-Security-Policy header: one directive's sources, nothing more.
-    if not frame_ancestors or any(char in frame_ancestors for char in ";,\r\n\0"):
-        message = (
-            f"{_setting('FRAME_ANCESTORS')}: expected sources separated by spaces, such as "
-            f"\"'self' https://www.example.org\", got {frame_ancestors!r}"
-        )
-        raise ConfigError(message)
-    config["FRAME_ANCESTORS"] = frame_ancestors
+    config["FRAME_ANCESTORS"] = _check_frame_ancestors(str(config["FRAME_ANCESTORS"]))
 
 
 def _check_database_url(value: str) -> None:
@@ -215,34 +234,34 @@ def _as_bool(name: str, value: Any) -> bool:
     raise ConfigError(f"{_setting(name)}: expected true or false, got {value!r}")
 
 
-def _as_positive_int(name: str, value: Any) -> int:
+def _as_number(name: str, value: Any) -> int | float:
+    """A number setting within its bounds (``NUMBER_SETTINGS``), as its type."""
+    rule = NUMBER_SETTINGS[name]
     try:
-        number = int(value)
+        number = rule.kind(value)
     except (TypeError, ValueError):
-        number = 0
-    if isinstance(value, bool) or number <= 0:
-        raise ConfigError(f"{_setting(name)}: expected a positive whole number, got {value!r}")
+        number = None
+    # True would pass for 1; NaN fails every comparison, so the bounds are checked positively.
+    if (
+        isinstance(value, bool)
+        or number is None
+        or not rule.low <= number
+        or (rule.high is not None and not number <= rule.high)
+    ):
+        raise ConfigError(f"{_setting(name)}: expected {rule.expected}, got {value!r}")
     return number
 
 
-def _as_seconds(name: str, value: Any) -> float:
+def _check_frame_ancestors(value: str) -> str:
+    # It goes into the Content-Security-Policy header: one directive's sources, nothing more.
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = -1.0
-    if isinstance(value, bool) or not 0 <= number <= 10:
-        raise ConfigError(f"{_setting(name)}: expected seconds between 0 and 10, got {value!r}")
-    return number
-
-
-def _as_count(name: str, value: Any) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = -1
-    if isinstance(value, bool) or number < 0:
-        raise ConfigError(f"{_setting(name)}: expected a whole number (0 or more), got {value!r}")
-    return number
+        return " ".join(csp.sources(value))
+    except csp.InvalidSource as error:
+        message = (
+            f"{_setting('FRAME_ANCESTORS')}: expected sources separated by spaces, such as "
+            f"\"'self' https://www.example.org\", got {value.strip()!r} ({error})"
+        )
+        raise ConfigError(message) from None
 
 
 def _check_rate_limit(value: str) -> None:

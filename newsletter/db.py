@@ -1,29 +1,21 @@
-"""Database: engine set-up for SQLite and PostgreSQL, the declarative base, request sessions."""
+"""Database: engine set-up for SQLite and PostgreSQL, the declarative base, UTC times.
+
+Plain SQLAlchemy: the app's engine and request sessions are in ``newsletter.app_db``.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from flask import Flask, current_app, g
 from sqlalchemy import CursorResult, DateTime, Engine, MetaData, Result, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from newsletter.sqlite_writers import QueuedWriterConnection
 
-__all__ = [
-    "Base",
-    "UTCDateTime",
-    "create_db_engine",
-    "get_engine",
-    "get_session",
-    "init_app",
-    "rowcount",
-    "session_factory",
-    "utcnow",
-]
+__all__ = ["MAX_ID", "Base", "UTCDateTime", "create_db_engine", "rowcount", "utcnow"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -33,6 +25,10 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The largest id an Integer primary key holds on every database we run on (PostgreSQL's
+# INTEGER; SQLite's goes further). A number past it names no row, and handed to a query it
+# fails inside the driver instead of finding nothing, so callers check it first.
+MAX_ID = 2**31 - 1
 
 
 def utcnow() -> datetime:
@@ -116,37 +112,3 @@ def _configure_sqlite(engine: Engine, take_write_lock_at_begin: bool) -> None:
                 driver.begin_immediate()  # waits its turn behind other writers first
             else:
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def init_app(app: Flask) -> None:
-    """Create the engine and session factory for ``app`` and close sessions after each request."""
-    engine = create_db_engine(app.config["DATABASE_URL"])
-    app.extensions["newsletter.engine"] = engine
-    app.extensions["newsletter.db"] = sessionmaker(engine, expire_on_commit=False)
-    app.teardown_appcontext(_close_session)
-
-
-def get_engine(app: Flask | None = None) -> Engine:
-    """The app's engine."""
-    engine: Engine = (app or current_app).extensions["newsletter.engine"]
-    return engine
-
-
-def session_factory(app: Flask | None = None) -> sessionmaker[Session]:
-    """The app's session factory (for code that manages its own transactions)."""
-    factory: sessionmaker[Session] = (app or current_app).extensions["newsletter.db"]
-    return factory
-
-
-def get_session() -> Session:
-    """The session of the current request or command, opened on first use."""
-    if "db_session" not in g:
-        g.db_session = session_factory()()
-    session: Session = g.db_session
-    return session
-
-
-def _close_session(_error: BaseException | None) -> None:
-    session: Session | None = g.pop("db_session", None)
-    if session is not None:
-        session.close()

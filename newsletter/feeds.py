@@ -1,7 +1,8 @@
 """Reading a news feed (RSS 2.0, Atom, JSON Feed 1.1) from a file or an http(s) URL.
 
-The only thing ever fetched is the source itself, with a time limit and a size limit; URLs
-inside the feed (images, links) are kept as text and never requested. The result is plain
+The only thing ever fetched is the source itself, with a time limit and a size limit, and
+only from public addresses (``newsletter.outbound``); URLs inside the feed (images, links)
+are kept as text and never requested. The result is plain
 ``FeedEntry`` records whose HTML is already sanitised, so nothing downstream handles raw feed
 markup.
 """
@@ -23,6 +24,7 @@ from xml.sax import SAXParseException
 
 import feedparser
 
+from newsletter.outbound import PUBLIC_ONLY, AddressPolicy, ForbiddenAddress, guarded_handlers
 from newsletter.sanitise import clean_html, first_paragraph, plain_text, shorten, unescape_text
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "Feed",
     "FeedEntry",
     "FeedError",
+    "ForbiddenFeedAddress",
     "load_feed",
     "parse_feed",
     "read_source",
@@ -59,6 +62,10 @@ class FeedError(ValueError):
     """The source cannot be read, or is not a usable feed; the message says which and why."""
 
 
+class ForbiddenFeedAddress(FeedError):
+    """The source, or an address it redirects to, is on this machine or a private network."""
+
+
 @dataclass(frozen=True)
 class FeedEntry:
     """One article as the feed describes it, with HTML already sanitised."""
@@ -80,20 +87,30 @@ class Feed:
 
 
 def load_feed(
-    source: str, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = DEFAULT_MAX_BYTES
+    source: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    policy: AddressPolicy = PUBLIC_ONLY,
 ) -> Feed:
-    """Read and parse ``source`` (a file path or an http(s) URL); raise :class:`FeedError`."""
-    data, base_url = read_source(source, timeout, max_bytes)
+    """Read and parse ``source`` (a file path or an http(s) URL); raise :class:`FeedError`.
+
+    A URL, and every address it redirects to, must be public or in ``policy``'s allowed
+    networks (:class:`ForbiddenFeedAddress` otherwise).
+    """
+    data, base_url = read_source(source, timeout, max_bytes, policy)
     return parse_feed(data, base_url)
 
 
 def read_source(
-    source: str, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = DEFAULT_MAX_BYTES
+    source: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    policy: AddressPolicy = PUBLIC_ONLY,
 ) -> tuple[bytes, str | None]:
     """The bytes of ``source`` and, for a URL, the address they came from (for relative links)."""
     scheme = urlsplit(source).scheme.lower()
     if scheme in WEB_SCHEMES:
-        return _fetch(source, timeout, max_bytes)
+        return _fetch(source, timeout, max_bytes, policy)
     if "://" in source:
         raise FeedError("only http:// and https:// addresses or file paths can be imported")
     return _read_file(Path(source).expanduser(), max_bytes), None
@@ -115,9 +132,13 @@ def _read_file(path: Path, max_bytes: int) -> bytes:
 
 
 class _WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows a few redirects, and only to other http(s) addresses."""
+    """Follows a few redirects, and only to other http(s) addresses; remembers the last."""
 
     max_redirections = MAX_REDIRECTS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: str | None = None
 
     def redirect_request(
         self,
@@ -130,11 +151,13 @@ class _WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
     ) -> urllib.request.Request | None:
         if urlsplit(newurl).scheme.lower() not in WEB_SCHEMES:
             raise FeedError(f"the server redirected to {newurl!r}, which is not an http(s) address")
+        self.last = newurl
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _fetch(url: str, timeout: float, max_bytes: int) -> tuple[bytes, str]:
-    opener = urllib.request.build_opener(_WebOnlyRedirects)
+def _fetch(url: str, timeout: float, max_bytes: int, policy: AddressPolicy) -> tuple[bytes, str]:
+    redirects = _WebOnlyRedirects()
+    opener = urllib.request.build_opener(*guarded_handlers(policy), redirects)
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": ACCEPT})
     # The socket timeout bounds each wait; the deadline bounds the whole download, so a server
     # that trickles one byte at a time cannot hold the import for ever.
@@ -161,6 +184,10 @@ def _fetch(url: str, timeout: float, max_bytes: int) -> tuple[bytes, str]:
     except urllib.error.HTTPError as error:
         raise FeedError(f"the server answered {error.code} {error.reason}") from None
     except urllib.error.URLError as error:
+        if isinstance(error.reason, ForbiddenAddress):
+            where = f"the server redirected to {redirects.last!r}, and " if redirects.last else ""
+            message = f"{where}{error.reason}; feeds are downloaded from public addresses only"
+            raise ForbiddenFeedAddress(message) from None
         if isinstance(error.reason, TimeoutError):
             raise FeedError(too_slow) from None
         raise FeedError(f"cannot reach the server: {error.reason}") from None
@@ -177,7 +204,11 @@ def parse_feed(data: bytes, base_url: str | None = None) -> Feed:
     if not start:
         raise FeedError("the source is empty")
     if start.startswith(b"{"):
-        title, entries = _parse_json_feed(data, base_url)
+        try:
+            title, entries = _parse_json_feed(data, base_url)
+        except RecursionError:
+            # Python reads JSON recursively: 10 KB of "[" is enough to exhaust the stack.
+            raise FeedError("the JSON is nested too deeply to read") from None
     else:
         title, entries = _parse_xml_feed(data, base_url)
     if not entries:
@@ -198,9 +229,12 @@ def _first_of_each_guid(entries: list[FeedEntry]) -> list[FeedEntry]:
 
 def _parse_xml_feed(data: bytes, base_url: str | None) -> tuple[str, list[FeedEntry]]:
     headers = {"content-location": base_url} if base_url else {}
-    # A stream, never a string: feedparser treats a string as a URL or path to open.
+    # A stream, never a string: feedparser treats a string as a URL or path to open. Its own
+    # HTML handling is off: ``clean_html`` sanitises and resolves links for every format in
+    # one linear pass, where feedparser's sanitiser takes quadratic time over an unclosed
+    # comment ("<!--" repeated) and its link resolver reads the markup once more.
     parsed = feedparser.parse(
-        io.BytesIO(data), response_headers=headers, sanitize_html=True, resolve_relative_uris=True
+        io.BytesIO(data), response_headers=headers, sanitize_html=False, resolve_relative_uris=False
     )
     problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
     if not parsed.get("version"):
@@ -248,9 +282,12 @@ def _xml_entry(number: int, item: Any, base: str | None) -> FeedEntry:
     contents = [c for c in item.get("content", []) if "html" in str(c.get("type", ""))]
     contents = contents or list(item.get("content", []))
     body_source = str(contents[0].get("value", "")) if contents else ""
+    # feedparser gives each text the address it is relative to (xml:base, else the feed's).
+    body_base = _web_url(contents[0].get("base"), None) if contents else ""
     summary_source = str(item.get("summary") or "")
     if not body_source:
         body_source = summary_source
+        body_base = _web_url(item.get("summary_detail", {}).get("base"), None)
     # feedparser copies the body into the summary when a feed gives no separate summary.
     if summary_source == body_source:
         summary_source = ""
@@ -261,6 +298,7 @@ def _xml_entry(number: int, item: Any, base: str | None) -> FeedEntry:
         guid=guid,
         link=link,
         title=title,
+        base=body_base or base,
         body_html=body_source,
         summary_html=summary_source,
         image_url=_xml_image(item),
@@ -324,6 +362,7 @@ def _json_entry(number: int, item: dict[str, Any], base: str | None) -> FeedEntr
         guid=guid,
         link=link,
         title=" ".join(str(item.get("title") or "").split()),
+        base=base,
         body_html=body,
         summary_html=_escape(str(item.get("summary") or "")),
         image_url=image,
@@ -365,15 +404,16 @@ def _entry(
     guid: str,
     link: str,
     title: str,
+    base: str | None,
     body_html: str,
     summary_html: str,
     image_url: str | None,
     image_alt: str | None,
     published_at: datetime | None,
 ) -> FeedEntry:
-    body = clean_html(body_html)
-    summary = shorten(plain_text(summary_html) or first_paragraph(body))
-    title = title or shorten(plain_text(body), 80) or "(untitled)"
+    body = clean_html(body_html, base_url=base)
+    summary = shorten(plain_text(summary_html) or first_paragraph(body, sanitised=True))
+    title = title or shorten(plain_text(body, sanitised=True), 80) or "(untitled)"
     if not link:
         raise FeedError(f"article {number} ({shorten(title, 60)!r}) has no http(s) link")
     if len(guid) > URL_LENGTH or len(link) > URL_LENGTH:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 from sqlalchemy.orm import Session, sessionmaker
 
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.mail.render import EmailRenderer
 from newsletter.mail.transports import Transport, transport_from_url
 from newsletter.services.confirmations import Outbox

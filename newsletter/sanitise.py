@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import html
 import re
-from html.parser import HTMLParser
 
 import nh3
+
+from newsletter.balanced_html import balanced_html
 
 __all__ = [
     "SUMMARY_LENGTH",
@@ -92,11 +93,15 @@ BLOCK_TAGS = {
 }
 
 
-def clean_html(fragment: str) -> str:
+def clean_html(fragment: str, base_url: str | None = None) -> str:
     """``fragment`` with only harmless markup left: no scripts, event handlers, styles,
-    forms, frames or ``javascript:`` URLs."""
+    forms, frames or ``javascript:`` URLs, and no deeper than ``MAX_DEPTH`` elements.
+
+    With ``base_url``, relative links and image addresses are made absolute against it.
+    """
     return nh3.clean(
-        fragment,
+        # Balanced first: on deeply nested or misnested markup nh3 takes quadratic time.
+        balanced_html(fragment, base_url=base_url),
         tags=ALLOWED_TAGS,
         clean_content_tags=DROPPED_WITH_CONTENT,
         attributes=ALLOWED_ATTRIBUTES,
@@ -106,49 +111,53 @@ def clean_html(fragment: str) -> str:
     ).strip()
 
 
-class _TextExtractor(HTMLParser):
-    """Collects text, with a paragraph break wherever a block element starts or ends."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.blocks: list[list[str]] = [[]]
-
-    def _break(self) -> None:
-        if self.blocks[-1]:
-            self.blocks.append([])
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in BLOCK_TAGS:
-            self._break()
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in BLOCK_TAGS:
-            self._break()
-
-    def handle_data(self, data: str) -> None:
-        self.blocks[-1].append(data)
-
-    def paragraphs(self) -> list[str]:
-        texts = (" ".join("".join(block).split()) for block in self.blocks)
-        return [text for text in texts if text]
+# A tag in clean_html's output, where every "<" and ">" in text and attribute values is
+# escaped: a plain pattern reads it exactly, and far faster than an HTML parser.
+_CLEAN_TAG = re.compile(r"</?([a-z][a-z0-9]*)[^>]*>")
 
 
-def _paragraphs(fragment: str) -> list[str]:
+def _paragraphs(fragment: str, sanitised: bool, wanted: int | None = None) -> list[str]:
+    """The text of each block of ``fragment``, a break wherever a block element starts or
+    ends; reading stops once ``wanted`` are complete."""
     # Sanitise first so that script and style text never turns into summary text.
-    extractor = _TextExtractor()
-    extractor.feed(clean_html(fragment))
-    extractor.close()
-    return extractor.paragraphs()
+    clean = fragment if sanitised else clean_html(fragment)
+    paragraphs: list[str] = []
+    block: list[str] = []
+
+    def close_block() -> None:
+        text = " ".join(html.unescape("".join(block)).split())
+        block.clear()
+        if text:
+            paragraphs.append(text)
+
+    pos = 0
+    for tag in _CLEAN_TAG.finditer(clean):
+        block.append(clean[pos : tag.start()])
+        pos = tag.end()
+        if tag.group(1) in BLOCK_TAGS:
+            close_block()
+            if wanted is not None and len(paragraphs) >= wanted:
+                return paragraphs
+    block.append(clean[pos:])
+    close_block()
+    return paragraphs
 
 
-def plain_text(fragment: str) -> str:
-    """The readable text of an HTML fragment, paragraphs separated by blank lines."""
-    return "\n\n".join(_paragraphs(fragment))
+def plain_text(fragment: str, *, sanitised: bool = False) -> str:
+    """The readable text of an HTML fragment, paragraphs separated by blank lines.
+
+    ``sanitised=True`` says the fragment is already ``clean_html`` output, not to be cleaned
+    again.
+    """
+    return "\n\n".join(_paragraphs(fragment, sanitised))
 
 
-def first_paragraph(fragment: str) -> str:
-    """The text of the first non-empty paragraph of an HTML fragment ("" when there is none)."""
-    paragraphs = _paragraphs(fragment)
+def first_paragraph(fragment: str, *, sanitised: bool = False) -> str:
+    """The text of the first non-empty paragraph of an HTML fragment ("" when there is none).
+
+    ``sanitised`` as for :func:`plain_text`.
+    """
+    paragraphs = _paragraphs(fragment, sanitised, wanted=1)
     return paragraphs[0] if paragraphs else ""
 
 
@@ -166,4 +175,4 @@ def shorten(text: str, limit: int = SUMMARY_LENGTH) -> str:
 
 def unescape_text(value: str) -> str:
     """Plain text from a field that may carry entities or stray tags (a feed's title)."""
-    return " ".join(html.unescape(nh3.clean(value, tags=set())).split())
+    return " ".join(html.unescape(nh3.clean(balanced_html(value), tags=set())).split())

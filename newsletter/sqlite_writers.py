@@ -4,7 +4,7 @@ SQLite lets one transaction write at a time. The others wait in its busy handler
 1, 2, 5, 10, 15, 20, 25 and up to 100 ms between tries, whether or not the lock was let go in
 the meantime. Under a stream of short transactions (a burst of signups while confirmation
 emails go out, from several gunicorn workers) an unlucky writer sleeps through many chances,
-and its visitor waits a tenth of a second for a 5 ms request.
+and its visitor waits far longer than the lock was held.
 
 So each transaction of the service first takes an exclusive ``flock()`` on a file beside the
 database, and lets it go as soon as it has committed or rolled back: the kernel wakes the next

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
 
+from newsletter.controls import has_controls
 from newsletter.models import EMAIL_LENGTH, NAME_LENGTH
 
 __all__ = ["InvalidValue", "clean_email", "clean_name"]
@@ -18,7 +18,7 @@ class InvalidValue(ValueError):
 
 def _reject_control_characters(value: str) -> None:
     # CR/LF would let a value become an email header; NUL and other controls break storage.
-    if any(unicodedata.category(char) == "Cc" for char in value):
+    if has_controls(value):
         raise InvalidValue("This contains characters that are not allowed (such as line breaks).")
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up everything the tests need on a fresh Debian machine with Python, then runs
-# lint, formatting, types and the whole test suite (SQLite and PostgreSQL, SMTP, browser).
+# Sets up everything the tests need on a fresh Debian machine with Python, then runs lint,
+# formatting, types, import contracts and the whole test suite (SQLite and PostgreSQL, SMTP,
+# browser).
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k signup -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,8 @@ python3 -m venv .venv
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+# The import contracts in pyproject.toml: imports run one way, and Flask stays at the top.
+.venv/bin/lint-imports
 # PostgreSQL is started by the test session itself (tests/support/postgres.py) as the
 # postgres user when run as root, and stopped at the end.
 .venv/bin/pytest "$@"

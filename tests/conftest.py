@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from newsletter import create_app
-from newsletter.db import create_db_engine, get_engine
+from newsletter.app_db import get_engine
+from newsletter.db import create_db_engine
 from newsletter.migrate import upgrade
 from newsletter.web.dispatch import get_dispatcher
 from tests.support.mailbox import read_maildir

@@ -11,7 +11,8 @@ from flask import Flask
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from newsletter.db import session_factory, utcnow
+from newsletter.app_db import session_factory
+from newsletter.db import utcnow
 from newsletter.mail.pieces import encode_piece
 from newsletter.mail.wire import AlternativeTemplate, Outgoing
 from newsletter.models import Article, Delivery, Digest, DigestArticle, Subscriber, SubscriberStatus

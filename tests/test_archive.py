@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from newsletter.app_db import session_factory
 from newsletter.db import utcnow
 from newsletter.models import Digest, DigestStatus
 from newsletter.runtime import get_runtime
@@ -56,6 +59,20 @@ def test_sending_and_sent_digests_are_shown(
         assert response.headers["Cache-Control"] == "public, max-age=300"
 
 
+def test_web_version_keeps_the_site_policy_but_for_images(make_app: Callable[..., Flask]) -> None:
+    app = make_app(FRAME_ANCESTORS="'self' https://www.example.org")
+    with session_factory(app)() as session:
+        digest = make_digest(app, session)
+        digest.status = DigestStatus.SENT
+        digest.sent_at = utcnow()
+        session.commit()
+        response = app.test_client().get(f"/digests/{digest.id}")
+    site_policy = app.test_client().get("/subscribe").headers["Content-Security-Policy"]
+    page_policy = response.headers["Content-Security-Policy"]
+    assert page_policy == site_policy.replace("img-src 'self' data:", "img-src 'self' https: data:")
+    assert "frame-ancestors 'self' https://www.example.org" in page_policy
+
+
 def test_web_version_holds_no_personal_data(
     app: Flask, client: FlaskClient, session: Session
 ) -> None:
@@ -79,3 +96,11 @@ def test_article_text_is_escaped_on_the_web_version(
     assert "<script>alert(1)" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; {{ config }}" in page
     assert "test-secret-key" not in page
+
+
+def test_ids_past_what_the_database_holds_are_not_found(client: FlaskClient) -> None:
+    # 2**31 is past PostgreSQL's INTEGER, 2**63 past SQLite's: a 404, never a 500.
+    for number in ("2147483648", "9223372036854775808", "1" + "0" * 40):
+        response = client.get(f"/digests/{number}")
+        assert response.status_code == 404
+        assert "Page not found" in response.get_data(as_text=True)

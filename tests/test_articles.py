@@ -115,10 +115,14 @@ def test_import_command_updates_changed_articles(
 def test_import_command_from_a_url(runner: FlaskCliRunner, session: Session) -> None:
     with feed_server() as server:
         url = server.serve("/feed.xml", EXAMPLE.read_bytes())
-        result = runner.invoke(args=["articles", "import", url])
+        result = runner.invoke(args=["articles", "import", url, *THIS_SERVER])
     assert result.exit_code == 0, result.output
     assert "6 added" in result.output
     assert article_count(session) == 6
+
+
+# The test servers listen on 127.0.0.1, which a real import refuses.
+THIS_SERVER = ["--allow-network", "127.0.0.1"]
 
 
 def one_line_error(output: str) -> str:
@@ -137,11 +141,14 @@ def test_bad_sources_print_one_line_and_store_nothing(
     bad_link.write_bytes(
         rss([Item("a", "Good", DAY_ONE), Item("b", "Bad", DAY_ONE, link="javascript:x()")])
     )
+    deep = tmp_path / "deep.json"
+    deep.write_bytes(b'{"version": "https://jsonfeed.org/version/1.1", "items": ' + b"[" * 5000)
     cases = {
         str(broken): "not a well-formed RSS or Atom feed",
+        str(deep): "the JSON is nested too deeply to read",
         str(bad_link): "article 2 ('Bad') has no http(s) link",
         str(tmp_path / "missing.xml"): "no such file",
-        f"http://127.0.0.1:{free_port()}/feed.xml": "cannot reach the server",
+        f"http://127.0.0.1:{free_port()}/feed.xml": "127.0.0.1 is a loopback address",
         "ftp://example.org/feed.xml": "only http:// and https:// addresses",
     }
     for source, problem in cases.items():
@@ -153,14 +160,48 @@ def test_bad_sources_print_one_line_and_store_nothing(
     assert article_count(session) == 0
 
 
+def test_only_public_addresses_unless_a_network_is_allowed(
+    runner: FlaskCliRunner, session: Session
+) -> None:
+    with feed_server() as public, feed_server("127.0.0.2") as private:
+        private.serve("/feed.xml", EXAMPLE.read_bytes())
+        unreachable = f"http://127.0.0.1:{free_port()}/feed.xml"
+        for args, problem in [
+            ([public.serve("/feed.xml", EXAMPLE.read_bytes())], "127.0.0.1 is a loopback address"),
+            (
+                [public.redirect("/moved.xml", private.url("/feed.xml")), *THIS_SERVER],
+                f"the server redirected to '{private.url('/feed.xml')}', and 127.0.0.2 is a "
+                "loopback address; feeds are downloaded from public addresses only "
+                "(--allow-network lets in a network of your own)",
+            ),
+            ([unreachable, *THIS_SERVER], "cannot reach the server"),
+            ([unreachable, "--allow-network", "not-a-network"], "Invalid value"),
+        ]:
+            result = runner.invoke(args=["articles", "import", *args])
+            assert result.exit_code in (1, 2), result.output
+            assert problem in result.output.splitlines()[-1]
+            if result.exit_code == 1:
+                one_line_error(result.output)
+        assert public.requests == ["/moved.xml"]
+        assert private.requests == []
+        assert article_count(session) == 0
+        allowed = ["--allow-network", "127.0.0.0/8"]
+        result = runner.invoke(args=["articles", "import", public.url("/moved.xml"), *allowed])
+        assert result.exit_code == 0, result.output
+        assert "6 added" in result.output
+        assert private.requests == ["/feed.xml"]
+
+
 def test_slow_and_huge_urls_fail_cleanly(runner: FlaskCliRunner, session: Session) -> None:
     with feed_server() as server:
         slow = server.trickle("/slow.xml", seconds=30)
         huge = server.endless("/huge.xml", total=20_000_000)
-        result = runner.invoke(args=["articles", "import", slow, "--timeout", "1"])
+        result = runner.invoke(args=["articles", "import", slow, "--timeout", "1", *THIS_SERVER])
         assert result.exit_code == 1
         assert "no complete answer within 1 seconds" in one_line_error(result.output)
-        result = runner.invoke(args=["articles", "import", huge, "--max-bytes", "100000"])
+        result = runner.invoke(
+            args=["articles", "import", huge, "--max-bytes", "100000", *THIS_SERVER]
+        )
         assert result.exit_code == 1
         assert "larger than the limit of 100,000 bytes" in one_line_error(result.output)
     assert article_count(session) == 0

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus
 from newsletter.web.dispatch import get_dispatcher
 from newsletter.web.unsubscribe import PAGE_METHOD

@@ -12,7 +12,8 @@ from flask import Flask
 from sqlalchemy import inspect
 
 from newsletter import create_app
-from newsletter.db import Base, get_engine
+from newsletter.app_db import get_engine
+from newsletter.db import Base
 from newsletter.migrate import head_revision
 
 TABLES = {

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from newsletter import ConfigError, create_app
-from newsletter.db import get_engine
+from newsletter.app_db import get_engine
 from newsletter.runtime import get_runtime
 from newsletter.tokens import Purpose, TokenData
 from tests.support.console import newsletter
@@ -52,9 +52,14 @@ def build(instance: Path, **settings: Any) -> Any:
         ("ORGANISATION", "Line\nbreak", "must be one line"),
         ("FRAME_ANCESTORS", "'self'; script-src *", "sources separated by spaces"),
         ("FRAME_ANCESTORS", "", "sources separated by spaces"),
+        ("FRAME_ANCESTORS", "'self' https://bücher.example", "xn-- form"),
         ("SIGNUP_MIN_SECONDS", "-1", "seconds between 0 and 10"),
         ("SIGNUP_MIN_SECONDS", "slow", "seconds between 0 and 10"),
         ("TRUSTED_PROXIES", "-1", "whole number (0 or more)"),
+        ("TRUSTED_PROXIES", "1.5", "whole number (0 or more)"),
+        ("SIGNUP_MIN_SECONDS", "11", "seconds between 0 and 10"),
+        ("SIGNUP_MIN_SECONDS", "nan", "seconds between 0 and 10"),
+        ("SMTP_TIMEOUT", "true", "positive whole number"),
         ("RATELIMIT_STORAGE_URI", "bogus://x", "unknown storage scheme"),
     ],
 )

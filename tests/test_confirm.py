@@ -16,7 +16,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import delete
 
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.models import FORM_SIGNUP, DeliveryStatus, Subscriber, SubscriberStatus
 from newsletter.runtime import get_runtime
 from newsletter.services.consent import Evidence
@@ -270,6 +270,18 @@ def test_tampered_or_truncated_link_gives_400_and_changes_nothing(
     assert status_of(app) == SubscriberStatus.PENDING
     assert [event.kind for event in events(app)] == ["given"]
     assert len(deliveries(app)) == 1
+
+
+def test_bad_confirm_and_unsubscribe_links_get_the_same_page(client: FlaskClient) -> None:
+    pages = [client.get("/confirm/not-a-token"), client.get("/unsubscribe/not-a-token")]
+    assert [page.status_code for page in pages] == [400, 400]
+    confirm, unsubscribe = (page.get_data(as_text=True) for page in pages)
+    for html in (confirm, unsubscribe):
+        assert '<p class="site-name">Open Rights Watch</p>' in html
+        assert "<h1>This link cannot be used</h1>" in html
+        assert "Send me a new" not in html
+    assert "This confirmation link is not valid." in confirm
+    assert "This unsubscribe link is not valid." in unsubscribe
 
 
 def test_unsubscribe_token_does_not_confirm(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from newsletter.db import get_engine
+from newsletter.app_db import get_engine
 from newsletter.models import FORM_SIGNUP, Delivery
 from newsletter.runtime import get_runtime
 from newsletter.services.confirmations import hand_over_after_commit

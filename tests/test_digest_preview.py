@@ -11,7 +11,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.models import Delivery, Subscriber
 from newsletter.runtime import get_runtime
 from newsletter.services.digests import create_digest
@@ -153,7 +153,7 @@ def test_preview_problems_print_one_line(
     digest_id = draft(app)
     runner = app.test_cli_runner()
     cases = [
-        (["digest", "preview", "42"], "Error: there is no digest 42"),
+        (["digest", "preview", "42"], "Error: no digest with id 42; `newsletter digest create`"),
         (["digest", "preview", str(digest_id), "--to", "not an address"], "Error: --to: Enter"),
         (
             ["digest", "preview", str(digest_id), "--out", str(tmp_path / "no" / "dir.html")],

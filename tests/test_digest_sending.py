@@ -8,7 +8,7 @@ from collections.abc import Callable
 from flask import Flask
 from sqlalchemy import update
 
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus
 from newsletter.runtime import get_runtime
 from newsletter.services.digest_sending import DigestSend

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.models import Digest, DigestArticle, DigestStatus
 from newsletter.runtime import get_runtime
 from newsletter.services.digests import (
@@ -127,6 +127,12 @@ def test_lookups(session: Session, site: Site) -> None:
         get_published_digest(session, digest.id)
     digest.status = DigestStatus.SENDING
     assert get_published_digest(session, digest.id) is digest
+    # Ids no row can have are not found, not a database error.
+    for number in (0, -1, 2**31, 2**63, 10**40):
+        with pytest.raises(NotFound):
+            get_digest(session, number)
+        with pytest.raises(NotFound):
+            get_published_digest(session, number)
 
 
 def test_concurrent_compositions_never_share_an_article(app: Flask, site: Site) -> None:

@@ -14,7 +14,8 @@ from flask import Flask
 from sqlalchemy import update
 
 from newsletter.addresses import email_key
-from newsletter.db import session_factory, utcnow
+from newsletter.app_db import session_factory
+from newsletter.db import utcnow
 from newsletter.models import FORM_SIGNUP, Digest, Subscriber
 from newsletter.runtime import get_runtime
 from newsletter.services.consent import Evidence

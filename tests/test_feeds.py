@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
 
-from newsletter.feeds import FeedError, load_feed, parse_feed, read_source
+from newsletter.balanced_html import MAX_DEPTH
+from newsletter.feeds import FeedError, ForbiddenFeedAddress, load_feed, parse_feed, read_source
+from newsletter.outbound import AddressPolicy
 from tests.support.feeds import Item, atom, feed_server, json_feed, rss
 from tests.support.smtp import free_port
 
+LOOPBACK_ONE = AddressPolicy(allowed=(ip_network("127.0.0.1/32"),))
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "feed.xml"
 WHEN = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 HOSTILE = (
@@ -135,6 +141,58 @@ def test_malformed_feeds_are_refused(data: bytes, message: str) -> None:
         parse_feed(data)
 
 
+def nested_json(depth: int, where: str = "items") -> bytes:
+    """A JSON Feed with arrays nested ``depth`` deep as its items, or in one item's field."""
+    deep = "[" * depth + "]" * depth
+    if where == "items":
+        return f'{{"version": "https://jsonfeed.org/version/1.1", "items": {deep}}}'.encode()
+    item = f'{{"url": "https://example.org/a", "{where}": {deep}}}'
+    return f'{{"version": "https://jsonfeed.org/version/1.1", "items": [{item}]}}'.encode()
+
+
+@pytest.mark.parametrize("where", ["items", "title", "content_html"])
+def test_deeply_nested_json_is_one_error(where: str) -> None:
+    # 5,000 levels take 10 KB; Python's JSON reader gives up past about a thousand.
+    with pytest.raises(FeedError, match="^the JSON is nested too deeply to read$"):
+        parse_feed(nested_json(5_000, where))
+
+
+def test_relative_links_in_articles_are_made_absolute() -> None:
+    content = '<p><a href="/news/b?x=1&amp;y=2">b</a> <img src="pic.png" alt="p"></p>'
+    expected = (
+        '<p><a href="{base}/news/b?x=1&amp;y=2" rel="noopener noreferrer">b</a> '
+        '<img src="{base}/feeds/pic.png" alt="p"></p>'
+    )
+    item = Item("a", "A", WHEN, content=content)
+    for data in (rss([item]), atom([item])):
+        [entry] = parse_feed(data, "https://example.net/feeds/all.xml").entries
+        assert entry.body_html == expected.format(base="https://example.net")
+    # Read from a file, they resolve against the feed's site, like the article links.
+    [entry] = parse_feed(rss([item])).entries
+    assert entry.body_html == expected.format(base="https://example.org").replace("/feeds", "")
+    # An Atom text's own xml:base comes first.
+    based = atom([item]).replace(
+        b'<content type="html">', b'<content type="html" xml:base="https://example.com/blog/">'
+    )
+    [entry] = parse_feed(based, "https://example.net/feeds/all.xml").entries
+    assert 'href="https://example.com/news/b?x=1&amp;y=2"' in entry.body_html
+    assert 'src="https://example.com/blog/pic.png"' in entry.body_html
+
+
+def test_deeply_nested_feed_content_is_capped() -> None:
+    levels = 20_000
+    deep = "<blockquote>" * levels + "<p>At the bottom.</p>" + "</blockquote>" * levels
+    for data in (
+        rss([Item("r", "RSS", WHEN, content=deep)]),
+        atom([Item("a", "Atom", WHEN, content=deep)]),
+        json_feed([{"id": "j", "url": "https://example.org/j", "content_html": deep}]),
+    ):
+        [entry] = parse_feed(data).entries
+        assert entry.body_html.count("<blockquote>") == MAX_DEPTH
+        assert entry.body_html.endswith("At the bottom." + "</blockquote>" * MAX_DEPTH)
+        assert entry.summary == "At the bottom."
+
+
 def test_malformed_feed_error_names_the_line() -> None:
     body = (
         b'<rss version="2.0">\n<channel><title>x</title>\n<item><title>a</item>\n</channel></rss>'
@@ -200,7 +258,7 @@ def test_hostile_content_is_sanitised() -> None:
     for forbidden in ("<form", "<input", "<style", "display: none", "steal"):
         assert forbidden not in body
     assert '<a href="https://example.org/ok" rel="noopener noreferrer">ok</a>' in body
-    assert '<img alt="A picture" src="https://example.org/a.png">' in body
+    assert '<img src="https://example.org/a.png" alt="A picture">' in body
     # Template syntax is kept as the text it is; it is never evaluated anywhere.
     assert "{{ config }} {% for x in range(9) %}loop{% endfor %}" in body
     assert entry.title == "{{ config }} {% if 1 %}title{% endif %}"
@@ -241,7 +299,7 @@ def test_feed_from_a_url_resolves_relative_links() -> None:
     data = rss([Item("a", "Relative", WHEN, link="/news/a")])
     with feed_server() as server:
         url = server.serve("/feed.xml", data)
-        feed = load_feed(url)
+        feed = load_feed(url, policy=server.policy)
         assert server.requests == ["/feed.xml"]
     assert feed.entries[0].url == f"{server.base}/news/a"
 
@@ -255,7 +313,8 @@ def test_feed_file_resolves_relative_links_against_its_site(tmp_path: Path) -> N
 def test_json_feed_from_a_url() -> None:
     data = json_feed([{"id": "1", "url": "https://example.org/1", "title": "T"}])
     with feed_server() as server:
-        feed = load_feed(server.serve("/feed.json", data, "application/feed+json"))
+        url = server.serve("/feed.json", data, "application/feed+json")
+        feed = load_feed(url, policy=server.policy)
     assert [entry.title for entry in feed.entries] == ["T"]
 
 
@@ -265,7 +324,7 @@ def test_nothing_inside_the_feed_is_fetched() -> None:
         link = server.url("/article")
         content = f'<p><img src="{image}" alt="x"><a href="{link}">more</a></p>'
         data = rss([Item("a", "T", WHEN, link=link, content=content, image=image)])
-        feed = load_feed(server.serve("/feed.xml", data))
+        feed = load_feed(server.serve("/feed.xml", data), policy=server.policy)
         assert server.requests == ["/feed.xml"]
     assert feed.entries[0].image_url == image
 
@@ -275,7 +334,7 @@ def test_slow_url_times_out() -> None:
         url = server.trickle("/slow.xml", seconds=30)
         started = time.monotonic()
         with pytest.raises(FeedError, match="no complete answer within 1 seconds"):
-            load_feed(url, timeout=1)
+            load_feed(url, timeout=1, policy=server.policy)
         # The deadline covers the whole download, not each trickled byte.
         assert time.monotonic() - started < 10
 
@@ -284,31 +343,31 @@ def test_silent_url_times_out() -> None:
     with feed_server() as server:
         url = server.silent("/silent.xml", seconds=30)
         with pytest.raises(FeedError, match="no complete answer within 0.5 seconds"):
-            load_feed(url, timeout=0.5)
+            load_feed(url, timeout=0.5, policy=server.policy)
 
 
 def test_huge_url_is_cut_off() -> None:
     with feed_server() as server:
         url = server.endless("/huge.xml", total=50_000_000)
         with pytest.raises(FeedError, match="larger than the limit of 1,000,000 bytes"):
-            load_feed(url, max_bytes=1_000_000)
+            load_feed(url, max_bytes=1_000_000, policy=server.policy)
 
 
 def test_huge_declared_length_is_refused_before_downloading() -> None:
     with feed_server() as server:
         url = server.endless("/declared.xml", total=10_000_000, declare=900_000_000)
         with pytest.raises(FeedError, match="larger than the limit"):
-            load_feed(url, max_bytes=1_000_000)
+            load_feed(url, max_bytes=1_000_000, policy=server.policy)
 
 
 def test_http_error_status() -> None:
     with feed_server() as server, pytest.raises(FeedError, match="the server answered 404"):
-        load_feed(server.url("/missing.xml"))
+        load_feed(server.url("/missing.xml"), policy=server.policy)
 
 
 def test_unreachable_url() -> None:
     with pytest.raises(FeedError, match="cannot reach the server"):
-        load_feed(f"http://127.0.0.1:{free_port()}/feed.xml", timeout=5)
+        load_feed(f"http://127.0.0.1:{free_port()}/feed.xml", timeout=5, policy=LOOPBACK_ONE)
 
 
 @pytest.mark.parametrize(
@@ -319,14 +378,14 @@ def test_redirect_away_from_the_web_is_refused(location: str, message: str) -> N
     with feed_server() as server:
         url = server.redirect("/moved.xml", location)
         with pytest.raises(FeedError, match=message):
-            load_feed(url)
+            load_feed(url, policy=server.policy)
 
 
 def test_redirect_to_another_web_address_is_followed() -> None:
     data = rss([Item("a", "Moved", WHEN)])
     with feed_server() as server:
         server.serve("/new.xml", data)
-        feed = load_feed(server.redirect("/old.xml", server.url("/new.xml")))
+        feed = load_feed(server.redirect("/old.xml", server.url("/new.xml")), policy=server.policy)
         assert server.requests == ["/old.xml", "/new.xml"]
     assert feed.entries[0].title == "Moved"
 
@@ -351,3 +410,74 @@ def test_json_feed_round_trip_of_the_sample() -> None:
     assert [(e.guid, e.title, e.summary, e.published_at) for e in json_entries] == [
         (e.guid, e.title, e.summary, e.published_at) for e in rss_entries
     ]
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        ("http://127.0.0.1:{port}/feed.xml", "127.0.0.1 is a loopback address"),
+        ("http://localhost:{port}/feed.xml", "localhost is at "),
+        ("http://2130706433:{port}/feed.xml", "is at 127.0.0.1, a loopback address"),
+        ("http://[::ffff:127.0.0.1]:{port}/feed.xml", "a loopback address"),
+        ("http://0.0.0.0:{port}/feed.xml", "0.0.0.0 is an unspecified address"),
+        ("http://10.20.30.40/feed.xml", "10.20.30.40 is a private address"),
+        ("http://192.168.1.1/feed.xml", "192.168.1.1 is a private address"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+        ("http://[fe80::1]/feed.xml", "fe80::1 is a link-local address"),
+        ("http://100.64.0.1/feed.xml", "100.64.0.1 is a reserved address"),
+    ],
+)
+def test_sources_on_this_machine_or_a_private_network_are_refused(
+    source: str, problem: str
+) -> None:
+    with feed_server() as server:
+        server.serve("/feed.xml", rss([Item("a", "A", WHEN)]))
+        with pytest.raises(ForbiddenFeedAddress) as refused:
+            load_feed(source.format(port=server.port), timeout=5)
+        assert server.requests == []
+    assert problem in str(refused.value)
+    assert str(refused.value).endswith("feeds are downloaded from public addresses only")
+
+
+def scripted(answers: dict[str, list[list[str]]]) -> Callable[[str, int], list[str]]:
+    """A resolver that answers for some names from a script, each lookup taking the next
+    answer; other names go to the system's resolver."""
+    lookups = {name: iter(script) for name, script in answers.items()}
+
+    def resolve(host: str, port: int) -> list[str]:
+        if host in lookups:
+            return next(lookups[host])
+        return [str(info[4][0]) for info in socket.getaddrinfo(host, port)]
+
+    return resolve
+
+
+def test_redirects_to_this_machine_or_a_private_network_are_refused() -> None:
+    with feed_server() as public, feed_server("127.0.0.2") as private:
+        private.serve("/feed.xml", rss([Item("secret", "Secret", WHEN)]))
+        hidden = f"http://intranet.example:{private.port}/feed.xml"
+        # A public name has no private address: one among others is enough to refuse.
+        mixed = f"http://mixed.example:{private.port}/feed.xml"
+        for target, problem in [
+            (private.url("/feed.xml"), "127.0.0.2 is a loopback address"),
+            (f"http://[::1]:{private.port}/feed.xml", "::1 is a loopback address"),
+            ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local"),
+            (hidden, "intranet.example is at 127.0.0.2, a loopback address"),
+            (mixed, "mixed.example is at 127.0.0.2, a loopback address"),
+        ]:
+            resolve = scripted(
+                {
+                    "intranet.example": [["127.0.0.2"]],
+                    "mixed.example": [["93.184.215.14", "127.0.0.2"]],
+                }
+            )
+            policy = AddressPolicy(allowed=public.policy.allowed, resolve=resolve)
+            with pytest.raises(ForbiddenFeedAddress, match=problem) as refused:
+                load_feed(public.redirect("/moved.xml", target), timeout=5, policy=policy)
+            assert f"the server redirected to {target!r}" in str(refused.value)
+        assert private.requests == []
+        # Allowed, the private network is reached through the same redirect.
+        allowed = AddressPolicy(allowed=(ip_network("127.0.0.0/8"),))
+        moved = public.redirect("/moved.xml", private.url("/feed.xml"))
+        [entry] = load_feed(moved, policy=allowed).entries
+        assert entry.title == "Secret"

@@ -19,7 +19,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from newsletter.addresses import email_key
-from newsletter.db import session_factory, utcnow
+from newsletter.app_db import session_factory
+from newsletter.db import utcnow
 from newsletter.models import Delivery, DeliveryKind, DeliveryStatus, Subscriber
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import post_signup

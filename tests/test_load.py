@@ -22,7 +22,7 @@ from urllib.parse import urlencode, urlsplit
 from flask import Flask
 from sqlalchemy import func, select
 
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.links import unsubscribe_url
 from newsletter.models import (
     ConsentEvent,

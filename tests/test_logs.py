@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.logs import person
 from newsletter.models import Subscriber
 from newsletter.web.dispatch import get_dispatcher

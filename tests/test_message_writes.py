@@ -10,7 +10,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, text, update
 
-from newsletter.db import create_db_engine, get_engine, session_factory
+from newsletter.app_db import get_engine, session_factory
+from newsletter.db import create_db_engine
 from newsletter.models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus
 from newsletter.sending import ledger
 from newsletter.sending.jobs import ClaimedDelivery

@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.runtime import get_runtime
 from newsletter.services.digests import create_digest
 from newsletter.web.dispatch import get_dispatcher

@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from newsletter import ConfigError, create_app
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.models import ConsentEvent
 from tests.conftest import post_signup
 

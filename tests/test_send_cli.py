@@ -22,7 +22,8 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
+from newsletter.cli.notices import POSTAL_ADDRESS_MISSING
 from newsletter.links import unsubscribe_url
 from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber
 from newsletter.people import Person
@@ -158,6 +159,21 @@ def test_sending_warns_about_http_base_url_and_missing_postal_address(
     assert result.exit_code == 0
     assert "NEWSLETTER_BASE_URL is http://localhost:5000" in result.output
     assert "NEWSLETTER_POSTAL_ADDRESS is empty" in result.output
+
+
+def test_preview_and_send_warn_about_the_postal_address_in_the_same_words(
+    make_app: Callable[..., Flask], smtp_server: SMTPServer
+) -> None:
+    app = make_app(MAIL_URL=smtp_server.url, POSTAL_ADDRESS="")
+    digest_id = str(digest_for(app, 1))
+    runner = app.test_cli_runner()
+    warnings = []
+    for command in (["digest", "preview", digest_id], ["digest", "send", digest_id]):
+        result = runner.invoke(args=command)
+        assert result.exit_code == 0, result.output
+        [warning] = [line for line in result.stderr.splitlines() if "POSTAL_ADDRESS" in line]
+        warnings.append(warning)
+    assert warnings == [POSTAL_ADDRESS_MISSING, POSTAL_ADDRESS_MISSING]
 
 
 def start_send(

@@ -15,7 +15,8 @@ from flask import Flask
 from sqlalchemy import select, text, update
 
 from newsletter.addresses import suppression_hash
-from newsletter.db import create_db_engine, session_factory, utcnow
+from newsletter.app_db import session_factory
+from newsletter.db import create_db_engine, utcnow
 from newsletter.models import (
     Delivery,
     DeliveryStatus,

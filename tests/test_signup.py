@@ -19,7 +19,8 @@ from sqlalchemy import select, text, update
 from sqlalchemy.engine import make_url
 from werkzeug.test import TestResponse
 
-from newsletter.db import get_engine, get_session, session_factory, utcnow
+from newsletter.app_db import get_engine, get_session, session_factory
+from newsletter.db import utcnow
 from newsletter.models import (
     FORM_SIGNUP,
     ConsentStatement,

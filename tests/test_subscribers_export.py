@@ -20,7 +20,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from newsletter.addresses import suppression_hash
-from newsletter.db import create_db_engine, session_factory
+from newsletter.app_db import session_factory
+from newsletter.db import create_db_engine
 from newsletter.migrate import upgrade
 from newsletter.models import Subscriber, Suppression
 from newsletter.services.csv_export import FORMULA_STARTS, neutralise, restore

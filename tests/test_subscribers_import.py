@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from newsletter.addresses import suppression_hash
-from newsletter.db import get_engine
+from newsletter.app_db import get_engine
 from newsletter.models import (
     ConsentEvent,
     ConsentKind,
@@ -659,3 +659,44 @@ def test_a_terminal_gets_a_progress_bar(database_url: str, tmp_path: Path) -> No
     assert "Importing" in shown
     assert "100%" in shown
     assert "Imported 3,000 people (3,000 active)" in shown
+
+
+def test_wide_headers_stray_quotes_and_old_consent_dates_are_named(
+    runner: FlaskCliRunner, session: Session, tmp_path: Path
+) -> None:
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(["email", *(f"c{n}" for n in range(100_000))]) + "\nx@example.org\n")
+    result = runner.invoke(args=["subscribers", "import", str(wide), "--consent-note", NOTE])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"Error: {wide}: the header has 100,001 columns; at most 100 are read "
+        "(is this a file of people?)"
+    ]
+
+    quoted = tmp_path / "quoted.csv"
+    others = "".join(f"person{n}@example.org,P,{n},2024-01-01\n" for n in range(2_000))
+    quoted.write_text(
+        "email,first_name,last_name,consented_at\n"
+        "ada@example.org,Ada,L,2024-01-01\n"
+        'bob@example.org,"Bob,S,2024-01-01\n' + others + "old@example.org,Old,Date,0001-01-01\n"
+    )
+    result = runner.invoke(args=["subscribers", "import", str(quoted), "--consent-note", NOTE])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "line 3: rejected: the first_name value in quotes opens on line 3 and runs to line "
+        "2004, taking in 2,001 more lines: is a closing quote missing?"
+    ]
+    assert set(people(session)) == {"ada@example.org"}
+
+    dated = tmp_path / "dated.csv"
+    dated.write_text(
+        "email,first_name,last_name,consented_at\n"
+        "old@example.org,Old,Date,0001-01-01\n"
+        "new@example.org,New,Date,1990-01-01\n"
+    )
+    result = runner.invoke(args=["subscribers", "import", str(dated), "--consent-note", NOTE])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "line 2: rejected: consented_at: 0001-01-01 is before 1990: is the date right?"
+    ]
+    assert set(people(session)) == {"ada@example.org", "new@example.org"}

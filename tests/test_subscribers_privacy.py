@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.addresses import suppression_hash
-from newsletter.db import get_engine
+from newsletter.app_db import get_engine
 from newsletter.models import (
     ConsentEvent,
     Delivery,

@@ -18,8 +18,8 @@ from flask.cli import ScriptInfo
 from sqlalchemy import text
 
 from newsletter import create_app
+from newsletter.app_db import get_engine, get_session
 from newsletter.cli.main import cli
-from newsletter.db import get_engine, get_session
 
 ROOT = Path(__file__).resolve().parents[1]
 MISSING_SCHEMA = "Error: the database has no tables yet; run `newsletter db upgrade` first"

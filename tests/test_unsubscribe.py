@@ -19,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import delete, select
 
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.links import confirm_url, list_headers, unsubscribe_url
 from newsletter.models import (
     FORM_SIGNUP,

@@ -10,7 +10,7 @@ from email.policy import SMTP, default
 import pytest
 from flask import Flask
 
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.links import list_headers, unsubscribe_url
 from newsletter.mail.digest import PreparedDigest, prepare_digest
 from newsletter.mail.transports import message_bytes

@@ -6,7 +6,7 @@ import click
 from flask.cli import with_appcontext
 
 from newsletter import migrate
-from newsletter.db import get_engine
+from newsletter.app_db import get_engine
 
 __all__ = ["db"]
 

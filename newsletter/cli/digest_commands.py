@@ -11,8 +11,10 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
+from newsletter.app_db import get_session
 from newsletter.cli.articles_commands import database_problem
-from newsletter.db import get_session
+from newsletter.cli.notices import warn_about_postal_address
+from newsletter.cli.numbers import DIGEST_ID, count, no_digest
 from newsletter.mail.digest import SAMPLE_RECIPIENT, PreparedDigest, prepare_digest
 from newsletter.mail.transports import SendError
 from newsletter.mail.wire import stable_message_id
@@ -55,7 +57,7 @@ def digest() -> None:
 @click.option(
     "--max",
     "max_articles",
-    type=click.IntRange(min=1),
+    type=count(),
     default=DEFAULT_MAX_ARTICLES,
     show_default=True,
     help="The most articles one digest holds (the newest are taken).",
@@ -101,14 +103,14 @@ def _prepared(digest_id: int) -> PreparedDigest:
     try:
         found = get_digest(session, digest_id)
         return prepare_digest(session, runtime.site, runtime.renderer, found)
-    except NotFound as error:
-        raise click.ClickException(str(error)) from None
+    except NotFound:
+        raise click.ClickException(no_digest(digest_id)) from None
     except SQLAlchemyError as error:
         raise database_problem(error) from None
 
 
 @digest.command("preview")
-@click.argument("digest_id", metavar="ID", type=int)
+@click.argument("digest_id", metavar="ID", type=DIGEST_ID)
 @click.option(
     "--to",
     "to_address",
@@ -137,12 +139,7 @@ def preview(digest_id: int, to_address: str | None, out: Path | None) -> None:
         except InvalidValue as error:
             raise click.ClickException(f"--to: {error}") from None
     prepared = _prepared(digest_id)
-    if not site.postal_address:
-        click.echo(
-            "Warning: NEWSLETTER_POSTAL_ADDRESS is empty; set it before sending, "
-            "the law in many countries requires it.",
-            err=True,
-        )
+    warn_about_postal_address(site)
     if out is not None:
         try:
             out.write_text(prepared.html_for(recipient), encoding="utf-8")

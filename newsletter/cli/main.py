@@ -15,8 +15,8 @@ from flask.cli import FlaskGroup, ScriptInfo
 from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter import ConfigError, create_app
+from newsletter.app_db import get_engine
 from newsletter.database_errors import MISSING_SCHEMA, explain, schema_missing, schema_problem
-from newsletter.db import get_engine
 
 __all__ = ["cli", "main"]
 

@@ -8,6 +8,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from newsletter.cli.tables import RUN_STATES, state_counts
 from newsletter.mail.readable import maildir_messages, readable
 from newsletter.mail.urls import parse_mail_url
 from newsletter.models import DeliveryStatus
@@ -37,11 +38,7 @@ def flush() -> None:
     counts = result.counts
     if result.outcome is not Outcome.COMPLETE:
         click.echo(result.message, err=True)
-    click.echo(
-        f"sent {counts[DeliveryStatus.SENT]}, failed {counts[DeliveryStatus.FAILED]}, "
-        f"skipped {counts[DeliveryStatus.SKIPPED]}, unknown {counts[DeliveryStatus.UNKNOWN]}, "
-        f"still waiting {counts[DeliveryStatus.QUEUED]}"
-    )
+    click.echo(state_counts(counts, RUN_STATES, names={DeliveryStatus.QUEUED: "still waiting"}))
     if any(counts[state] for state in NOT_DONE):
         raise SystemExit(1)
 

@@ -17,6 +17,9 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from newsletter.cli.notices import warn_about_postal_address
+from newsletter.cli.numbers import DIGEST_ID, no_digest
+from newsletter.cli.tables import RUN_STATES, state_counts
 from newsletter.models import DeliveryStatus
 from newsletter.runtime import Runtime, get_runtime
 from newsletter.sending.engine import Sender, SendOptions
@@ -29,19 +32,13 @@ __all__ = ["send", "status"]
 log = logging.getLogger(__name__)
 
 
-def _no_digest(digest_id: int) -> click.ClickException:
-    return click.ClickException(
-        f"no digest with id {digest_id}; `newsletter digest create` makes one"
-    )
-
-
 def _digest_send(runtime: Runtime, digest_id: int) -> DigestSend:
     try:
         return DigestSend.load(
             runtime.sessions, runtime.site, runtime.renderer, runtime.transport, digest_id
         )
     except NotFound:
-        raise _no_digest(digest_id) from None
+        raise click.ClickException(no_digest(digest_id)) from None
 
 
 def _warn_about_settings(runtime: Runtime) -> None:
@@ -52,12 +49,7 @@ def _warn_about_settings(runtime: Runtime) -> None:
             "needs an https:// address, and large mailbox providers may reject the mail.",
             err=True,
         )
-    if not site.postal_address:
-        click.echo(
-            "Warning: NEWSLETTER_POSTAL_ADDRESS is empty; bulk mail should carry the "
-            "organisation's postal address in its footer.",
-            err=True,
-        )
+    warn_about_postal_address(site)
 
 
 @contextmanager
@@ -118,12 +110,12 @@ def _progress(sender: Sender, total: int) -> Iterator[None]:
 def _summary(finished: Finished) -> str:
     """What this run did."""
     result = finished.result
-    counts = result.counts
-    return (
-        f"sent {counts[DeliveryStatus.SENT]}, failed {counts[DeliveryStatus.FAILED]}, "
-        f"skipped {finished.skipped}, unknown {counts[DeliveryStatus.UNKNOWN]}, "
-        f"queued {finished.still_queued} in {result.seconds:.1f} s ({result.rate:.1f} msg/s)"
-    )
+    counts = {
+        **result.counts,
+        DeliveryStatus.SKIPPED: finished.skipped,
+        DeliveryStatus.QUEUED: finished.still_queued,
+    }
+    return f"{state_counts(counts, RUN_STATES)} in {result.seconds:.1f} s ({result.rate:.1f} msg/s)"
 
 
 def _ending(digest_id: int, finished: bool, unknown: int) -> str | None:
@@ -147,7 +139,7 @@ def _at_a_terminal() -> bool:
 
 
 @click.command("send")
-@click.argument("digest_id", type=int)
+@click.argument("digest_id", type=DIGEST_ID)
 @click.option(
     "--workers",
     default=4,
@@ -257,7 +249,7 @@ def send(
 
 
 @click.command("status")
-@click.argument("digest_id", type=int)
+@click.argument("digest_id", type=DIGEST_ID)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the counts per delivery state as JSON."
 )
@@ -268,15 +260,14 @@ def status(digest_id: int, as_json: bool) -> None:
         try:
             digest = get_digest(session, digest_id)
         except NotFound:
-            raise _no_digest(digest_id) from None
+            raise click.ClickException(no_digest(digest_id)) from None
         report = digest_status(session, digest_id)
     counts, errors = report.counts, report.last_errors
     if as_json:
         click.echo(json.dumps({state.value: counts[state] for state in DeliveryStatus}))
         return
     click.echo(f"Digest {digest_id}: {digest.subject!r}, {digest.status}")
-    for state in DeliveryStatus:
-        click.echo(f"  {state.value:<8} {counts[state]}")
+    click.echo(state_counts(counts, DeliveryStatus, form="  {state:<8} {count}", separator="\n"))
     if errors:
         click.echo("Last errors:")
         for email, delivery_state, error in errors:

@@ -7,16 +7,17 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
 import click
 from flask.cli import with_appcontext
 
+from newsletter.app_db import get_engine, get_session
+from newsletter.cli.numbers import count
 from newsletter.cli.progress import progress_bar
-from newsletter.cli.tables import first_words, format_table, sparkline
-from newsletter.db import get_engine, get_session
+from newsletter.cli.tables import first_words, format_table, sparkline, state_counts
 from newsletter.isotime import iso_utc
 from newsletter.models import DeliveryStatus, SubscriberStatus
 from newsletter.runtime import get_runtime
@@ -63,7 +64,7 @@ def subscribers() -> None:
 @status_filter
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=count(),
     default=50,
     show_default=True,
     help="Show at most this many, newest first.",
@@ -95,7 +96,7 @@ def list_command(statuses: tuple[str, ...], limit: int, search: str | None) -> N
 @subscribers.command()
 @click.option(
     "--digests",
-    type=click.IntRange(min=0),
+    type=count(minimum=0),
     default=10,
     show_default=True,
     help="How many of the newest sent digests to show.",
@@ -158,12 +159,9 @@ def render_stats(figures: Stats) -> list[str]:
     return lines
 
 
-def _state_counts(counts: dict[str, int]) -> str:
-    if not counts:
-        return "none"
-    return ", ".join(
-        f"{counts[state]:,} {state}" for state in DeliveryStatus if counts.get(state.value)
-    )
+def _state_counts(counts: Mapping[str, int]) -> str:
+    """``3 sent, 1 failed``: the states that have any, or "none"."""
+    return state_counts(counts, DeliveryStatus, form="{count:,} {state}", skip_zero=True) or "none"
 
 
 @subscribers.command()
@@ -339,10 +337,8 @@ def _people(count: int) -> str:
 
 def _summarise(counts: ImportCounts, dry_run: bool) -> None:
     imported = sum(counts.imported.values())
-    by_status = ", ".join(
-        f"{counts.imported[status]:,} {status}"
-        for status in (ImportStatus.ACTIVE, ImportStatus.PENDING)
-        if counts.imported[status]
+    by_status = state_counts(
+        counts.imported, ImportStatus, form="{count:,} {state}", skip_zero=True
     )
     verb = "Dry run, nothing changed: would import" if dry_run else "Imported"
     parts = [f"{verb} {_people(imported)}" + (f" ({by_status})" if by_status else "")]
@@ -353,7 +349,7 @@ def _summarise(counts: ImportCounts, dry_run: bool) -> None:
         parts.append(f"{counts.suppressed:,} {would}added to the suppression list (by the file)")
     click.echo("; ".join(parts) + f"; {counts.rows:,} rows read.")
     if counts.emails:
-        click.echo("Confirmation emails: " + _state_counts(dict(counts.emails)) + ".")
+        click.echo("Confirmation emails: " + _state_counts(counts.emails) + ".")
     if counts.emails_waiting:
         click.echo(
             f"{counts.emails_waiting:,} confirmation emails wait in the outbox: run "

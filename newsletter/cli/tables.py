@@ -1,10 +1,22 @@
-"""Plain-text tables and sparklines for terminal output."""
+"""Plain-text tables, counts by state and sparklines for terminal output."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["first_words", "format_table", "sparkline"]
+from newsletter.models import DeliveryStatus
+
+__all__ = ["RUN_STATES", "first_words", "format_table", "sparkline", "state_counts"]
+
+# The order a run (a send, an outbox flush) reports its deliveries in: outcomes first, then
+# what is left for the next run.
+RUN_STATES = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.SKIPPED,
+    DeliveryStatus.UNKNOWN,
+    DeliveryStatus.QUEUED,
+)
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -39,6 +51,29 @@ def _cell(value: object) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
+
+
+def state_counts(
+    counts: Mapping[str, int],
+    states: Iterable[str],
+    *,
+    form: str = "{state} {count}",
+    separator: str = ", ",
+    names: Mapping[str, str] | None = None,
+    skip_zero: bool = False,
+) -> str:
+    """A count per state, in the order of ``states``, each written by ``form``.
+
+    ``names`` renames states for the reader; ``skip_zero`` leaves out states with none, and
+    then nothing at all is "" (callers say "none" in their own words).
+    """
+    names = names or {}
+    entries = [(str(state), counts.get(state, 0)) for state in states]
+    return separator.join(
+        form.format(state=names.get(state, state), count=count)
+        for state, count in entries
+        if count or not skip_zero
+    )
 
 
 def sparkline(values: Sequence[int]) -> str:

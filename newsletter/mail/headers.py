@@ -14,6 +14,7 @@ import base64
 import re
 from email.utils import parseaddr
 
+from newsletter.controls import replace_controls
 from newsletter.mail.mailboxes import wire_address
 
 __all__ = ["address_field", "encoded_words", "mailbox_field", "one_line", "unstructured"]
@@ -28,9 +29,7 @@ SPECIALS = re.compile(r'[][\\()<>@,:;".]')
 
 def one_line(value: str) -> str:
     """Header text with any line break or control character turned into a space."""
-    if not value.isprintable():
-        value = "".join(c if c.isprintable() else " " for c in value)
-    return " ".join(value.split())
+    return " ".join(replace_controls(value, " ").split())
 
 
 def _plain(word: str) -> bool:

@@ -2,12 +2,12 @@
 
 Every message the service sends (digests, confirmations, staff's test sends of a preview) is
 built here, so a preview has exactly the shape subscribers get. Python's ``email`` package
-spends milliseconds per message parsing and refolding headers. A digest goes to many people
-with the same subject, sender and structure, so those headers are written once per campaign;
-per message only the recipient's headers are formatted and the bodies joined from pieces
-encoded once per campaign (``mail.pieces``). Every header field is written by
-``mail.headers``, never parsed by the ``email`` package (which would decode any encoded-word
-that a name or subject smuggles in).
+parses and refolds every header of every message it builds, the largest part of building
+one. A digest goes to many people with the same subject, sender and structure, so those
+headers are written once per campaign; per message only the recipient's headers are
+formatted and the bodies joined from pieces encoded once per campaign (``mail.pieces``).
+Every header field is written by ``mail.headers``, never parsed by the ``email`` package
+(which would decode any encoded-word that a name or subject smuggles in).
 """
 
 from __future__ import annotations

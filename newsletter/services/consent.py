@@ -7,7 +7,6 @@ the evidence is cleaned and stored the same way for all of them.
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from newsletter.controls import replace_controls
 from newsletter.db import utcnow
 from newsletter.models import ConsentEvent, ConsentKind, ConsentStatement, Subscriber
 from newsletter.people import Person
@@ -109,7 +109,7 @@ def _stored_fields(kind: ConsentKind, evidence: Evidence, at: datetime | None) -
 def _stored(value: str | None, length: int) -> str | None:
     """Request headers as they can be stored: a client may send NUL or other control
     characters, which PostgreSQL refuses in text; they carry no evidence anyway."""
-    text = "".join(char for char in value or "" if unicodedata.category(char) != "Cc")
+    text = replace_controls(value or "")
     return text[:length] or None
 
 

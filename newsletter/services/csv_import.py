@@ -81,9 +81,9 @@ class ImportStopped(ServiceError, RuntimeError):
 class SeenAddresses(AbstractContextManager["SeenAddresses"]):
     """Which addresses came earlier in the file, and on which line, kept on disk.
 
-    A set of a million addresses would cost over 100 MB; a temporary SQLite table costs a
-    couple of megabytes of cache. Keys are stored as keyed hashes, so the temporary file holds
-    no address even while it exists.
+    In memory they would grow with the file; a temporary SQLite table costs a couple of
+    megabytes of cache whatever its size. Keys are stored as keyed hashes, so the temporary
+    file holds no address even while it exists.
     """
 
     def __init__(self) -> None:

@@ -6,13 +6,14 @@ Nothing here touches the database; :mod:`newsletter.services.csv_import` writes 
 from __future__ import annotations
 
 import csv
-import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 from newsletter.addresses import email_key
+from newsletter.controls import has_controls
 from newsletter.db import utcnow
 from newsletter.isotime import parse_timestamp
 from newsletter.models import SubscriberStatus
@@ -22,6 +23,8 @@ from newsletter.services.errors import ServiceError
 from newsletter.validation import InvalidValue, clean_email, clean_name
 
 __all__ = [
+    "EARLIEST_CONSENT",
+    "MAX_COLUMNS",
     "NOTE_LENGTH",
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
@@ -34,6 +37,10 @@ __all__ = [
 ]
 
 NOTE_LENGTH = 1000
+# More than any file of people has; checking a header costs time in proportion to its width.
+MAX_COLUMNS = 100
+# Consent recorded before this is a typing slip (the web, and this kind of list, came later).
+EARLIEST_CONSENT = datetime(1990, 1, 1, tzinfo=UTC)
 REQUIRED_COLUMNS = ("email", "first_name", "last_name")
 OPTIONAL_COLUMNS = ("consented_at", "source", "status")
 # The export's other columns: an export imports as it is, these are simply not used.
@@ -85,7 +92,7 @@ def _text_without_controls(value: str, limit: int) -> str | None:
     text = value.strip()
     if not text:
         return None
-    if any(unicodedata.category(char) == "Cc" for char in text):
+    if has_controls(text):
         raise InvalidValue("contains characters that are not allowed (such as line breaks).")
     if len(text) > limit:
         raise InvalidValue(f"must be at most {limit} characters.")
@@ -150,6 +157,13 @@ class PeopleCSV:
                 f'line {self._line + 1}: the file is not UTF-8 text; save it as "CSV UTF-8"'
             ) from None
         except csv.Error as error:
+            if "field larger than field limit" in str(error):
+                # What a quote that is never closed usually leads to.
+                message = (
+                    f"line {self._line + 1}: a value in quotes in this row runs past "
+                    f"{csv.field_size_limit():,} characters: is a closing quote missing?"
+                )
+                raise UnreadableCSV(message) from None
             raise UnreadableCSV(f"line {self._line + 1}: {error}") from None
         return record
 
@@ -161,8 +175,14 @@ class PeopleCSV:
             self._line = self._reader.line_num
             if any(cell.strip() for cell in record):
                 break
+        if len(record) > MAX_COLUMNS:
+            raise UnreadableCSV(
+                f"the header has {len(record):,} columns; at most {MAX_COLUMNS} are read "
+                "(is this a file of people?)"
+            )
         header = [cell.strip().lower() for cell in record]
-        repeated = sorted({name for name in header if name and header.count(name) > 1})
+        counts = Counter(name for name in header if name)
+        repeated = sorted(name for name, count in counts.items() if count > 1)
         if repeated:
             raise UnreadableCSV(f"the header names {', '.join(repeated)} more than once")
         return header
@@ -176,7 +196,29 @@ class PeopleCSV:
             self._line = self._reader.line_num
             if not any(cell.strip() for cell in record):
                 continue
-            yield self._row(start, record)
+            row = self._row(start, record)
+            if isinstance(row, Problem) and self._line > start:
+                row = self._runaway_quote(start, record) or row
+            yield row
+
+    def _runaway_quote(self, start: int, record: list[str]) -> Problem | None:
+        """The problem of a row that a quote never closed (or closed far too late) ran into
+        the rows after it, with the line it opened on; None for a value that merely holds a
+        line break."""
+        names = {index: name for name, index in self.columns.items()}
+        opened = start
+        for index, value in enumerate(record):
+            later_lines = value.split("\n")[1:]
+            if any("," in text for text in later_lines):
+                column = names.get(index) or f"column {index + 1}"
+                reason = (
+                    f"the {column} value in quotes opens on line {opened} and runs to line "
+                    f"{self._line}, taking in {self._line - opened:,} more lines: is a closing "
+                    "quote missing?"
+                )
+                return Problem(start, reason)
+            opened += len(later_lines)
+        return None
 
     def _cell(self, record: list[str], column: str) -> str:
         index = self.columns.get(column)
@@ -219,6 +261,8 @@ class PeopleCSV:
             ) from None
         if moment > self._now + FUTURE_TOLERANCE:
             raise InvalidValue("is in the future.")
+        if moment < EARLIEST_CONSENT:
+            raise InvalidValue(f"{value.strip()} is before 1990: is the date right?")
         return moment
 
     @staticmethod

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import exists, func, select, text
 from sqlalchemy.orm import Session
 
+from newsletter.db import MAX_ID
 from newsletter.models import Article, Digest, DigestArticle, DigestStatus
 from newsletter.sanitise import shorten
 from newsletter.services.errors import NotFound, ServiceError
@@ -130,9 +131,16 @@ def create_digest(
     return digest
 
 
+def _find(session: Session, digest_id: int) -> Digest | None:
+    # An id past what the column holds names no digest; asking the database would fail.
+    if not 1 <= digest_id <= MAX_ID:
+        return None
+    return session.get(Digest, digest_id)
+
+
 def get_digest(session: Session, digest_id: int) -> Digest:
     """The digest with this id; raises :class:`NotFound`."""
-    digest = session.get(Digest, digest_id)
+    digest = _find(session, digest_id)
     if digest is None:
         raise NotFound(f"there is no digest {digest_id}")
     return digest
@@ -140,7 +148,7 @@ def get_digest(session: Session, digest_id: int) -> Digest:
 
 def get_published_digest(session: Session, digest_id: int) -> Digest:
     """A digest that is being sent or was sent; drafts are :class:`NotFound` like missing ones."""
-    digest = session.get(Digest, digest_id)
+    digest = _find(session, digest_id)
     if digest is None or digest.status not in PUBLISHED:
         raise NotFound(f"there is no published digest {digest_id}")
     return digest

@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from flask import Flask, current_app, has_request_context
 
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.services.confirmations import Outbox, hand_over_after_commit
 
 __all__ = ["MailDispatcher", "get_dispatcher", "init_app"]

@@ -10,8 +10,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from newsletter.app_db import get_engine
 from newsletter.database_errors import explain, schema_problem
-from newsletter.db import get_engine
 
 __all__ = ["DATABASE_RETRY_SECONDS", "init_app"]
 

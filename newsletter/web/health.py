@@ -9,7 +9,7 @@ from flask import Blueprint
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from newsletter.db import get_session
+from newsletter.app_db import get_session
 
 __all__ = ["bp"]
 

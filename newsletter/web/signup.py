@@ -10,9 +10,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.wrappers import Response
 
+from newsletter.app_db import get_engine, get_session
 from newsletter.database_errors import explain
-from newsletter.db import get_engine, get_session
-from newsletter.forms import ButtonForm, SignupForm
 from newsletter.logs import person
 from newsletter.models import FORM_SIGNUP, SubscriberStatus
 from newsletter.runtime import get_runtime
@@ -21,6 +20,8 @@ from newsletter.services.consent import Evidence
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.services.subscriptions import SignupDetails, confirm, find_by_token, sign_up
 from newsletter.tokens import ExpiredToken, InvalidToken, Purpose, TokenData
+from newsletter.web.forms import ButtonForm, SignupForm
+from newsletter.web.link_problem import link_problem
 
 __all__ = ["bp", "web_evidence"]
 
@@ -114,17 +115,6 @@ def thanks() -> Page:
     return render_template("thanks.html", organisation=get_runtime().site.organisation)
 
 
-def _link_problem(message: str, token: str | None = None) -> tuple[str, int]:
-    """The page for a link that cannot be used; it never says whose link it was."""
-    page = render_template(
-        "link_problem.html",
-        message=message,
-        renew_token=token,
-        form=ButtonForm() if token else None,
-    )
-    return page, 400
-
-
 def _read_confirm_token(token: str) -> TokenData:
     return get_runtime().site.tokens.read(Purpose.CONFIRM, token)
 
@@ -136,9 +126,9 @@ def confirm_page(token: str) -> Page:
         data = _read_confirm_token(token)
         subscriber = find_by_token(get_session(), data)
     except ExpiredToken:
-        return _link_problem("This confirmation link has expired.", token)
+        return link_problem("This confirmation link has expired.", token)
     except (InvalidToken, LinkNoLongerValid):
-        return _link_problem("This confirmation link is not valid.")
+        return link_problem("This confirmation link is not valid.")
     if subscriber.status == SubscriberStatus.ACTIVE:
         return render_template("confirmed.html", organisation=get_runtime().site.organisation)
     return render_template(
@@ -152,9 +142,9 @@ def confirm_subscription(token: str) -> Page:
     try:
         data = _read_confirm_token(token)
     except ExpiredToken:
-        return _link_problem("This confirmation link has expired.", token)
+        return link_problem("This confirmation link has expired.", token)
     except InvalidToken:
-        return _link_problem("This confirmation link is not valid.")
+        return link_problem("This confirmation link is not valid.")
     site = get_runtime().site
     if not form.validate():
         page = render_template(
@@ -166,7 +156,7 @@ def confirm_subscription(token: str) -> Page:
         subscriber = confirm(session, data, web_evidence("confirmation link"))
     except LinkNoLongerValid:
         session.rollback()
-        return _link_problem("This confirmation link is no longer valid.")
+        return link_problem("This confirmation link is no longer valid.")
     session.commit()
     log.info("confirmation: %s is %s", _who(subscriber.id, subscriber.email), subscriber.status)
     return render_template("confirmed.html", organisation=site.organisation)
@@ -181,15 +171,15 @@ def renew_confirmation(token: str) -> Page:
     except ExpiredToken as expired:
         data = expired.data
     except InvalidToken:
-        return _link_problem("This confirmation link is not valid.")
+        return link_problem("This confirmation link is not valid.")
     if not form.validate():
-        return _link_problem(FORM_EXPIRED, token)
+        return link_problem(FORM_EXPIRED, token)
     runtime = get_runtime()
     session = get_session()
     try:
         subscriber = find_by_token(session, data)
     except LinkNoLongerValid:
-        return _link_problem("This confirmation link is not valid.")
+        return link_problem("This confirmation link is not valid.")
     if subscriber.status == SubscriberStatus.PENDING:
         queue_confirmation(session, runtime.site, subscriber)
         session.commit()

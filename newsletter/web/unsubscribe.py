@@ -13,7 +13,7 @@ import logging
 from flask import Blueprint, current_app, render_template, request
 from werkzeug.wrappers import Response
 
-from newsletter.db import get_session
+from newsletter.app_db import get_session
 from newsletter.logs import person
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.runtime import get_runtime
@@ -22,6 +22,7 @@ from newsletter.services.errors import LinkNoLongerValid
 from newsletter.services.subscriptions import find_by_token
 from newsletter.services.unsubscribe import unsubscribe
 from newsletter.tokens import InvalidToken, Purpose, TokenData
+from newsletter.web.link_problem import link_problem
 
 __all__ = ["ONE_CLICK_METHOD", "PAGE_METHOD", "bp", "mask_email"]
 
@@ -51,17 +52,6 @@ def mask_email(email: str) -> str:
 
 def _read_token(token: str) -> TokenData:
     return get_runtime().site.tokens.read(Purpose.UNSUBSCRIBE, token)
-
-
-def _link_problem() -> tuple[str, int]:
-    page = render_template(
-        "link_problem.html",
-        organisation=get_runtime().site.organisation,
-        message=NOT_VALID,
-        renew_token=None,
-        form=None,
-    )
-    return page, 400
 
 
 def _page(template: str, subscriber: Subscriber, token: str) -> str:
@@ -98,7 +88,7 @@ def confirm_page(token: str) -> Response | tuple[str, int] | str:
     try:
         subscriber = find_by_token(get_session(), _read_token(token))
     except (InvalidToken, LinkNoLongerValid):
-        return _link_problem()
+        return link_problem(NOT_VALID)
     if subscriber.status == SubscriberStatus.UNSUBSCRIBED:
         return _page("unsubscribed.html", subscriber, token)
     return _page("unsubscribe.html", subscriber, token)
@@ -110,14 +100,14 @@ def leave(token: str) -> Response | tuple[str, int] | str:
     try:
         data = _read_token(token)
     except InvalidToken:
-        return _link_problem()
+        return link_problem(NOT_VALID)
     session = get_session()
     evidence = _evidence()
     try:
         subscriber = unsubscribe(session, data, evidence)
     except LinkNoLongerValid:
         session.rollback()
-        return _link_problem()
+        return link_problem(NOT_VALID)
     session.commit()
     who = person(subscriber.id, subscriber.email, current_app.config["LOG_ADDRESSES"])
     log.info("unsubscribe: %s is %s (%s)", who, subscriber.status, evidence.method)

@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_network
 from typing import Any
 from xml.sax.saxutils import escape
+
+from newsletter.outbound import AddressPolicy
 
 __all__ = ["FeedServer", "Item", "atom", "feed_server", "json_feed", "rss"]
 
@@ -102,6 +105,8 @@ Route = Callable[[BaseHTTPRequestHandler], None]
 class FeedServer:
     """Routes by path; ``requests`` lists every path asked for."""
 
+    host: str = "127.0.0.1"
+    port: int = 0
     base: str = ""
     routes: dict[str, Route] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
@@ -109,6 +114,12 @@ class FeedServer:
 
     def url(self, path: str) -> str:
         return f"{self.base}{path}"
+
+    @property
+    def policy(self) -> AddressPolicy:
+        """Downloads may reach this server's address, and no other loopback or private one
+        (the production default reaches none)."""
+        return AddressPolicy(allowed=(ip_network(self.host),))
 
     def serve(self, path: str, body: bytes, content_type: str = "application/rss+xml") -> str:
         def route(handler: BaseHTTPRequestHandler) -> None:
@@ -177,9 +188,10 @@ class FeedServer:
 
 
 @contextmanager
-def feed_server() -> Iterator[FeedServer]:
-    """A threaded web server on 127.0.0.1 and a free port, stopped afterwards."""
-    state = FeedServer()
+def feed_server(host: str = "127.0.0.1") -> Iterator[FeedServer]:
+    """A threaded web server on ``host`` (any address of 127.0.0.0/8 works on Linux) and a
+    free port, stopped afterwards."""
+    state = FeedServer(host=host)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
@@ -199,9 +211,10 @@ def feed_server() -> Iterator[FeedServer]:
         def log_message(self, format: str, *args: Any) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer((host, 0), Handler)
     server.daemon_threads = True
-    state.base = f"http://127.0.0.1:{server.server_port}"
+    state.port = server.server_port
+    state.base = f"http://{host}:{state.port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

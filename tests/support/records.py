@@ -9,7 +9,7 @@ from flask import Flask
 from sqlalchemy import Select, func, select
 
 from newsletter.addresses import email_key
-from newsletter.db import session_factory
+from newsletter.app_db import session_factory
 from newsletter.models import ConsentEvent, ConsentStatement, Delivery, Subscriber
 
 __all__ = ["all_rows", "count", "deliveries", "events", "statements", "subscriber"]
