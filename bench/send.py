@@ -35,8 +35,9 @@ from bench.smtp_sink import Sink  # noqa: E402  (after the path set-up above)
 from newsletter import create_app  # noqa: E402
 from newsletter.app_db import session_factory  # noqa: E402
 from newsletter.db import utcnow  # noqa: E402
-from newsletter.mail.digest import Recipient, prepare_digest  # noqa: E402
+from newsletter.mail.digest import prepare_digest  # noqa: E402
 from newsletter.models import Digest, Subscriber  # noqa: E402
+from newsletter.people import Person  # noqa: E402
 from newsletter.runtime import get_runtime  # noqa: E402
 
 NEWSLETTER = [sys.executable, "-m", "newsletter"]
@@ -108,7 +109,7 @@ def one_message(digest_id: int) -> bytes:
         prepared = prepare_digest(
             session, runtime.site, runtime.renderer, session.get_one(Digest, digest_id)
         )
-    recipient = Recipient(1, "0" * 16, "reader1@example.org", "Reader1", "Example")
+    recipient = Person(1, "0" * 16, "reader1@example.org", "Reader1", "Example")
     return prepared.outgoing_for(recipient, "<bench.1@example.org>").data
 
 

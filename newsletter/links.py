@@ -1,32 +1,21 @@
-"""Per-subscriber links and the list headers every message to a subscriber carries."""
+"""Per-person links and the list headers every message to a subscriber carries."""
 
 from __future__ import annotations
 
-from typing import Protocol
-
+from newsletter.people import Person
 from newsletter.site import Site
 from newsletter.tokens import Purpose, TokenData
 
-__all__ = ["TokenHolder", "confirm_url", "list_headers", "unsubscribe_url"]
+__all__ = ["confirm_url", "list_headers", "unsubscribe_url"]
 
 
-class TokenHolder(Protocol):
-    """A subscriber row, or a lighter record of one carrying the same two fields."""
-
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def token_nonce(self) -> str: ...
-
-
-def unsubscribe_url(site: Site, subscriber: TokenHolder) -> str:
-    token = site.tokens.make(Purpose.UNSUBSCRIBE, TokenData(subscriber.id, subscriber.token_nonce))
+def unsubscribe_url(site: Site, person: Person) -> str:
+    token = site.tokens.make(Purpose.UNSUBSCRIBE, TokenData(person.id, person.token_nonce))
     return site.url(f"/unsubscribe/{token}")
 
 
-def confirm_url(site: Site, subscriber: TokenHolder, consent_event_id: int) -> str:
-    data = TokenData(subscriber.id, subscriber.token_nonce, consent_event_id)
+def confirm_url(site: Site, person: Person, consent_event_id: int) -> str:
+    data = TokenData(person.id, person.token_nonce, consent_event_id)
     return site.url(f"/confirm/{site.tokens.make(Purpose.CONFIRM, data)}")
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from newsletter.db import Base, utcnow
 
 __all__ = [
+    "FORM_SIGNUP",
     "Article",
     "ConsentEvent",
     "ConsentKind",
@@ -29,6 +30,9 @@ __all__ = [
 
 EMAIL_LENGTH = 254
 NAME_LENGTH = 100
+# The consent method of a signup through the form (``ConsentEvent.method``): the one way back
+# for a suppressed address, so the suppression rules below the services read it too.
+FORM_SIGNUP = "web form"
 
 
 class SubscriberStatus(StrEnum):

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from newsletter.app_db import session_factory
 from newsletter.mail.render import EmailRenderer
 from newsletter.mail.transports import Transport, transport_from_url
-from newsletter.services.outbox import Outbox
+from newsletter.services.confirmations import Outbox
 from newsletter.site import Site
 
 __all__ = ["Runtime", "get_runtime", "init_app"]

@@ -13,9 +13,8 @@ from sqlalchemy.orm import Session
 
 from newsletter.app_db import session_factory
 from newsletter.db import utcnow
-from newsletter.mail.messages import build_message
-from newsletter.mail.transports import message_bytes
-from newsletter.mail.wire import Outgoing
+from newsletter.mail.pieces import encode_piece
+from newsletter.mail.wire import AlternativeTemplate, Outgoing
 from newsletter.models import Article, Delivery, Digest, DigestArticle, Subscriber, SubscriberStatus
 from newsletter.runtime import get_runtime
 from newsletter.sending import ledger
@@ -75,18 +74,17 @@ def queued_digest(app: Flask, subscribers: int) -> int:
 
 def plain_job(app: Flask, digest_id: int) -> DigestJob:
     site = get_runtime(app).site
+    wire = AlternativeTemplate(site.sender, "Our news this week")
 
     def compose(delivery: ClaimedDelivery, message_id: str) -> Outgoing:
-        message = build_message(
-            site,
-            to_name=delivery.first_name,
-            to_address=delivery.email,
-            subject="Our news this week",
-            text=f"Hello {delivery.first_name}",
-            html=f"<p>Hello {delivery.first_name}</p>",
+        person = delivery.person
+        return wire.assemble(
+            to_name=person.first_name,
+            to_address=person.email,
             message_id=message_id,
+            text_qp=encode_piece(f"Hello {person.first_name}\n"),
+            html_qp=encode_piece(f"<p>Hello {person.first_name}</p>\n"),
         )
-        return Outgoing(message_id, message_bytes(message))
 
     return DigestJob(digest_id, site, compose)
 

@@ -17,10 +17,10 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import delete
 
 from newsletter.app_db import session_factory
-from newsletter.models import DeliveryStatus, Subscriber, SubscriberStatus
+from newsletter.models import FORM_SIGNUP, DeliveryStatus, Subscriber, SubscriberStatus
 from newsletter.runtime import get_runtime
-from newsletter.services.consent import FORM_SIGNUP, Evidence
-from newsletter.services.subscriptions import Person, sign_up
+from newsletter.services.consent import Evidence
+from newsletter.services.subscriptions import SignupDetails, sign_up
 from newsletter.tokens import Purpose, TokenData
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import csrf_token, post_signup
@@ -131,7 +131,7 @@ def test_confirmation_carries_no_name_whatever_was_stored(
     # Stored before names were checked, or imported by hand: still never in this email.
     typed = "<script>alert(1)</script> visit http://evil.example/x =?utf-8?q?a=0D=0ABcc:x?="
     with session_factory(app).begin() as db:
-        person = Person("ada@example.org", typed, typed)
+        person = SignupDetails("ada@example.org", typed, typed)
         sign_up(db, get_runtime(app).site, person, Evidence(FORM_SIGNUP))
     assert runner.invoke(args=["outbox", "flush"]).exit_code == 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email
 from email.message import EmailMessage
-from email.policy import default
+from email.policy import SMTP, default
 from email.utils import parseaddr, parsedate_to_datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 from newsletter.mail.digest import (
     SAMPLE_RECIPIENT,
     PreparedDigest,
-    Recipient,
     prepare_digest,
 )
-from newsletter.mail.messages import POLICY, stable_message_id
 from newsletter.mail.render import EmailRenderer
 from newsletter.mail.transports import message_bytes
+from newsletter.mail.wire import Outgoing, stable_message_id
+from newsletter.people import Person
 from newsletter.runtime import get_runtime
 from newsletter.services.digests import create_digest
 from newsletter.tokens import Purpose
@@ -30,7 +30,9 @@ from tests.support.mailbox import body_text
 
 SECRET = "test-secret-key-of-reasonable-length"
 POSTAL = "1 Example Street, Example City"
-ADA = Recipient(
+# Headers are folded only at RFC 5322's hard limit, as the service writes them.
+POLICY = SMTP.clone(max_line_length=998)
+ADA = Person(
     id=7, token_nonce="n7", email="ada@example.org", first_name="Ada", last_name="Lovelace"
 )
 
@@ -55,8 +57,8 @@ def tag_names(html: str) -> list[str]:
     return names
 
 
-def reparse(message: EmailMessage) -> tuple[bytes, EmailMessage]:
-    data = message_bytes(message)
+def reparse(message: Outgoing) -> tuple[bytes, EmailMessage]:
+    data = message.data
     parsed = email.message_from_bytes(data, policy=default)
     assert isinstance(parsed, EmailMessage)
     return data, parsed
@@ -66,7 +68,7 @@ def test_message_structure_and_headers(app: Flask, session: Session) -> None:
     prepared = prepared_digest(app, session)
     site = get_runtime(app).site
     message_id = stable_message_id(site, "digest", 1)
-    data, parsed = reparse(prepared.message_for(ADA, message_id))
+    data, parsed = reparse(prepared.outgoing_for(ADA, message_id))
 
     assert parsed.get_content_type() == "multipart/alternative"
     parts = [part.get_content_type() for part in parsed.iter_parts()]
@@ -93,7 +95,7 @@ def test_message_structure_and_headers(app: Flask, session: Session) -> None:
 
 def test_both_parts_carry_the_footer_and_articles(app: Flask, session: Session) -> None:
     prepared = prepared_digest(app, session)
-    _, parsed = reparse(prepared.message_for(ADA, "<m@example.org>"))
+    _, parsed = reparse(prepared.outgoing_for(ADA, "<m@example.org>"))
     text = body_text(parsed)
     html = body_text(parsed, "html")
     unsubscribe = parsed["List-Unsubscribe"].strip("<>")
@@ -118,11 +120,11 @@ def test_both_parts_carry_the_footer_and_articles(app: Flask, session: Session) 
 
 def test_each_message_gets_its_own_links_and_name(app: Flask, session: Session) -> None:
     prepared = prepared_digest(app, session)
-    grace = Recipient(
+    grace = Person(
         id=8, token_nonce="n8", email="grace@example.org", first_name="Grace", last_name="Hopper"
     )
-    first = prepared.message_for(ADA, "<1@example.org>")
-    second = prepared.message_for(grace, "<2@example.org>")
+    _, first = reparse(prepared.outgoing_for(ADA, "<1@example.org>"))
+    _, second = reparse(prepared.outgoing_for(grace, "<2@example.org>"))
     assert first["List-Unsubscribe"] != second["List-Unsubscribe"]
     assert "Hello Grace," in body_text(second)
     assert "Ada" not in body_text(second) + body_text(second, "html")
@@ -141,10 +143,10 @@ def test_non_ascii_names_and_subjects_are_encoded(app: Flask, session: Session) 
     digest = create_digest(session, runtime.site)
     session.commit()
     prepared = prepare_digest(session, runtime.site, runtime.renderer, digest)
-    person = Recipient(
+    person = Person(
         id=1, token_nonce="n", email="zoe@example.org", first_name="Zoë", last_name="Ødegård"
     )
-    data, parsed = reparse(prepared.message_for(person, "<m@example.org>"))
+    data, parsed = reparse(prepared.outgoing_for(person, "<m@example.org>"))
     assert data.isascii()
     assert b"=?utf-8?" in data
     assert parsed["Subject"] == "Open Rights Watch: Zoë’s «victory» in court – 東京"
@@ -159,7 +161,7 @@ def test_article_text_is_never_template_code(app: Flask, session: Session) -> No
         title="{{ config }} <b>bold</b>",
         summary="{% for key in config %}{{ key }}{% endfor %} {{ self.__init__ }}",
     )
-    data, parsed = reparse(prepared.message_for(ADA, "<m@example.org>"))
+    data, parsed = reparse(prepared.outgoing_for(ADA, "<m@example.org>"))
     text = body_text(parsed)
     html = body_text(parsed, "html")
     assert "{{ config }} <b>bold</b>" in text
@@ -179,14 +181,14 @@ def test_names_cannot_inject_markup_headers_or_slots(
     monkeypatch.setattr("newsletter.mail.pieces.secrets.token_hex", lambda _size: "fixed")
     prepared = prepared_digest(app, session)
     marker = "slotfixedunsubscribeurlend"
-    person = Recipient(
+    person = Person(
         id=9,
         token_nonce="n9",
         email="eve@example.org",
         first_name=f'<img src=x onerror=alert(1)>"{marker}{{{{ config }}}}\r\nBcc: all@example.org',
         last_name="Doe\nX-Evil: yes",
     )
-    data, parsed = reparse(prepared.message_for(person, "<m@example.org>"))
+    data, parsed = reparse(prepared.outgoing_for(person, "<m@example.org>"))
     html = body_text(parsed, "html")
     text = body_text(parsed)
     assert tag_names(html).count("img") == 0
@@ -236,10 +238,10 @@ def test_encoded_parts_decode_to_the_personal_text(
     app: Flask, session: Session, first_name: str
 ) -> None:
     prepared = prepared_digest(app, session)
-    person = Recipient(
+    person = Person(
         id=3, token_nonce="n3", email="p@example.org", first_name=first_name, last_name="L"
     )
-    data, parsed = reparse(prepared.message_for(person, "<m@example.org>"))
+    data, parsed = reparse(prepared.outgoing_for(person, "<m@example.org>"))
     text_part, html_part = parsed.iter_parts()
     assert text_part["Content-Transfer-Encoding"] == "quoted-printable"
     assert text_part.get_payload(decode=True).decode("utf-8") == prepared.text_for(person).replace(

@@ -17,6 +17,7 @@ from newsletter.runtime import get_runtime
 from newsletter.services.digests import create_digest
 from tests.support.articles import add_articles
 from tests.support.mailbox import body_text
+from tests.support.people import add_subscriber
 from tests.support.smtp import SMTPServer
 
 
@@ -84,6 +85,48 @@ def test_preview_sends_a_test_message(
     # The address is not a subscriber and nothing about the digest's sending changed.
     assert session.scalar(select(func.count()).select_from(Subscriber)) == 0
     assert session.scalar(select(func.count()).select_from(Delivery)) == 0
+
+
+def shape(message: EmailMessage) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Each MIME part in order: its type and, below the top, its own headers as written."""
+    return [
+        (part.get_content_type(), [] if part is message else list(part.items()))
+        for part in message.walk()
+    ]
+
+
+def bodies(message: EmailMessage) -> list[str]:
+    """Each text part decoded, with the person's unsubscribe link (their one per-person value
+    besides the name) replaced by a placeholder."""
+    link = message["List-Unsubscribe"].strip("<>")
+    return [
+        str(part.get_content()).replace(link, "UNSUBSCRIBE")
+        for part in message.walk()
+        if part.get_content_maintype() == "text"
+    ]
+
+
+def test_a_preview_sent_with_to_has_the_shape_of_a_real_delivery(
+    make_app: Callable[..., Flask], smtp_server: SMTPServer, session: Session
+) -> None:
+    app = make_app(MAIL_URL=smtp_server.url)
+    digest_id = draft(app)
+    # A subscriber with the sample reader's name: their message differs from the preview only
+    # in the headers and the unsubscribe link.
+    add_subscriber(session, "alex@example.org", first_name="Alex", last_name="Sample")
+    runner = app.test_cli_runner()
+    preview = runner.invoke(args=["digest", "preview", str(digest_id), "--to", "alex@example.org"])
+    assert preview.exit_code == 0, preview.output
+    send = runner.invoke(args=["digest", "send", str(digest_id)])
+    assert send.exit_code == 0, send.output
+
+    tested, delivered = (received.message for received in smtp_server.received)
+    assert tested["Subject"] == "[TEST] " + delivered["Subject"]
+    assert tested.keys() == delivered.keys()
+    assert shape(tested) == shape(delivered)
+    assert shape(delivered)[0] == ("multipart/alternative", [])
+    assert bodies(tested) == bodies(delivered)
+    assert "Hello Alex," in bodies(delivered)[0]
 
 
 def test_preview_to_and_out_together(

@@ -14,11 +14,11 @@ from flask import Flask
 from sqlalchemy import create_engine, text
 
 from newsletter.mail.render import EmailRenderer, RenderedEmail
-from newsletter.models import DeliveryStatus
+from newsletter.models import FORM_SIGNUP, DeliveryStatus
 from newsletter.runtime import get_runtime
-from newsletter.services.consent import FORM_SIGNUP, Evidence
-from newsletter.services.outbox import Outbox
-from newsletter.services.subscriptions import Person, sign_up
+from newsletter.services.confirmations import Outbox
+from newsletter.services.consent import Evidence
+from newsletter.services.subscriptions import SignupDetails, sign_up
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import post_signup
 from tests.support.mailbox import body_text, read_maildir
@@ -118,7 +118,7 @@ def test_the_email_is_built_after_the_database_is_let_go(
         outcome = sign_up(
             session,
             runtime.site,
-            Person("lin@example.org", "Lin", "Ito"),
+            SignupDetails("lin@example.org", "Lin", "Ito"),
             Evidence(FORM_SIGNUP, ip="192.0.2.1"),
         )
         assert outcome.confirmation is not None

@@ -16,10 +16,10 @@ from sqlalchemy import update
 from newsletter.addresses import email_key
 from newsletter.app_db import session_factory
 from newsletter.db import utcnow
-from newsletter.models import Digest, Subscriber
+from newsletter.models import FORM_SIGNUP, Digest, Subscriber
 from newsletter.runtime import get_runtime
-from newsletter.services.consent import FORM_SIGNUP, Evidence
-from newsletter.services.subscriptions import Person, sign_up
+from newsletter.services.consent import Evidence
+from newsletter.services.subscriptions import SignupDetails, sign_up
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import post_signup
 from tests.sending_support import add_articles_and_digest
@@ -128,7 +128,7 @@ def test_confirmation_email_never_decodes_a_stored_encoded_word(
         outcome = sign_up(
             session,
             get_runtime(app).site,
-            Person(email="ada@example.org", first_name=SMUGGLED, last_name=SMUGGLED),
+            SignupDetails(email="ada@example.org", first_name=SMUGGLED, last_name=SMUGGLED),
             Evidence(method=FORM_SIGNUP),
         )
         assert outcome.confirmation is not None

@@ -32,6 +32,7 @@ from newsletter.models import (
     Subscriber,
     SubscriberStatus,
 )
+from newsletter.people import Person
 from newsletter.runtime import get_runtime
 from tests.sending_support import add_articles_and_digest, add_subscribers, address, environment
 from tests.support.gunicorn import Gunicorn, running_gunicorn
@@ -134,7 +135,7 @@ def test_signups_and_unsubscribes_during_a_send(
     with session_factory(app)() as session:
         people = session.scalars(select(Subscriber).where(Subscriber.email.in_(leaving))).all()
         # The links the digest carries, pointed at the local server instead of BASE_URL.
-        paths = [urlsplit(unsubscribe_url(site, person)).path for person in people]
+        paths = [urlsplit(unsubscribe_url(site, Person.of(person))).path for person in people]
 
     env = environment(
         base_config,

@@ -26,6 +26,7 @@ from newsletter.app_db import session_factory
 from newsletter.cli.notices import POSTAL_ADDRESS_MISSING
 from newsletter.links import unsubscribe_url
 from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber
+from newsletter.people import Person
 from newsletter.runtime import get_runtime
 from tests.sending_support import (
     add_articles_and_digest,
@@ -358,7 +359,7 @@ def test_the_summary_counts_people_who_left_mid_send_as_status_does(
         leavers = session.scalars(
             select(Subscriber).where(Subscriber.email.in_([address(n) for n in range(20, 30)]))
         ).all()
-        links = [urlsplit(unsubscribe_url(site, person)).path for person in leavers]
+        links = [urlsplit(unsubscribe_url(site, Person.of(person))).path for person in leavers]
     client = mail_app.test_client()
 
     def ten_leave_at_the_first_message(_recipients: str) -> None:

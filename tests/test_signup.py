@@ -21,16 +21,17 @@ from werkzeug.test import TestResponse
 
 from newsletter.app_db import get_engine, get_session, session_factory
 from newsletter.db import utcnow
-from newsletter.mail.confirmation import read_confirmation
 from newsletter.models import (
+    FORM_SIGNUP,
     ConsentStatement,
     Delivery,
     Subscriber,
     SubscriberStatus,
 )
 from newsletter.runtime import get_runtime
-from newsletter.services.consent import FORM_SIGNUP, Evidence
-from newsletter.services.subscriptions import Person, sign_up
+from newsletter.services.confirmations import read_confirmation
+from newsletter.services.consent import Evidence
+from newsletter.services.subscriptions import SignupDetails, sign_up
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import csrf_token, post_signup
 from tests.support.html import parse_page
@@ -587,7 +588,9 @@ def test_look_alike_addresses_are_different_people(app: Flask) -> None:
     confirmations = []
     for email, first_name, last_name in LOOK_ALIKES:
         with session_factory(app).begin() as db:
-            outcome = sign_up(db, site, Person(email, first_name, last_name), Evidence(FORM_SIGNUP))
+            outcome = sign_up(
+                db, site, SignupDetails(email, first_name, last_name), Evidence(FORM_SIGNUP)
+            )
             assert outcome.confirmation is not None
             confirmations.append(outcome.confirmation.id)
 
@@ -596,7 +599,9 @@ def test_look_alike_addresses_are_different_people(app: Flask) -> None:
     # Each confirmation goes to the address typed, never to the look-alike signed up first.
     with session_factory(app)() as db:
         drafts = [read_confirmation(db, delivery_id) for delivery_id in confirmations]
-    assert [draft.email if draft else None for draft in drafts] == [row[0] for row in LOOK_ALIKES]
+    assert [draft.person.email if draft else None for draft in drafts] == [
+        row[0] for row in LOOK_ALIKES
+    ]
 
 
 def test_a_later_signup_never_changes_the_stored_name_or_address(

@@ -30,9 +30,9 @@ from newsletter.models import (
     Suppression,
 )
 from newsletter.runtime import get_runtime
-from newsletter.services.bounces import suppress
 from newsletter.services.csv_import import ImportStatus, SubscriberImport
 from newsletter.services.csv_rows import PeopleCSV, Problem
+from newsletter.suppressions import suppress
 from tests.conftest import csrf_token
 from tests.support.mailbox import find_link
 from tests.support.people import add_subscriber, write_csv

@@ -15,9 +15,10 @@ from newsletter.app_db import get_session
 from newsletter.cli.articles_commands import database_problem
 from newsletter.cli.notices import warn_about_postal_address
 from newsletter.cli.numbers import DIGEST_ID, count, no_digest
-from newsletter.mail.digest import SAMPLE_RECIPIENT, PreparedDigest, Recipient, prepare_digest
-from newsletter.mail.messages import stable_message_id
+from newsletter.mail.digest import SAMPLE_RECIPIENT, PreparedDigest, prepare_digest
 from newsletter.mail.transports import SendError
+from newsletter.mail.wire import stable_message_id
+from newsletter.people import Person
 from newsletter.runtime import get_runtime
 from newsletter.services.digests import (
     DEFAULT_MAX_ARTICLES,
@@ -152,16 +153,16 @@ def preview(digest_id: int, to_address: str | None, out: Path | None) -> None:
         click.echo(prepared.text_for(recipient), nl=False)
 
 
-def _send_test(prepared: PreparedDigest, recipient: Recipient) -> None:
+def _send_test(prepared: PreparedDigest, recipient: Person) -> None:
     runtime = get_runtime()
     site = runtime.site
     # Each test message gets its own Message-ID: mail services drop a second message with an
     # ID they have already seen, so a re-sent preview would silently never arrive.
     message_id = stable_message_id(site, f"preview.{prepared.digest_id}", time.time_ns())
-    message = prepared.message_for(recipient, message_id, subject=TEST_PREFIX + prepared.subject)
+    message = prepared.outgoing_for(recipient, message_id, subject=TEST_PREFIX + prepared.subject)
     connection = runtime.transport.connect()
     try:
-        connection.send(message, site.sender_address, [recipient.email])
+        connection.send(message.data, site.sender_address, [recipient.email])
     except SendError as error:
         raise click.ClickException(f"the test message was not sent: {error}") from None
     finally:

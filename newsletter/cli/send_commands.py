@@ -8,7 +8,6 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -17,32 +16,29 @@ from types import FrameType
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
 from newsletter.cli.notices import warn_about_postal_address
 from newsletter.cli.numbers import DIGEST_ID, no_digest
 from newsletter.cli.tables import RUN_STATES, state_counts
-from newsletter.mail.digest import PreparedDigest, Recipient, prepare_digest
-from newsletter.mail.wire import Outgoing
-from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber
+from newsletter.models import DeliveryStatus
 from newsletter.runtime import Runtime, get_runtime
-from newsletter.sending import ledger
-from newsletter.sending.engine import RunResult, Sender, SendOptions
-from newsletter.sending.jobs import ClaimedDelivery, DigestJob
-from newsletter.sending.rehearsal import rehearse
+from newsletter.sending.engine import Sender, SendOptions
+from newsletter.services.digest_sending import DigestSend, Finished, digest_status
+from newsletter.services.digests import get_digest
+from newsletter.services.errors import NotFound
 
 __all__ = ["send", "status"]
 
 log = logging.getLogger(__name__)
 
 
-def _load_digest(runtime: Runtime, digest_id: int) -> Digest:
-    with runtime.sessions() as session:
-        digest = session.get(Digest, digest_id)
-        if digest is None:
-            raise click.ClickException(no_digest(digest_id))
-        session.expunge(digest)
-        return digest
+def _digest_send(runtime: Runtime, digest_id: int) -> DigestSend:
+    try:
+        return DigestSend.load(
+            runtime.sessions, runtime.site, runtime.renderer, runtime.transport, digest_id
+        )
+    except NotFound:
+        raise click.ClickException(no_digest(digest_id)) from None
 
 
 def _warn_about_settings(runtime: Runtime) -> None:
@@ -54,20 +50,6 @@ def _warn_about_settings(runtime: Runtime) -> None:
             err=True,
         )
     warn_about_postal_address(site)
-
-
-def _job(runtime: Runtime, prepared: PreparedDigest, digest_id: int) -> DigestJob:
-    def compose(delivery: ClaimedDelivery, message_id: str) -> Outgoing:
-        recipient = Recipient(
-            id=delivery.subscriber_id,
-            token_nonce=delivery.token_nonce,
-            email=delivery.email,
-            first_name=delivery.first_name,
-            last_name=delivery.last_name,
-        )
-        return prepared.outgoing_for(recipient, message_id)
-
-    return DigestJob(digest_id, runtime.site, compose)
 
 
 @contextmanager
@@ -125,14 +107,13 @@ def _progress(sender: Sender, total: int) -> Iterator[None]:
         thread.join(timeout=2)
 
 
-def _summary(result: RunResult, before: Counter[str], after: Counter[str]) -> str:
-    """What this run did. People who leave mid-send are skipped by their unsubscribe (or
-    erasure) itself, not by a worker, so ``skipped`` is read from the deliveries, as
-    ``digest status`` counts them."""
+def _summary(finished: Finished) -> str:
+    """What this run did."""
+    result = finished.result
     counts = {
         **result.counts,
-        DeliveryStatus.SKIPPED: after[DeliveryStatus.SKIPPED] - before[DeliveryStatus.SKIPPED],
-        DeliveryStatus.QUEUED: after[DeliveryStatus.QUEUED] + after[DeliveryStatus.SENDING],
+        DeliveryStatus.SKIPPED: finished.skipped,
+        DeliveryStatus.QUEUED: finished.still_queued,
     }
     return f"{state_counts(counts, RUN_STATES)} in {result.seconds:.1f} s ({result.rate:.1f} msg/s)"
 
@@ -218,13 +199,10 @@ def send(
     stopped by --max-errors (the mail server failing or not answering), 130 on Ctrl-C.
     """
     runtime = get_runtime()
-    digest = _load_digest(runtime, digest_id)
+    sending = _digest_send(runtime, digest_id)
     _warn_about_settings(runtime)
-    with runtime.sessions() as session:
-        prepared = prepare_digest(session, runtime.site, runtime.renderer, digest)
-    job = _job(runtime, prepared, digest_id)
     if dry_run:
-        report = rehearse(runtime.sessions, job, draft=digest.status == DigestStatus.DRAFT)
+        report = sending.dry_run()
         click.echo(
             f"dry run: rendered {report.messages} messages ({report.bytes / 1e6:.1f} MB) in "
             f"{report.seconds:.1f} s; nothing was sent or changed"
@@ -235,22 +213,16 @@ def send(
                 f"(the first: {report.first_problem})"
             )
         return
-    queue_started = time.monotonic()
-    with runtime.sessions.begin() as session:
-        queued_now = ledger.queue_digest(session, digest_id)
-        requeued = ledger.resend_unknown(session, job) if resend_unknown else 0
-        if requeued:
-            ledger.reopen_digest(session, digest_id)
-    if queued_now is not None:
-        seconds = time.monotonic() - queue_started
-        click.echo(f"Queued digest {digest_id} for {queued_now} subscribers in {seconds:.1f} s.")
-    if requeued:
-        click.echo(f"Sending again {requeued} messages whose outcome was unknown.")
-    with runtime.sessions() as session:
-        before = ledger.counts(session, job.scope())
-    open_count = before[DeliveryStatus.QUEUED] + before[DeliveryStatus.SENDING]
-    if queued_now is None and open_count:
-        click.echo(f"Continuing digest {digest_id}: {open_count} deliveries still to go.")
+    queued = sending.queue(resend_unknown)
+    if queued.queued_now is not None:
+        click.echo(
+            f"Queued digest {digest_id} for {queued.queued_now} subscribers "
+            f"in {queued.seconds:.1f} s."
+        )
+    if queued.requeued:
+        click.echo(f"Sending again {queued.requeued} messages whose outcome was unknown.")
+    if queued.queued_now is None and queued.open:
+        click.echo(f"Continuing digest {digest_id}: {queued.open} deliveries still to go.")
     options = SendOptions(
         workers=workers,
         batch=batch,
@@ -258,29 +230,19 @@ def send(
         max_errors=max_errors,
         lease=timedelta(seconds=current_app.config["SEND_LEASE"]),
     )
-    sender = Sender(
-        runtime.sessions,
-        runtime.transport,
-        runtime.site.sender_address,
-        job,
-        options,
-        notice=lambda text: click.echo(text, err=True),
-    )
-    with _ctrl_c_stops(sender), _progress(sender, open_count):
+    sender = sending.sender(options, notice=lambda text: click.echo(text, err=True))
+    with _ctrl_c_stops(sender), _progress(sender, queued.open):
         result = sender.run()
-    with runtime.sessions.begin() as session:
-        finished = ledger.finish_digest(session, digest_id)
-    with runtime.sessions() as session:
-        after = ledger.counts(session, job.scope())
+    finished = sending.finish(result, queued)
     if result.message:
         click.echo(result.message, err=True)
-    summary = _summary(result, before, after)
+    summary = _summary(finished)
     click.echo(summary)
     if not _at_a_terminal():
         # Cron and timer runs: the log keeps the figures with a time, the digest and the exit
         # status. A person at a terminal has just read them once; twice is noise.
         log.info("send summary: digest %s: %s; exit %s", digest_id, summary, result.outcome.value)
-    ending = _ending(digest_id, finished, after[DeliveryStatus.UNKNOWN])
+    ending = _ending(digest_id, finished.sent, finished.unknown)
     if ending:
         click.echo(ending)
     raise SystemExit(result.outcome.value)
@@ -294,17 +256,13 @@ def send(
 @with_appcontext
 def status(digest_id: int, as_json: bool) -> None:
     """Show how far the sending of digest DIGEST_ID has got."""
-    runtime = get_runtime()
-    digest = _load_digest(runtime, digest_id)
-    with runtime.sessions() as session:
-        counts = ledger.counts(session, Delivery.digest_id == digest_id)
-        errors = session.execute(
-            select(Subscriber.email, Delivery.status, Delivery.last_error)
-            .join(Subscriber, Subscriber.id == Delivery.subscriber_id, isouter=True)
-            .where(Delivery.digest_id == digest_id, Delivery.last_error.is_not(None))
-            .order_by(Delivery.id.desc())
-            .limit(5)
-        ).all()
+    with get_runtime().sessions() as session:
+        try:
+            digest = get_digest(session, digest_id)
+        except NotFound:
+            raise click.ClickException(no_digest(digest_id)) from None
+        report = digest_status(session, digest_id)
+    counts, errors = report.counts, report.last_errors
     if as_json:
         click.echo(json.dumps({state.value: counts[state] for state in DeliveryStatus}))
         return

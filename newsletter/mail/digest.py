@@ -12,29 +12,23 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.links import list_headers, unsubscribe_url
-from newsletter.mail.messages import (
-    build_encoded_message,
-    new_boundary,
-    one_line,
-    wrap_text,
-)
-from newsletter.mail.pieces import Pieces, slot_markers
+from newsletter.mail.headers import one_line
+from newsletter.mail.pieces import Pieces, slot_markers, wrap_text
 from newsletter.mail.render import EmailRenderer
 from newsletter.mail.wire import AlternativeTemplate, Outgoing
 from newsletter.models import Article, Digest, DigestArticle
+from newsletter.people import Person
 from newsletter.site import Site
 
 __all__ = [
     "ArticleView",
     "PreparedDigest",
-    "Recipient",
     "SAMPLE_RECIPIENT",
     "article_views",
     "digest_reason",
@@ -48,20 +42,9 @@ SLOTS = ("first_name", "unsubscribe_url")
 FALLBACK_NAME = "there"
 
 
-@dataclass(frozen=True)
-class Recipient:
-    """Who one message goes to; ``id`` and ``token_nonce`` sign their unsubscribe link."""
-
-    id: int
-    token_nonce: str
-    email: str
-    first_name: str
-    last_name: str
-
-
 # Previews go to staff, never to a subscriber: id 0 signs an unsubscribe link that matches no
 # one, so clicking it in a test message changes nothing.
-SAMPLE_RECIPIENT = Recipient(
+SAMPLE_RECIPIENT = Person(
     id=0, token_nonce="preview", email="reader@example.org", first_name="Alex", last_name="Sample"
 )
 
@@ -127,14 +110,13 @@ class PreparedDigest:
         self.subject = subject
         self._text = text
         self._html = html_part
-        self._boundary = new_boundary()
         self._wire = AlternativeTemplate(site.sender, subject)
         for part, name in ((text, "digest.txt"), (html_part, "digest.html")):
             if "unsubscribe_url" not in part.slots:
                 # A digest without a way out must never be sent.
                 raise ValueError(f"the {name} template has no unsubscribe link")
 
-    def _values(self, recipient: Recipient) -> tuple[dict[str, str], dict[str, str], str]:
+    def _values(self, recipient: Person) -> tuple[dict[str, str], dict[str, str], str]:
         name = one_line(recipient.first_name) or FALLBACK_NAME
         link = unsubscribe_url(self.site, recipient)
         text_values = {"first_name": name, "unsubscribe_url": link}
@@ -144,36 +126,22 @@ class PreparedDigest:
         }
         return text_values, html_values, link
 
-    def text_for(self, recipient: Recipient) -> str:
+    def text_for(self, recipient: Person) -> str:
         """The plain-text part as ``recipient`` gets it."""
         return self._text.fill(self._values(recipient)[0])
 
-    def html_for(self, recipient: Recipient) -> str:
+    def html_for(self, recipient: Person) -> str:
         """The HTML part as ``recipient`` gets it."""
         return self._html.fill(self._values(recipient)[1])
 
-    def message_for(
-        self, recipient: Recipient, message_id: str, subject: str | None = None
-    ) -> EmailMessage:
-        """The finished message for one recipient; ``subject`` overrides (test sends)."""
+    def outgoing_for(
+        self, recipient: Person, message_id: str, subject: str | None = None
+    ) -> Outgoing:
+        """The finished message for one recipient. ``subject`` replaces the digest's (staff's
+        test sends); everything else is what a send to subscribers builds."""
         text_values, html_values, link = self._values(recipient)
-        return build_encoded_message(
-            self.site,
-            to_name=f"{recipient.first_name} {recipient.last_name}",
-            to_address=recipient.email,
-            subject=subject if subject is not None else self.subject,
-            text_qp=self._text.fill_encoded(text_values),
-            html_qp=self._html.fill_encoded(html_values),
-            message_id=message_id,
-            boundary=self._boundary,
-            headers=list_headers(self.site, link),
-        )
-
-    def outgoing_for(self, recipient: Recipient, message_id: str) -> Outgoing:
-        """The same message as :meth:`message_for`, assembled without the ``email`` package's
-        per-message cost: what a send to many people uses."""
-        text_values, html_values, link = self._values(recipient)
-        return self._wire.assemble(
+        wire = self._wire if subject is None else AlternativeTemplate(self.site.sender, subject)
+        return wire.assemble(
             to_name=f"{recipient.first_name} {recipient.last_name}",
             to_address=recipient.email,
             message_id=message_id,

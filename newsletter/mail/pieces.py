@@ -10,12 +10,41 @@ from __future__ import annotations
 
 import re
 import secrets
+import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from email import quoprimime
 
-from newsletter.mail.messages import encode_piece
+__all__ = ["Pieces", "encode_piece", "slot_markers", "wrap_text"]
 
-__all__ = ["Pieces", "slot_markers"]
+TEXT_WIDTH = 76
+QP_LINE_LENGTH = 76
+
+
+def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
+    """Wrap prose for plain-text readers; URLs and long words are never broken."""
+    lines: list[str] = []
+    for line in text.splitlines():
+        if len(line) <= width:
+            lines.append(line)
+            continue
+        wrapped = textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False)
+        lines.extend(wrapped or [""])
+    return "\n".join(lines) + "\n"
+
+
+def encode_piece(text: str) -> str:
+    """``text`` as UTF-8 quoted-printable that can be joined to other encoded pieces.
+
+    A piece that does not end with a newline ends with a soft line break (which decoders
+    remove), so joined pieces decode to the joined text and no line passes 76 characters.
+    """
+    if not text:
+        return ""
+    # quoprimime encodes one character per byte value, so it is handed the UTF-8 bytes.
+    raw = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8").decode("latin-1")
+    encoded = quoprimime.body_encode(raw, maxlinelen=QP_LINE_LENGTH - 1, eol="\n")
+    return encoded if raw.endswith("\n") else encoded + "=\n"
 
 
 def slot_markers(slots: Iterable[str]) -> dict[str, str]:

@@ -44,8 +44,5 @@ class EmailRenderer:
         html = self.env.get_template(f"{name}.html").render(context)
         return RenderedEmail(text=text.strip() + "\n", html=self.inline(html))
 
-    def render_text(self, name: str, context: dict[str, Any]) -> str:
-        return self.env.get_template(name).render(context)
-
     def inline(self, html: str) -> str:
         return str(self._inliner.inline(html))

@@ -1,15 +1,19 @@
-"""Fast assembly of many multipart/alternative messages that differ only in a few places.
+"""The one MIME builder: multipart/alternative messages assembled straight to wire bytes.
 
-Python's ``email`` package parses and refolds every header of every message it builds, the
-largest part of building one. A digest goes to many people with the same subject, sender and
-structure, so those headers are written once per campaign; per message only the recipient's
-headers are formatted and the bodies joined from pieces encoded once per campaign. Every
-header field is written by ``mail.headers``, never parsed by the ``email`` package (which
-would decode any encoded-word that a name or subject smuggles in).
+Every message the service sends (digests, confirmations, staff's test sends of a preview) is
+built here, so a preview has exactly the shape subscribers get. Python's ``email`` package
+parses and refolds every header of every message it builds, the largest part of building
+one. A digest goes to many people with the same subject, sender and structure, so those
+headers are written once per campaign; per message only the recipient's headers are
+formatted and the bodies joined from pieces encoded once per campaign (``mail.pieces``).
+Every header field is written by ``mail.headers``, never parsed by the ``email`` package
+(which would decode any encoded-word that a name or subject smuggles in).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,10 +21,24 @@ from email.utils import format_datetime
 
 from newsletter.db import utcnow
 from newsletter.mail.headers import address_field, mailbox_field, one_line, unstructured
+from newsletter.site import Site
 
-__all__ = ["AlternativeTemplate", "Outgoing"]
+__all__ = ["AlternativeTemplate", "Outgoing", "new_boundary", "stable_message_id"]
 
 CRLF = b"\r\n"
+
+
+def stable_message_id(site: Site, kind: str, number: int) -> str:
+    """The same Message-ID for the same delivery, however often it is built."""
+    tag = hmac.new(
+        site.secret_key.encode(), f"{kind}:{number}".encode(), hashlib.sha256
+    ).hexdigest()[:16]
+    return f"<{kind}.{number}.{tag}@{site.sender_domain}>"
+
+
+def new_boundary() -> str:
+    """A MIME boundary that cannot occur in quoted-printable text ("=_" never does)."""
+    return f"=_{secrets.token_hex(16)}"
 
 
 @dataclass(frozen=True)
@@ -32,7 +50,7 @@ class Outgoing:
 
 
 def _part(subtype: str, encoded: str) -> bytes:
-    """A text part from a body already in quoted-printable (``mail.messages.encode_piece``)."""
+    """A text part from a body already in quoted-printable (``mail.pieces.encode_piece``)."""
     body = encoded.replace("\r\n", "\n")
     if not body.endswith("\n"):
         body += "\n"
@@ -50,8 +68,7 @@ class AlternativeTemplate:
     """The parts of a message that are the same for every recipient, serialised once."""
 
     def __init__(self, sender: str, subject: str, headers: Mapping[str, str] | None = None) -> None:
-        # A boundary containing "=_" can never occur in quoted-printable text.
-        self.boundary = f"=_{secrets.token_hex(16)}"
+        self.boundary = new_boundary()
         shared = [
             f"Subject: {unstructured(subject)}",
             f"From: {mailbox_field(sender)}",

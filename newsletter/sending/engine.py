@@ -36,9 +36,9 @@ from newsletter.mail.transports import (
 from newsletter.models import Delivery, DeliveryStatus, Subscriber
 from newsletter.sending import ledger
 from newsletter.sending.jobs import ClaimedDelivery, Job
+from newsletter.sending.message_writes import Accepted, MessageWrites, message_writes
 from newsletter.sending.ratelimit import TokenBucket
-from newsletter.sending.steps import Accepted, MessageSteps, message_steps
-from newsletter.services.bounces import record_hard_bounce
+from newsletter.suppressions import record_hard_bounce
 
 __all__ = ["Outcome", "RunResult", "SendOptions", "Sender"]
 
@@ -173,7 +173,7 @@ class Sender:
                 only=delivery_ids,
             )
         connection = self.transport.connect()
-        steps = message_steps(self.engine, self.job, self.owner)
+        writes = message_writes(self.engine, self.job, self.owner)
         accepted: Accepted = []
         try:
             for index, delivery in enumerate(batch):
@@ -181,10 +181,10 @@ class Sender:
                     # The mail server keeps failing: leave the rest queued for later.
                     self._give_back([d.id for d in batch[index:]], accepted)
                     break
-                self._deliver(connection, steps, delivery, accepted)
-            self._note_recorded(steps.record(accepted))
+                self._deliver(connection, writes, delivery, accepted)
+            self._note_recorded(writes.record(accepted))
         finally:
-            steps.close()
+            writes.close()
             connection.close()
         return self.counts
 
@@ -211,11 +211,11 @@ class Sender:
 
     def _work_until_done(self) -> None:
         connection = self.transport.connect()
-        steps = message_steps(self.engine, self.job, self.owner)
+        writes = message_writes(self.engine, self.job, self.owner)
         accepted: Accepted = []
         try:
             while not self.stopping:
-                recorded, batch = steps.claim(accepted, self.options.batch, self.options.lease)
+                recorded, batch = writes.claim(accepted, self.options.batch, self.options.lease)
                 self._note_recorded(recorded)
                 if not batch:
                     if not self._wait_for_more():
@@ -225,12 +225,12 @@ class Sender:
                     if self.stopping:
                         self._give_back([d.id for d in batch[index:]], accepted)
                         return
-                    self._deliver(connection, steps, delivery, accepted)
+                    self._deliver(connection, writes, delivery, accepted)
         finally:
             try:
-                self._note_recorded(steps.record(accepted))
+                self._note_recorded(writes.record(accepted))
             finally:
-                steps.close()
+                writes.close()
                 connection.close()
 
     def _note_recorded(self, recorded: int) -> None:
@@ -276,19 +276,19 @@ class Sender:
     def _deliver(
         self,
         connection: Connection,
-        steps: MessageSteps,
+        writes: MessageWrites,
         delivery: ClaimedDelivery,
         accepted: Accepted,
     ) -> None:
         if self._bucket is not None:
             # Wait for the rate limit before marking anything: a crash while waiting must not
             # leave a message marked as being sent, or one sent but not recorded.
-            self._note_recorded(steps.record(accepted))
+            self._note_recorded(writes.record(accepted))
             if not self._bucket.take(self._stop):
                 with self.engine.begin() as db:
                     ledger.release(db, self.owner, [delivery.id])
                 return
-        recorded, marked = steps.advance(accepted, delivery.id)
+        recorded, marked = writes.advance(accepted, delivery.id)
         self._note_recorded(recorded)
         if not marked:
             self._count(DeliveryStatus.SKIPPED)
@@ -307,7 +307,7 @@ class Sender:
             self._count(DeliveryStatus.SKIPPED)
             return
         try:
-            connection.send(message.data, self.sender_address, [delivery.email])
+            connection.send(message.data, self.sender_address, [delivery.person.email])
         except SendError as error:
             self._record_failure(delivery, error)
             return
@@ -339,7 +339,7 @@ class Sender:
                 uncount_attempt=isinstance(error, ConnectionFailure),
             )
             if isinstance(error, PermanentFailure) and error.hard_bounce:
-                subscriber = session.get(Subscriber, delivery.subscriber_id)
+                subscriber = session.get(Subscriber, delivery.person.id)
                 if subscriber is not None:
                     record_hard_bounce(session, subscriber)
         if status != DeliveryStatus.QUEUED:

@@ -1,39 +1,32 @@
 """What is being sent: the deliveries a job covers and how one message is built.
 
 The engine is the same for a digest and for confirmation emails; a job says which deliveries
-are its own, which subscriber states may still receive them, and composes each message.
+are its own, which subscriber states may still receive them, and composes each message. The
+confirmation emails' job is ``newsletter.services.confirmations.ConfirmationJob``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Protocol
 
 from sqlalchemy import ColumnElement
-from sqlalchemy.orm import Session, sessionmaker
 
-from newsletter.mail.confirmation import ConfirmationTemplate, read_confirmation
-from newsletter.mail.messages import stable_message_id
-from newsletter.mail.render import EmailRenderer
-from newsletter.mail.wire import Outgoing
+from newsletter.mail.wire import Outgoing, stable_message_id
 from newsletter.models import Delivery, DeliveryKind, SubscriberStatus
+from newsletter.people import Person
 from newsletter.site import Site
 
-__all__ = ["ClaimedDelivery", "ConfirmationJob", "DigestJob", "Job"]
+__all__ = ["ClaimedDelivery", "DigestJob", "Job"]
 
 
 @dataclass(frozen=True)
 class ClaimedDelivery:
-    """A delivery taken by a worker, with what is needed to address it."""
+    """A delivery taken by a worker, and the person it goes to."""
 
     id: int
-    subscriber_id: int
-    email: str
-    first_name: str
-    last_name: str
-    token_nonce: str
+    person: Person
 
 
 class Job(Protocol):
@@ -73,33 +66,3 @@ class DigestJob:
     def compose(self, delivery: ClaimedDelivery) -> Outgoing | None:
         message_id = stable_message_id(self.site, f"digest{self.digest_id}", delivery.id)
         return self._compose(delivery, message_id)
-
-
-class ConfirmationJob:
-    """Confirmation emails waiting in the outbox."""
-
-    name = "confirmation emails"
-    kind: str = DeliveryKind.CONFIRM
-    eligible: tuple[SubscriberStatus, ...] = (SubscriberStatus.PENDING,)
-
-    def __init__(
-        self, sessions: sessionmaker[Session], site: Site, renderer: EmailRenderer
-    ) -> None:
-        self.sessions = sessions
-        self.site = site
-        self.renderer = renderer
-
-    def scope(self) -> ColumnElement[bool]:
-        return Delivery.kind == DeliveryKind.CONFIRM
-
-    def compose(self, delivery: ClaimedDelivery) -> Outgoing | None:
-        with self.sessions() as session:
-            draft = read_confirmation(session, delivery.id)
-        # Built after the transaction ends: on SQLite it holds the write lock signups wait for.
-        if draft is None:
-            return None
-        return self._template.outgoing_for(draft)
-
-    @cached_property
-    def _template(self) -> ConfirmationTemplate:
-        return ConfirmationTemplate(self.site, self.renderer)

@@ -43,6 +43,7 @@ from newsletter.models import (
     Subscriber,
     SubscriberStatus,
 )
+from newsletter.people import person_in, with_person
 from newsletter.sending.jobs import ClaimedDelivery, Job
 
 __all__ = [
@@ -71,7 +72,7 @@ __all__ = [
 
 #: Every function here runs its statements on whatever it is given: a Core connection on the
 #: sender's hot path (much cheaper per statement), or a Session elsewhere.
-Executor = Connection | Session
+SessionOrConnection = Connection | Session
 
 OPEN_STATES = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
 
@@ -81,7 +82,7 @@ def sender_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
 
 
-def queue_digest(db: Executor, digest_id: int) -> int | None:
+def queue_digest(db: SessionOrConnection, digest_id: int) -> int | None:
     """On a digest's first send, queue one delivery per active subscriber in one statement.
 
     Returns how many were queued, or None when the digest was already queued earlier (people
@@ -116,7 +117,7 @@ def queue_digest(db: Executor, digest_id: int) -> int | None:
     return queued or 0
 
 
-def resend_unknown(db: Executor, job: Job) -> int:
+def resend_unknown(db: SessionOrConnection, job: Job) -> int:
     """Staff's explicit choice: deliveries whose outcome is unknown are sent again."""
     return rowcount(
         db.execute(
@@ -127,7 +128,7 @@ def resend_unknown(db: Executor, job: Job) -> int:
     )
 
 
-def expire_dead_claims(db: Executor, job: Job, now: datetime) -> int:
+def expire_dead_claims(db: SessionOrConnection, job: Job, now: datetime) -> int:
     """Claims held by a process on this host that no longer exists end now, not at lease end."""
     holders = db.scalars(
         select(Delivery.claimed_by)
@@ -161,7 +162,7 @@ def _is_dead_local(holder: str, host: str) -> bool:
     return False
 
 
-def take_back_expired(db: Executor, job: Job, now: datetime) -> int:
+def take_back_expired(db: SessionOrConnection, job: Job, now: datetime) -> int:
     """After a crash: ``sending`` rows whose lease ran out may have gone out, so they become
     ``unknown``; expired ``queued`` claims simply become claimable again."""
     return rowcount(
@@ -192,7 +193,7 @@ def _claimable(job: Job, now: datetime) -> list[ColumnElement[bool]]:
 
 
 def claim_batch(
-    db: Executor,
+    db: SessionOrConnection,
     job: Job,
     owner: str,
     size: int,
@@ -237,32 +238,24 @@ def claim_batch(
             .order_by(Delivery.id)
         ).all()
     claimed_rows = []
-    for delivery_id, subscriber_id, email, first_name, last_name, nonce in rows:
-        if email is None or subscriber_id is None:
+    for row in rows:
+        person = person_in(row)
+        if person is None:
             # The subscriber was erased after being queued: nothing to send, nobody to send to.
-            skip(db, owner, delivery_id)
+            skip(db, owner, row[0])
             continue
-        claimed_rows.append(
-            ClaimedDelivery(delivery_id, subscriber_id, email, first_name, last_name, nonce)
-        )
+        claimed_rows.append(ClaimedDelivery(row[0], person))
     return claimed_rows
 
 
 def _addressed(
     delivery_id: ColumnElement[int], subscriber_id: ColumnElement[int | None]
-) -> Select[int, int | None, str, str, str, str]:
-    """Claimed deliveries with what is needed to address them (no email once erased)."""
-    return select(
-        delivery_id,
-        subscriber_id,
-        Subscriber.email,
-        Subscriber.first_name,
-        Subscriber.last_name,
-        Subscriber.token_nonce,
-    ).join(Subscriber, Subscriber.id == subscriber_id, isouter=True)
+) -> Select[Any]:
+    """Claimed deliveries and the person each goes to (nobody once erased)."""
+    return with_person(delivery_id).join(Subscriber, Subscriber.id == subscriber_id, isouter=True)
 
 
-def _dialect(db: Executor) -> str:
+def _dialect(db: SessionOrConnection) -> str:
     bind = db.get_bind() if isinstance(db, Session) else db
     return bind.dialect.name
 
@@ -301,7 +294,7 @@ RECORD_SENT = (
 )
 
 
-def mark_sending(db: Executor, job: Job, owner: str, delivery_id: int) -> bool:
+def mark_sending(db: SessionOrConnection, job: Job, owner: str, delivery_id: int) -> bool:
     """Just before the SMTP transaction: ``sending``, if the claim is still ours and the
     subscriber may still receive it. Otherwise a still-claimed row is ``skipped``."""
     params = {"b_id": delivery_id, "b_owner": owner, "b_eligible": list(job.eligible)}
@@ -311,7 +304,7 @@ def mark_sending(db: Executor, job: Job, owner: str, delivery_id: int) -> bool:
     return False
 
 
-def record_sent(db: Executor, owner: str, delivery_id: int, message_id: str) -> bool:
+def record_sent(db: SessionOrConnection, owner: str, delivery_id: int, message_id: str) -> bool:
     """The server accepted the message."""
     params = {
         "b_sent_id": delivery_id,
@@ -322,7 +315,7 @@ def record_sent(db: Executor, owner: str, delivery_id: int, message_id: str) -> 
     return rowcount(db.execute(RECORD_SENT, params)) == 1
 
 
-def record_accepted(db: Executor, owner: str, accepted: list[tuple[int, str]]) -> int:
+def record_accepted(db: SessionOrConnection, owner: str, accepted: list[tuple[int, str]]) -> int:
     """Record each (delivery id, Message-ID) the server accepted, empty ``accepted`` and
     return how many there were."""
     for delivery_id, message_id in accepted:
@@ -332,7 +325,7 @@ def record_accepted(db: Executor, owner: str, accepted: list[tuple[int, str]]) -
     return recorded
 
 
-def skip(db: Executor, owner: str, delivery_id: int) -> None:
+def skip(db: SessionOrConnection, owner: str, delivery_id: int) -> None:
     db.execute(
         update(Delivery)
         .where(
@@ -357,7 +350,7 @@ class Backoff:
 
 
 def resolve(
-    db: Executor,
+    db: SessionOrConnection,
     owner: str,
     delivery_id: int,
     status: DeliveryStatus,
@@ -388,7 +381,7 @@ def resolve(
     )
 
 
-def release(db: Executor, owner: str, delivery_ids: list[int]) -> None:
+def release(db: SessionOrConnection, owner: str, delivery_ids: list[int]) -> None:
     """Give back claimed rows that were never attempted (on stop), so others take them now."""
     if not delivery_ids:
         return
@@ -403,7 +396,7 @@ def release(db: Executor, owner: str, delivery_ids: list[int]) -> None:
     )
 
 
-def renew(db: Executor, owner: str, lease: timedelta) -> None:
+def renew(db: SessionOrConnection, owner: str, lease: timedelta) -> None:
     """Keep this sender's claims alive while it runs.
 
     Rows a worker is updating at this moment are skipped, not waited for: a worker's
@@ -422,7 +415,7 @@ def renew(db: Executor, owner: str, lease: timedelta) -> None:
     )
 
 
-def counts(db: Executor, scope: ColumnElement[bool]) -> Counter[str]:
+def counts(db: SessionOrConnection, scope: ColumnElement[bool]) -> Counter[str]:
     """Deliveries in ``scope`` per state (every state present, zero or not)."""
     result: Counter[str] = Counter({state.value: 0 for state in DeliveryStatus})
     for status, number in db.execute(
@@ -442,7 +435,7 @@ class Waiting:
     next_claimable_at: datetime | None
 
 
-def waiting_summary(db: Executor, job: Job, owner: str) -> Waiting:
+def waiting_summary(db: SessionOrConnection, job: Job, owner: str) -> Waiting:
     now = utcnow()
     open_count = db.scalar(
         select(func.count()).where(job.scope(), Delivery.status.in_(OPEN_STATES))
@@ -472,7 +465,7 @@ def waiting_summary(db: Executor, job: Job, owner: str) -> Waiting:
     return Waiting(open_count or 0, others or 0, mine or 0, next_at)
 
 
-def reopen_digest(db: Executor, digest_id: int) -> None:
+def reopen_digest(db: SessionOrConnection, digest_id: int) -> None:
     """A sent digest with deliveries queued again (``--resend-unknown``) is sending again."""
     db.execute(
         update(Digest)
@@ -481,7 +474,7 @@ def reopen_digest(db: Executor, digest_id: int) -> None:
     )
 
 
-def finish_digest(db: Executor, digest_id: int) -> bool:
+def finish_digest(db: SessionOrConnection, digest_id: int) -> bool:
     """The digest is ``sent`` once nothing of it is queued or sending."""
     still_open = exists().where(Delivery.digest_id == digest_id, Delivery.status.in_(OPEN_STATES))
     return (

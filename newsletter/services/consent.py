@@ -1,10 +1,16 @@
-"""Consent proof: statement versions and the append-only event log."""
+"""Consent proof: statement versions and the append-only event log.
+
+Every consent event is written here, whoever records it (the form, a link, an import), so
+the evidence is cleaned and stored the same way for all of them.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -13,14 +19,14 @@ from sqlalchemy.orm import Session
 from newsletter.controls import replace_controls
 from newsletter.db import utcnow
 from newsletter.models import ConsentEvent, ConsentKind, ConsentStatement, Subscriber
+from newsletter.people import Person
+from newsletter.services.bulk import bulk_insert, table_of
 
-__all__ = ["FORM_SIGNUP", "Evidence", "record_event", "statement_version"]
+__all__ = ["Evidence", "latest_given_event", "record_event", "record_events", "statement_version"]
 
 IP_LENGTH = 64
 USER_AGENT_LENGTH = 512
 SOURCE_URL_LENGTH = 2048
-# The method of consent given through the signup form: the one way back for a suppressed address.
-FORM_SIGNUP = "web form"
 
 
 @dataclass(frozen=True)
@@ -60,20 +66,44 @@ def record_event(
     statement: ConsentStatement | None = None,
     at: datetime | None = None,
 ) -> ConsentEvent:
+    """Record one event about ``subscriber``, now unless ``at`` says when."""
     event = ConsentEvent(
-        subscriber=subscriber,
-        kind=kind,
-        statement=statement,
-        at=at or utcnow(),
-        method=evidence.method,
-        ip=_stored(evidence.ip, IP_LENGTH),
-        user_agent=_stored(evidence.user_agent, USER_AGENT_LENGTH),
-        source_url=_stored(evidence.source_url, SOURCE_URL_LENGTH),
-        note=evidence.note,
+        subscriber=subscriber, statement=statement, **_stored_fields(kind, evidence, at)
     )
     session.add(event)
     session.flush()
     return event
+
+
+def record_events(
+    session: Session,
+    kind: ConsentKind,
+    events: Iterable[tuple[int, Evidence, datetime | None]],
+    statement: ConsentStatement | None = None,
+) -> None:
+    """Record an event of ``kind`` for each (subscriber id, evidence, time) in one statement:
+    what :func:`record_event` writes, for the thousands of people of an import's batch."""
+    statement_id = statement.id if statement is not None else None
+    rows = [
+        {"subscriber_id": subscriber_id, "statement_id": statement_id}
+        | _stored_fields(kind, evidence, at)
+        for subscriber_id, evidence, at in events
+    ]
+    if rows:
+        bulk_insert(session, table_of(ConsentEvent), rows)
+
+
+def _stored_fields(kind: ConsentKind, evidence: Evidence, at: datetime | None) -> dict[str, Any]:
+    """An event's own columns, from its evidence."""
+    return {
+        "kind": kind.value,
+        "at": at or utcnow(),
+        "method": evidence.method,
+        "ip": _stored(evidence.ip, IP_LENGTH),
+        "user_agent": _stored(evidence.user_agent, USER_AGENT_LENGTH),
+        "source_url": _stored(evidence.source_url, SOURCE_URL_LENGTH),
+        "note": evidence.note,
+    }
 
 
 def _stored(value: str | None, length: int) -> str | None:
@@ -81,3 +111,16 @@ def _stored(value: str | None, length: int) -> str | None:
     characters, which PostgreSQL refuses in text; they carry no evidence anyway."""
     text = replace_controls(value or "")
     return text[:length] or None
+
+
+def latest_given_event(session: Session, subscriber: Subscriber | Person) -> ConsentEvent | None:
+    """The consent a person gave last (what a confirmation link confirms)."""
+    return session.scalar(
+        select(ConsentEvent)
+        .where(
+            ConsentEvent.subscriber_id == subscriber.id,
+            ConsentEvent.kind == ConsentKind.GIVEN,
+        )
+        .order_by(ConsentEvent.id.desc())
+        .limit(1)
+    )

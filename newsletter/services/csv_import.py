@@ -21,31 +21,28 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, cast
 
-from sqlalchemy import Engine, Table, bindparam, func, insert, select
-from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Row as ResultRow
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from newsletter.addresses import folded_suppression_hash, suppression_hash
 from newsletter.db import utcnow
 from newsletter.models import (
-    ConsentEvent,
     ConsentKind,
     DeliveryStatus,
     Subscriber,
     SubscriberStatus,
     Suppression,
 )
+from newsletter.services.bulk import bulk_insert, table_of
+from newsletter.services.confirmations import Outbox, hand_over_after_commit, queue_confirmation
+from newsletter.services.consent import Evidence, record_events
 from newsletter.services.csv_rows import Problem, Row
 from newsletter.services.errors import ServiceError
-from newsletter.services.outbox import Outbox
-from newsletter.services.subscriptions import queue_confirmation
 from newsletter.site import Site
 from newsletter.validation import InvalidValue
 
@@ -173,7 +170,7 @@ class _Suppressions:
     """The suppression entries covering a batch's rows, read in one query.
 
     A row is covered by the hash of its own address, or by an older folded hash it shares with
-    its look-alikes (see :func:`newsletter.services.bounces.suppression_of`).
+    its look-alikes (see :func:`newsletter.suppressions.suppression_of`).
     """
 
     def __init__(self, session: Session, rows: list[Row]) -> None:
@@ -200,54 +197,11 @@ class _Suppressions:
         return reason if entry_folded else None
 
 
-def _bulk_insert(
-    session: Session,
-    table: Table,
-    rows: list[dict[str, Any]],
-    conflict_key: str | None = None,
-    returning: tuple[Any, ...] = (),
-) -> list[ResultRow[Any]]:
-    """Insert ``rows`` (all with the same keys) in one statement; a row whose
-    ``conflict_key`` is already taken is left out (and not returned).
-
-    PostgreSQL gets ``INSERT … SELECT FROM unnest(arrays)``: one short statement whatever the
-    batch size, where a multi-row VALUES list would cost psycopg more to prepare than the
-    database takes to run it. SQLite gets a plain executemany, which is fast in-process.
-    """
-    dialect = session.get_bind().dialect.name
-    names = list(rows[0])
-    statement: Any
-    if dialect == "postgresql":
-        arrays = [
-            sql_cast(bindparam(f"column_{name}", [row[name] for row in rows], type_=array), array)
-            for name, array in ((name, postgresql.ARRAY(table.c[name].type)) for name in names)
-        ]
-        source = func.unnest(*arrays).table_valued(*names).render_derived()
-        statement = postgresql.insert(table).from_select(
-            names, select(*(source.c[name] for name in names))
-        )
-        if conflict_key:
-            statement = statement.on_conflict_do_nothing(index_elements=[conflict_key])
-        parameters: Any = None
-    else:
-        if dialect == "sqlite" and conflict_key:
-            statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=[conflict_key])
-        else:
-            # Elsewhere a concurrent duplicate makes the batch fail whole, which is reported.
-            statement = insert(table)
-        parameters = rows
-    if returning:
-        return list(session.execute(statement.returning(*returning), parameters))
-    session.execute(statement, parameters)
-    return []
-
-
-def _table(model: type[Any]) -> Table:
-    return cast(Table, model.__table__)
-
-
 class SubscriberImport:
     """Imports rows from a :class:`PeopleCSV` in batches, each committed on its own.
+
+    Unlike other services it commits, one transaction per batch: an import of a million rows
+    that stops keeps what it wrote, and running it again carries on from there.
 
     Active imports record the consent note as each person's ``given`` consent event; pending
     ones record it too (when given) and queue a confirmation email, sent after the batch
@@ -348,11 +302,12 @@ class SubscriberImport:
                 self.counts.imported[status] += 1
             self.counts.suppressed += len(plan.suppress)
             return []
-        with self._transaction() as session:
+        delivery_ids: list[int] = []
+        with self._transaction(delivery_ids.extend) as session:
             plan = self._plan(session, rows, problems)
             created = self._insert(session, plan, problems)
             self._suppress(session, plan)
-            delivery_ids = self._queue_confirmations(session, created)
+            self._queue_confirmations(session, created)
         # Counted only once the batch has committed.
         for status in created.values():
             self.counts.imported[status] += 1
@@ -360,17 +315,14 @@ class SubscriberImport:
         return delivery_ids
 
     @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        with self.engine.connect() as connection:
-            # SQLite: take the write lock at the start. A transaction that reads and then
-            # writes fails outright if the web app wrote in between; this one waits instead.
-            connection.info["sqlite_begin"] = "BEGIN IMMEDIATE"
-            try:
-                with connection.begin(), Session(bind=connection) as session:
-                    yield session
-                    session.flush()
-            finally:
-                connection.info.pop("sqlite_begin", None)
+    def _transaction(self, committed: Callable[[list[int]], None]) -> Iterator[Session]:
+        """One batch's transaction; ``committed`` hears of the confirmation emails it queued
+        once it has committed. (On SQLite the engine takes the write lock at BEGIN, so a
+        batch that reads and then writes waits for the web app's writes instead of failing.)"""
+        with Session(self.engine) as session:
+            hand_over_after_commit(session, committed)
+            with session.begin():
+                yield session
 
     def _plan(self, session: Session, rows: list[Row], problems: list[Problem]) -> _Plan:
         keys = [row.key for row in rows]
@@ -415,9 +367,9 @@ class SubscriberImport:
         if not plan.people:
             return {}
         now = utcnow()
-        inserted = _bulk_insert(
+        inserted = bulk_insert(
             session,
-            _table(Subscriber),
+            table_of(Subscriber),
             [
                 {
                     "email": row.email,
@@ -436,7 +388,7 @@ class SubscriberImport:
         )
         ids: dict[str, int] = {row.email_key: row.id for row in inserted}
         created: dict[int, str] = {}
-        events = []
+        events: list[tuple[int, Evidence, datetime | None]] = []
         for row, status in plan.people:
             subscriber_id = ids.get(row.key)
             if subscriber_id is None:
@@ -444,19 +396,10 @@ class SubscriberImport:
                 problems.append(Problem(row.line, reason, rejected=False))
                 continue
             created[subscriber_id] = status
-            events.append(
-                {
-                    "subscriber_id": subscriber_id,
-                    "kind": ConsentKind.GIVEN.value,
-                    "statement_id": None,
-                    "at": row.consented_at or now,
-                    "method": IMPORT_METHOD,
-                    "source_url": row.source,
-                    "note": self.consent_note,
-                }
-            )
-        if events:
-            _bulk_insert(session, _table(ConsentEvent), events)
+            evidence = Evidence(IMPORT_METHOD, source_url=row.source, note=self.consent_note)
+            events.append((subscriber_id, evidence, row.consented_at or now))
+        # Through the same function as every other consent event, in one statement.
+        record_events(session, ConsentKind.GIVEN, events)
         return created
 
     @staticmethod
@@ -464,9 +407,9 @@ class SubscriberImport:
         if not plan.suppress:
             return
         now = utcnow()
-        _bulk_insert(
+        bulk_insert(
             session,
-            _table(Suppression),
+            table_of(Suppression),
             [
                 {"email_hash": digest, "reason": reason, "created_at": now}
                 for digest, reason in plan.suppress.items()
@@ -474,19 +417,15 @@ class SubscriberImport:
             conflict_key="email_hash",
         )
 
-    def _queue_confirmations(self, session: Session, created: dict[int, str]) -> list[int]:
+    def _queue_confirmations(self, session: Session, created: dict[int, str]) -> None:
         pending = [id_ for id_, status in created.items() if status == SubscriberStatus.PENDING]
         if not pending:
-            return []
-        delivery_ids = []
+            return
         subscribers = session.scalars(
             select(Subscriber).where(Subscriber.id.in_(pending)).order_by(Subscriber.id)
         )
         for subscriber in subscribers:
-            delivery = queue_confirmation(session, self.site, subscriber)
-            if delivery is not None:
-                delivery_ids.append(delivery.id)
-        return delivery_ids
+            queue_confirmation(session, self.site, subscriber)
 
     def _send(self, delivery_ids: list[int]) -> None:
         """Send the batch's confirmation emails, now that the batch has committed. After the

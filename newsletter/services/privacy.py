@@ -21,9 +21,8 @@ from newsletter.models import (
     Delivery,
     DeliveryStatus,
     Subscriber,
-    Suppression,
 )
-from newsletter.services.bounces import suppress, suppression_of
+from newsletter.suppressions import earliest_suppression, suppress
 
 __all__ = [
     "ERASED",
@@ -44,12 +43,8 @@ def find_subscriber(session: Session, email: str) -> Subscriber | None:
 
 def suppression_reason(session: Session, email: str) -> str | None:
     """Why the address is suppressed (``erased``, ``bounced``…), or None when it is not."""
-    return session.scalar(
-        select(Suppression.reason)
-        .where(suppression_of(email))
-        .order_by(Suppression.created_at)
-        .limit(1)
-    )
+    entry = earliest_suppression(session, email)
+    return entry.reason if entry is not None else None
 
 
 def _time(value: Any) -> str | None:

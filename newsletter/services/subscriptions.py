@@ -7,9 +7,8 @@ scanner and a person) change the state and record the event exactly once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,31 +18,29 @@ from newsletter.models import (
     ConsentEvent,
     ConsentKind,
     Delivery,
-    DeliveryKind,
-    DeliveryStatus,
     Subscriber,
     SubscriberStatus,
-    Suppression,
 )
-from newsletter.services.bounces import suppression_of
+from newsletter.services.confirmations import queue_confirmation
 from newsletter.services.consent import Evidence, record_event, statement_version
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.site import Site
+from newsletter.suppressions import lift_suppression
 from newsletter.tokens import TokenData
 
 __all__ = [
-    "Person",
+    "SignupDetails",
     "SignupOutcome",
     "confirm",
     "find_by_token",
-    "latest_given_event",
-    "queue_confirmation",
     "sign_up",
 ]
 
 
 @dataclass(frozen=True)
-class Person:
+class SignupDetails:
+    """What a person typed into the form (or a file gave): no one is stored yet."""
+
     email: str
     first_name: str
     last_name: str
@@ -55,7 +52,9 @@ class SignupOutcome:
     confirmation: Delivery | None
 
 
-def sign_up(session: Session, site: Site, person: Person, evidence: Evidence) -> SignupOutcome:
+def sign_up(
+    session: Session, site: Site, details: SignupDetails, evidence: Evidence
+) -> SignupOutcome:
     """Record a signup and its consent; queue a confirmation email when one is due.
 
     An address that is already active is left as it is: the caller answers the same either
@@ -63,14 +62,14 @@ def sign_up(session: Session, site: Site, person: Person, evidence: Evidence) ->
     address and name they have: anyone can type an address into the form, so a later signup
     records its consent but changes nothing about who they are.
     """
-    subscriber = _find_or_create(session, person)
+    subscriber = _find_or_create(session, details)
     if subscriber.status == SubscriberStatus.ACTIVE:
         return SignupOutcome(subscriber, None)
     statement = statement_version(session, site.consent_statement)
     record_event(session, subscriber, ConsentKind.GIVEN, evidence, statement)
     if not site.double_opt_in:
         subscriber.status = SubscriberStatus.ACTIVE
-        _lift_suppression(session, subscriber.email)
+        lift_suppression(session, subscriber.email)
         session.flush()
         return SignupOutcome(subscriber, None)
     subscriber.status = SubscriberStatus.PENDING
@@ -78,8 +77,8 @@ def sign_up(session: Session, site: Site, person: Person, evidence: Evidence) ->
     return SignupOutcome(subscriber, queue_confirmation(session, site, subscriber))
 
 
-def _find_or_create(session: Session, person: Person) -> Subscriber:
-    key = email_key(person.email)
+def _find_or_create(session: Session, details: SignupDetails) -> Subscriber:
+    key = email_key(details.email)
     # Locking the row makes concurrent signups of one address take turns, so the count of
     # confirmation emails sent today cannot be read twice before either adds one.
     by_key = select(Subscriber).where(Subscriber.email_key == key).with_for_update()
@@ -89,10 +88,10 @@ def _find_or_create(session: Session, person: Person) -> Subscriber:
     try:
         with session.begin_nested():
             subscriber = Subscriber(
-                email=person.email,
+                email=details.email,
                 email_key=key,
-                first_name=person.first_name,
-                last_name=person.last_name,
+                first_name=details.first_name,
+                last_name=details.last_name,
                 status=SubscriberStatus.PENDING,
             )
             session.add(subscriber)
@@ -100,40 +99,6 @@ def _find_or_create(session: Session, person: Person) -> Subscriber:
         # The same address was signed up by a concurrent request.
         subscriber = session.scalars(by_key).one()
     return subscriber
-
-
-def queue_confirmation(session: Session, site: Site, subscriber: Subscriber) -> Delivery | None:
-    """Queue a confirmation email unless this address already had its share today."""
-    since = utcnow() - timedelta(days=1)
-    sent_today = session.scalar(
-        select(func.count())
-        .select_from(Delivery)
-        .where(
-            Delivery.subscriber_id == subscriber.id,
-            Delivery.kind == DeliveryKind.CONFIRM,
-            Delivery.created_at >= since,
-        )
-    )
-    if (sent_today or 0) >= site.confirmations_per_day:
-        return None
-    delivery = Delivery(
-        kind=DeliveryKind.CONFIRM, subscriber_id=subscriber.id, status=DeliveryStatus.QUEUED
-    )
-    session.add(delivery)
-    session.flush()
-    return delivery
-
-
-def latest_given_event(session: Session, subscriber: Subscriber) -> ConsentEvent | None:
-    return session.scalar(
-        select(ConsentEvent)
-        .where(
-            ConsentEvent.subscriber_id == subscriber.id,
-            ConsentEvent.kind == ConsentKind.GIVEN,
-        )
-        .order_by(ConsentEvent.id.desc())
-        .limit(1)
-    )
 
 
 def find_by_token(session: Session, data: TokenData) -> Subscriber:
@@ -173,7 +138,7 @@ def confirm(session: Session, data: TokenData, evidence: Evidence) -> Subscriber
             statement.statement if statement else None,
             at=now,
         )
-        _lift_suppression(session, subscriber.email)
+        lift_suppression(session, subscriber.email)
     return subscriber
 
 
@@ -196,8 +161,3 @@ def _consent_still_stands(
         )
     )
     return not withdrawn_after
-
-
-def _lift_suppression(session: Session, email: str) -> None:
-    """A fresh, confirmed signup is the one way a suppressed address comes back."""
-    session.execute(delete(Suppression).where(suppression_of(email)))

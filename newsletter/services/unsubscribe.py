@@ -18,8 +18,8 @@ from newsletter.models import (
     Subscriber,
     SubscriberStatus,
 )
-from newsletter.services.consent import Evidence, record_event
-from newsletter.services.subscriptions import find_by_token, latest_given_event
+from newsletter.services.consent import Evidence, latest_given_event, record_event
+from newsletter.services.subscriptions import find_by_token
 from newsletter.tokens import TokenData
 
 __all__ = ["SKIPPED_REASON", "unsubscribe"]

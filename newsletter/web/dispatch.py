@@ -2,17 +2,21 @@
 
 The visitor's response never waits for the mail server (so it looks the same whether or not an
 email was due), and a failure leaves the delivery queued for ``newsletter outbox flush``.
+Threads belong to the web process, so this lives here; what is due and how it is sent is
+``newsletter.services.confirmations``'s work.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context
 
-from newsletter.services.outbox import Outbox
+from newsletter.app_db import session_factory
+from newsletter.services.confirmations import Outbox, hand_over_after_commit
 
 __all__ = ["MailDispatcher", "get_dispatcher", "init_app"]
 
@@ -41,9 +45,10 @@ class MailDispatcher:
         self._running = 0
         self._lock = threading.Lock()
 
-    def submit(self, delivery_id: int) -> None:
+    def submit(self, delivery_ids: Iterable[int]) -> None:
+        """Send these committed confirmations soon, in a background thread."""
         with self._lock:
-            self._waiting.append(delivery_id)
+            self._waiting.extend(delivery_ids)
             if self._running >= self._workers:
                 return  # a busy thread takes it when it finishes its batch
             self._running += 1
@@ -78,7 +83,17 @@ class MailDispatcher:
 
 
 def init_app(app: Flask, outbox: Outbox) -> None:
-    app.extensions["newsletter.dispatcher"] = MailDispatcher(outbox)
+    dispatcher = MailDispatcher(outbox)
+    app.extensions["newsletter.dispatcher"] = dispatcher
+
+    def from_web_requests(delivery_ids: list[int]) -> None:
+        # Only a visitor's request hands over: a command or a script working with the app's
+        # sessions has no background threads to wait for, and leaves its emails to
+        # `outbox flush`.
+        if has_request_context():
+            dispatcher.submit(delivery_ids)
+
+    hand_over_after_commit(session_factory(app), from_web_requests)
 
 
 def get_dispatcher(app: Flask | None = None) -> MailDispatcher:

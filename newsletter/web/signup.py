@@ -13,19 +13,13 @@ from werkzeug.wrappers import Response
 from newsletter.app_db import get_engine, get_session
 from newsletter.database_errors import explain
 from newsletter.logs import person
-from newsletter.models import SubscriberStatus
+from newsletter.models import FORM_SIGNUP, SubscriberStatus
 from newsletter.runtime import get_runtime
-from newsletter.services.consent import FORM_SIGNUP, Evidence
+from newsletter.services.confirmations import queue_confirmation
+from newsletter.services.consent import Evidence
 from newsletter.services.errors import LinkNoLongerValid
-from newsletter.services.subscriptions import (
-    Person,
-    confirm,
-    find_by_token,
-    queue_confirmation,
-    sign_up,
-)
+from newsletter.services.subscriptions import SignupDetails, confirm, find_by_token, sign_up
 from newsletter.tokens import ExpiredToken, InvalidToken, Purpose, TokenData
-from newsletter.web.dispatch import get_dispatcher
 from newsletter.web.forms import ButtonForm, SignupForm
 from newsletter.web.link_problem import link_problem
 
@@ -95,20 +89,18 @@ def subscribe() -> Page:
         return _thanks_no_sooner_than(started)
     if not form.validate():
         return _form_page(form, 400, FORM_EXPIRED if form.csrf_failed else None)
-    person = Person(
+    details = SignupDetails(
         email=form.email.data, first_name=form.first_name.data, last_name=form.last_name.data
     )
     session = get_session()
     try:
-        outcome = sign_up(session, runtime.site, person, web_evidence(FORM_SIGNUP))
+        outcome = sign_up(session, runtime.site, details, web_evidence(FORM_SIGNUP))
         session.commit()
     except (OperationalError, PoolTimeout) as error:
         # The database is down: nothing was stored, so give the form back with what was typed.
         session.rollback()
         log.error("signup not stored, database unavailable: %s", explain(error, get_engine()))
         return _form_page(form, 503, NOT_SAVED)
-    if outcome.confirmation is not None:
-        get_dispatcher().submit(outcome.confirmation.id)
     log.info(
         "signup: %s is %s; %s",
         _who(outcome.subscriber.id, outcome.subscriber.email),
@@ -188,10 +180,7 @@ def renew_confirmation(token: str) -> Page:
         subscriber = find_by_token(session, data)
     except LinkNoLongerValid:
         return link_problem("This confirmation link is not valid.")
-    delivery = None
     if subscriber.status == SubscriberStatus.PENDING:
-        delivery = queue_confirmation(session, runtime.site, subscriber)
+        queue_confirmation(session, runtime.site, subscriber)
         session.commit()
-    if delivery is not None:
-        get_dispatcher().submit(delivery.id)
     return render_template("thanks.html", organisation=runtime.site.organisation)

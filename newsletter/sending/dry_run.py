@@ -9,20 +9,20 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.models import Delivery, DeliveryStatus, Subscriber
+from newsletter.people import Person, with_person
 from newsletter.sending.jobs import ClaimedDelivery, Job
 
-__all__ = ["Rehearsal", "rehearse"]
+__all__ = ["DryRunReport", "dry_run"]
 
 STREAM_BATCH = 1000
 
 
 @dataclass(frozen=True)
-class Rehearsal:
+class DryRunReport:
     messages: int
     bytes: int
     seconds: float
@@ -34,31 +34,21 @@ class Rehearsal:
 def _recipients(session: Session, job: Job, draft: bool) -> Iterator[ClaimedDelivery]:
     """Who a send would mail now: every active subscriber for a digest not yet queued,
     otherwise the deliveries still queued."""
-    columns = (
-        Subscriber.id,
-        Subscriber.email,
-        Subscriber.first_name,
-        Subscriber.last_name,
-        Subscriber.token_nonce,
-    )
     if draft:
-        query = select(Subscriber.id.label("delivery_id"), *columns).where(
-            Subscriber.status.in_(job.eligible)
-        )
+        # No deliveries yet: the subscriber's id stands in for the delivery's.
+        query = with_person(Subscriber.id).where(Subscriber.status.in_(job.eligible))
     else:
         query = (
-            select(Delivery.id.label("delivery_id"), *columns)
+            with_person(Delivery.id)
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .where(job.scope(), Delivery.status == DeliveryStatus.QUEUED)
         )
     rows = session.execute(query.execution_options(yield_per=STREAM_BATCH))
-    for row in rows:
-        yield ClaimedDelivery(
-            row.delivery_id, row.id, row.email, row.first_name, row.last_name, row.token_nonce
-        )
+    for delivery_id, *person in rows:
+        yield ClaimedDelivery(delivery_id, Person(*person))
 
 
-def rehearse(sessions: sessionmaker[Session], job: Job, draft: bool) -> Rehearsal:
+def dry_run(sessions: sessionmaker[Session], job: Job, draft: bool) -> DryRunReport:
     started = time.monotonic()
     count = size = unbuilt = 0
     first_problem = ""
@@ -77,4 +67,4 @@ def rehearse(sessions: sessionmaker[Session], job: Job, draft: bool) -> Rehearsa
             count += 1
             size += len(message.data)
         session.rollback()
-    return Rehearsal(count, size, time.monotonic() - started, unbuilt, first_problem)
+    return DryRunReport(count, size, time.monotonic() - started, unbuilt, first_problem)

@@ -24,7 +24,7 @@ from newsletter.models import Delivery
 from newsletter.sending import ledger
 from newsletter.sending.jobs import ClaimedDelivery, Job
 
-__all__ = ["Accepted", "MessageSteps", "message_steps"]
+__all__ = ["Accepted", "MessageWrites", "message_writes"]
 
 #: Messages the server accepted and not yet recorded: (delivery id, Message-ID).
 Accepted = list[tuple[int, str]]
@@ -36,7 +36,7 @@ ClaimResult = tuple[int, list[ClaimedDelivery]]
 _RECORDED = ledger.RECORD_SENT.returning(Delivery.id).cte("recorded")
 
 
-class MessageSteps(Protocol):
+class MessageWrites(Protocol):
     """One worker's writes around each message. Not shared between threads."""
 
     def record(self, accepted: Accepted) -> int:
@@ -53,14 +53,14 @@ class MessageSteps(Protocol):
     def close(self) -> None: ...
 
 
-def message_steps(engine: Engine, job: Job, owner: str) -> MessageSteps:
+def message_writes(engine: Engine, job: Job, owner: str) -> MessageWrites:
     if engine.dialect.name == "postgresql":
-        return StatementSteps(engine, job, owner)
-    return TransactionSteps(engine, job, owner)
+        return StatementWrites(engine, job, owner)
+    return TransactionWrites(engine, job, owner)
 
 
-class TransactionSteps:
-    """Both steps in one short transaction (SQLite, and any database without DML in WITH)."""
+class TransactionWrites:
+    """Both writes in one short transaction (SQLite, and any database without DML in WITH)."""
 
     def __init__(self, engine: Engine, job: Job, owner: str) -> None:
         self.engine = engine
@@ -87,8 +87,8 @@ class TransactionSteps:
         pass
 
 
-class StatementSteps:
-    """Both steps in one autocommitted statement on a connection kept for the worker.
+class StatementWrites:
+    """Both writes in one autocommitted statement on a connection kept for the worker.
 
     The per-message statement is compiled once per worker and run on the driver's own
     cursor, prepared by the server: it runs once per message, where SQLAlchemy's
@@ -142,6 +142,6 @@ class StatementSteps:
 
 @functools.cache
 def _compiled_advance(dialect: Dialect, eligible: tuple[str, ...]) -> Compiled:
-    """Compiled once per process: a confirmation email opens steps every few signups."""
+    """Compiled once per process: a confirmation email opens writes every few signups."""
     statuses = [literal(status, String()) for status in eligible]
     return ledger.marking(statuses).add_cte(_RECORDED).compile(dialect=dialect)

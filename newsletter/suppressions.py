@@ -2,21 +2,25 @@
 
 Hard bounces (the address does not exist) and erased people end up here. A fresh signup
 through the form, once confirmed, is the only way an address comes off the list.
+
+The rules live here, below the services and the sender, because both apply them: the sender
+records hard bounces as the mail server answers, and the confirmation job never mails a
+suppressed address. Like ``addresses``, these are plain functions on a Session and the models.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from newsletter.addresses import folded_suppression_hash, suppression_hash
-from newsletter.models import ConsentEvent, Subscriber, SubscriberStatus, Suppression
-from newsletter.services.consent import FORM_SIGNUP
+from newsletter.models import FORM_SIGNUP, ConsentEvent, Subscriber, SubscriberStatus, Suppression
 
 __all__ = [
-    "is_suppressed",
+    "earliest_suppression",
+    "lift_suppression",
     "may_send_confirmation",
     "record_hard_bounce",
     "suppress",
@@ -42,19 +46,17 @@ def suppression_of(email: str) -> ColumnElement[bool]:
     )
 
 
-def suppressed_since(session: Session, email: str) -> datetime | None:
-    """When ``email`` (however typed) was put on the suppression list, or None."""
+def earliest_suppression(session: Session, email: str) -> Suppression | None:
+    """The oldest entry covering ``email`` (however typed), or None when it is not suppressed."""
     return session.scalar(
-        select(Suppression.created_at)
-        .where(suppression_of(email))
-        .order_by(Suppression.created_at)
-        .limit(1)
+        select(Suppression).where(suppression_of(email)).order_by(Suppression.created_at).limit(1)
     )
 
 
-def is_suppressed(session: Session, email: str) -> bool:
-    """Whether ``email`` is on the suppression list: never mail it, never import it."""
-    return suppressed_since(session, email) is not None
+def suppressed_since(session: Session, email: str) -> datetime | None:
+    """When ``email`` (however typed) was put on the suppression list, or None."""
+    entry = earliest_suppression(session, email)
+    return entry.created_at if entry is not None else None
 
 
 def may_send_confirmation(session: Session, email: str, consent: ConsentEvent) -> bool:
@@ -74,3 +76,8 @@ def record_hard_bounce(session: Session, subscriber: Subscriber) -> None:
     """The address does not exist: mark the subscriber bounced and suppress the address."""
     subscriber.status = SubscriberStatus.BOUNCED
     suppress(session, subscriber.email, "bounced")
+
+
+def lift_suppression(session: Session, email: str) -> None:
+    """A fresh, confirmed signup is the one way a suppressed address comes back."""
+    session.execute(delete(Suppression).where(suppression_of(email)))

@@ -15,11 +15,11 @@ from newsletter.db import create_db_engine
 from newsletter.models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus
 from newsletter.sending import ledger
 from newsletter.sending.jobs import ClaimedDelivery
-from newsletter.sending.steps import MessageSteps, StatementSteps, message_steps
+from newsletter.sending.message_writes import MessageWrites, StatementWrites, message_writes
 from tests.sending_support import plain_job, queued_digest
 
 OWNER = "this-host:1:aaaa"
-Queue = tuple[MessageSteps, list[ClaimedDelivery]]
+Queue = tuple[MessageWrites, list[ClaimedDelivery]]
 
 
 def claimed(app: Flask, digest_id: int, size: int, owner: str = OWNER) -> list[ClaimedDelivery]:
@@ -34,29 +34,29 @@ def row(app: Flask, delivery_id: int) -> Delivery:
 
 @pytest.fixture
 def queue(app: Flask) -> Iterator[Queue]:
-    """A sender's steps and the four deliveries it has claimed."""
+    """A sender's writes and the four deliveries it has claimed."""
     digest_id = queued_digest(app, 4)
-    steps = message_steps(get_engine(app), plain_job(app, digest_id), OWNER)
-    yield steps, claimed(app, digest_id, 4)
-    steps.close()
+    writes = message_writes(get_engine(app), plain_job(app, digest_id), OWNER)
+    yield writes, claimed(app, digest_id, 4)
+    writes.close()
 
 
 def test_postgresql_takes_one_statement_per_message(app: Flask, queue: Queue) -> None:
-    steps, _ = queue
-    expected = "postgresql" if isinstance(steps, StatementSteps) else "sqlite"
+    writes, _ = queue
+    expected = "postgresql" if isinstance(writes, StatementWrites) else "sqlite"
     assert get_engine(app).dialect.name == expected
 
 
 def test_advance_records_the_last_and_marks_the_next(app: Flask, queue: Queue) -> None:
-    steps, (first, second, *_) = queue
+    writes, (first, second, *_) = queue
     accepted: list[tuple[int, str]] = []
 
-    assert steps.advance(accepted, first.id) == (0, True)
+    assert writes.advance(accepted, first.id) == (0, True)
     assert row(app, first.id).status == DeliveryStatus.SENDING
     assert row(app, first.id).attempts == 1
 
     accepted.append((first.id, "<first@example.org>"))
-    assert steps.advance(accepted, second.id) == (1, True)
+    assert writes.advance(accepted, second.id) == (1, True)
     assert accepted == []
     done, next_one = row(app, first.id), row(app, second.id)
     assert (done.status, done.message_id, done.claimed_by) == (
@@ -68,16 +68,16 @@ def test_advance_records_the_last_and_marks_the_next(app: Flask, queue: Queue) -
     assert next_one.status == DeliveryStatus.SENDING
 
     accepted.append((second.id, "<second@example.org>"))
-    assert steps.record(accepted) == 1
+    assert writes.record(accepted) == 1
     assert row(app, second.id).status == DeliveryStatus.SENT
 
 
 def test_several_accepted_are_all_recorded(app: Flask, queue: Queue) -> None:
-    steps, (one, two, three, _) = queue
+    writes, (one, two, three, _) = queue
     for delivery in (one, two):
-        steps.advance([], delivery.id)
+        writes.advance([], delivery.id)
     accepted = [(one.id, "<1@example.org>"), (two.id, "<2@example.org>")]
-    assert steps.advance(accepted, three.id) == (2, True)
+    assert writes.advance(accepted, three.id) == (2, True)
     assert [row(app, d.id).status for d in (one, two, three)] == [
         DeliveryStatus.SENT,
         DeliveryStatus.SENT,
@@ -86,22 +86,22 @@ def test_several_accepted_are_all_recorded(app: Flask, queue: Queue) -> None:
 
 
 def test_someone_who_left_is_skipped_and_the_last_still_recorded(app: Flask, queue: Queue) -> None:
-    steps, (first, leaver, *_) = queue
-    steps.advance([], first.id)
+    writes, (first, leaver, *_) = queue
+    writes.advance([], first.id)
     with session_factory(app).begin() as session:
         session.execute(
             update(Subscriber)
-            .where(Subscriber.id == leaver.subscriber_id)
+            .where(Subscriber.id == leaver.person.id)
             .values(status=SubscriberStatus.UNSUBSCRIBED)
         )
-    assert steps.advance([(first.id, "<1@example.org>")], leaver.id) == (1, False)
+    assert writes.advance([(first.id, "<1@example.org>")], leaver.id) == (1, False)
     assert row(app, first.id).status == DeliveryStatus.SENT
     assert row(app, leaver.id).status == DeliveryStatus.SKIPPED
 
 
 def test_a_claim_that_is_no_longer_ours_is_left_alone(app: Flask, queue: Queue) -> None:
-    steps, (first, taken, *_) = queue
-    steps.advance([], first.id)
+    writes, (first, taken, *_) = queue
+    writes.advance([], first.id)
     with session_factory(app).begin() as session:
         # Our lease ran out and another sender claimed and marked the row.
         session.execute(
@@ -109,7 +109,7 @@ def test_a_claim_that_is_no_longer_ours_is_left_alone(app: Flask, queue: Queue) 
             .where(Delivery.id.in_([first.id, taken.id]))
             .values(claimed_by="other-host:2:bbbb", status=DeliveryStatus.SENDING)
         )
-    assert steps.advance([(first.id, "<1@example.org>")], taken.id)[1] is False
+    assert writes.advance([(first.id, "<1@example.org>")], taken.id)[1] is False
     # Neither the record nor the skip touched the other sender's rows.
     for delivery in (first, taken):
         stored = row(app, delivery.id)
@@ -120,8 +120,8 @@ def test_a_claim_that_is_no_longer_ours_is_left_alone(app: Flask, queue: Queue) 
 def test_claims_record_the_last_message_and_never_overlap(app: Flask) -> None:
     digest_id = queued_digest(app, 5)
     job = plain_job(app, digest_id)
-    ours = message_steps(get_engine(app), job, OWNER)
-    theirs = message_steps(get_engine(app), job, "other-host:2:bbbb")
+    ours = message_writes(get_engine(app), job, OWNER)
+    theirs = message_writes(get_engine(app), job, "other-host:2:bbbb")
     try:
         recorded, first = ours.claim([], 2, timedelta(seconds=30))
         assert (recorded, len(first)) == (0, 2)
@@ -137,7 +137,8 @@ def test_claims_record_the_last_message_and_never_overlap(app: Flask) -> None:
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 5
     assert {row(app, d.id).claimed_by for d in second} == {"other-host:2:bbbb"}
     assert {row(app, d.id).claimed_by for d in third} == {OWNER}
-    assert third[0].email.endswith("@example.org") and third[0].first_name.startswith("First")
+    assert third[0].person.email.endswith("@example.org")
+    assert third[0].person.first_name.startswith("First")
 
 
 def test_a_delivery_whose_subscriber_was_erased_is_skipped_at_claim(app: Flask) -> None:
@@ -145,11 +146,11 @@ def test_a_delivery_whose_subscriber_was_erased_is_skipped_at_claim(app: Flask) 
     with session_factory(app).begin() as session:
         erased = session.scalars(select(Delivery.id).order_by(Delivery.id)).first()
         session.execute(update(Delivery).where(Delivery.id == erased).values(subscriber_id=None))
-    steps = message_steps(get_engine(app), plain_job(app, digest_id), OWNER)
+    writes = message_writes(get_engine(app), plain_job(app, digest_id), OWNER)
     try:
-        _, batch = steps.claim([], 10, timedelta(seconds=30))
+        _, batch = writes.claim([], 10, timedelta(seconds=30))
     finally:
-        steps.close()
+        writes.close()
     assert erased is not None and erased not in [d.id for d in batch]
     assert len(batch) == 2
     assert row(app, erased).status == DeliveryStatus.SKIPPED

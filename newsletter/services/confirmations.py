@@ -1,0 +1,216 @@
+"""Confirmation emails, from queueing to the mail server: the one place they are handled.
+
+Queueing writes a ``confirm`` delivery in the caller's transaction and notes its id in the
+session; once that transaction commits, the hook set up by :func:`hand_over_after_commit`
+hands the ids on (the web process to its background dispatcher, an import to the outbox),
+and a rollback forgets them. Whatever is not sent then waits for :meth:`Outbox.flush`.
+
+Reading what an email needs and building it are two steps, so that the sender can end its
+database transaction in between: on SQLite every transaction of the service holds the write
+lock, and rendering a message while holding it would keep signups waiting.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
+
+from sqlalchemy import ColumnElement, event, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter.db import utcnow
+from newsletter.mail.confirmation import ConfirmationTemplate
+from newsletter.mail.render import EmailRenderer
+from newsletter.mail.transports import Transport
+from newsletter.mail.wire import Outgoing
+from newsletter.models import Delivery, DeliveryKind, DeliveryStatus, Subscriber, SubscriberStatus
+from newsletter.people import Person, person_in, with_person
+from newsletter.sending import ledger
+from newsletter.sending.engine import Outcome, Sender, SendOptions
+from newsletter.sending.jobs import ClaimedDelivery
+from newsletter.services.consent import latest_given_event
+from newsletter.site import Site
+from newsletter.suppressions import may_send_confirmation
+
+__all__ = [
+    "ConfirmationJob",
+    "DueConfirmation",
+    "FlushResult",
+    "Outbox",
+    "hand_over_after_commit",
+    "queue_confirmation",
+    "read_confirmation",
+]
+
+#: Where a session keeps the confirmation deliveries its open transaction queued.
+QUEUED_KEY = "newsletter.queued_confirmations"
+# Confirmations are few; one connection is plenty, and a dead server should stop us quickly.
+FLUSH_OPTIONS = SendOptions(workers=1, batch=50, max_errors=3)
+
+
+def queue_confirmation(session: Session, site: Site, subscriber: Subscriber) -> Delivery | None:
+    """Queue a confirmation email unless this address already had its share today.
+
+    The delivery is handed over for sending once the caller's transaction commits (see
+    :func:`hand_over_after_commit`); until then nobody can see it, let alone send it.
+    """
+    since = utcnow() - timedelta(days=1)
+    sent_today = session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(
+            Delivery.subscriber_id == subscriber.id,
+            Delivery.kind == DeliveryKind.CONFIRM,
+            Delivery.created_at >= since,
+        )
+    )
+    if (sent_today or 0) >= site.confirmations_per_day:
+        return None
+    delivery = Delivery(
+        kind=DeliveryKind.CONFIRM, subscriber_id=subscriber.id, status=DeliveryStatus.QUEUED
+    )
+    session.add(delivery)
+    session.flush()
+    session.info.setdefault(QUEUED_KEY, []).append(delivery.id)
+    return delivery
+
+
+def hand_over_after_commit(
+    sessions: sessionmaker[Session] | Session, hand_over: Callable[[list[int]], None]
+) -> None:
+    """Give ``hand_over`` the confirmation deliveries each transaction of ``sessions`` queued,
+    as soon as it has committed; a rollback forgets them (they were never written).
+
+    A savepoint's end is not the transaction's: only the outermost commit hands over.
+    """
+
+    def committed(session: Session) -> None:
+        if session.in_nested_transaction():
+            return
+        queued: list[int] = session.info.pop(QUEUED_KEY, [])
+        if queued:
+            hand_over(queued)
+
+    def rolled_back(session: Session) -> None:
+        if not session.in_nested_transaction():
+            session.info.pop(QUEUED_KEY, None)
+
+    event.listen(sessions, "after_commit", committed)
+    event.listen(sessions, "after_rollback", rolled_back)
+
+
+@dataclass(frozen=True)
+class DueConfirmation:
+    """A confirmation email still due: the delivery, its person, the consent it confirms."""
+
+    delivery_id: int
+    person: Person
+    consent_event_id: int
+
+
+def read_confirmation(session: Session, delivery_id: int) -> DueConfirmation | None:
+    """What the confirmation email of a delivery needs, or None when it is no longer due:
+    the person is no longer pending, or the address is suppressed (see
+    :func:`newsletter.suppressions.may_send_confirmation`)."""
+    row = session.execute(
+        with_person()
+        .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+        .where(Delivery.id == delivery_id, Subscriber.status == SubscriberStatus.PENDING)
+    ).one_or_none()
+    person = person_in(row) if row is not None else None
+    if person is None:
+        return None
+    consent = latest_given_event(session, person)
+    if consent is None or not may_send_confirmation(session, person.email, consent):
+        return None
+    return DueConfirmation(delivery_id, person, consent.id)
+
+
+class ConfirmationJob:
+    """Confirmation emails waiting in the outbox, as the sender's job."""
+
+    name = "confirmation emails"
+    kind: str = DeliveryKind.CONFIRM
+    eligible: tuple[SubscriberStatus, ...] = (SubscriberStatus.PENDING,)
+
+    def __init__(
+        self, sessions: sessionmaker[Session], site: Site, renderer: EmailRenderer
+    ) -> None:
+        self.sessions = sessions
+        self.site = site
+        self.renderer = renderer
+
+    def scope(self) -> ColumnElement[bool]:
+        return Delivery.kind == DeliveryKind.CONFIRM
+
+    def compose(self, delivery: ClaimedDelivery) -> Outgoing | None:
+        with self.sessions() as session:
+            due = read_confirmation(session, delivery.id)
+        # Built after the transaction ends: on SQLite it holds the write lock signups wait for.
+        if due is None:
+            return None
+        return self._template.outgoing_for(due.person, due.consent_event_id, due.delivery_id)
+
+    @cached_property
+    def _template(self) -> ConfirmationTemplate:
+        return ConfirmationTemplate(self.site, self.renderer)
+
+
+@dataclass
+class FlushResult:
+    counts: Counter[str]
+    outcome: Outcome
+    message: str
+
+    @property
+    def waiting(self) -> int:
+        return self.counts[DeliveryStatus.QUEUED]
+
+
+class Outbox:
+    """Sends queued confirmation emails: right after they are queued, or all at once (flush).
+
+    It runs its own transactions, one per step of each message, like any send (see
+    ``newsletter.sending.engine``): its callers hold none open while it talks to the server.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        site: Site,
+        renderer: EmailRenderer,
+        transport: Transport,
+    ) -> None:
+        self.sessions = sessions
+        self.site = site
+        self.job = ConfirmationJob(sessions, site, renderer)
+        self.transport = transport
+
+    def _sender(self) -> Sender:
+        return Sender(
+            self.sessions, self.transport, self.site.sender_address, self.job, FLUSH_OPTIONS
+        )
+
+    def send_one(self, delivery_id: int) -> Counter[str]:
+        """Send one queued confirmation now; a failure leaves it queued for ``flush``."""
+        return self.send_many([delivery_id])
+
+    def send_many(self, delivery_ids: list[int]) -> Counter[str]:
+        """Send these queued confirmations now over one connection. The result counts each
+        outcome; those the mail server could not take stay queued (counted as ``queued``)."""
+        counts = Counter(self._sender().send_now(delivery_ids))
+        counts[DeliveryStatus.QUEUED] = len(delivery_ids) - sum(counts.values())
+        return counts
+
+    def flush(self) -> FlushResult:
+        """Send every waiting confirmation; stops early if the mail server is unreachable."""
+        sender = self._sender()
+        result = sender.run()
+        with self.sessions() as session:
+            remaining = ledger.counts(session, self.job.scope())
+        totals = Counter(result.counts)
+        totals[DeliveryStatus.QUEUED] = remaining[DeliveryStatus.QUEUED]
+        return FlushResult(totals, result.outcome, result.message)
