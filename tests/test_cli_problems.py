@@ -151,3 +151,18 @@ def test_a_schema_from_a_newer_version(tmp_path: Path) -> None:
         "Error: the database schema is at revision 9999, which this version of newsletter "
         "does not know (its newest is "
     )
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["articles", "import", FEED]])
+def test_a_command_leaves_everything_in_the_database_file(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # SQLite folds its write-ahead log back into the file when the last connection closes; a
+    # command that exits with its connections open leaves its work in a -wal file beside it,
+    # which a copy of the database file alone would lose.
+    folder = tmp_path / "instance"
+    if command[0] != "db":
+        assert newsletter("db", "upgrade", instance=folder).returncode == 0
+    assert newsletter(*command, instance=folder).returncode == 0
+    assert not (folder / "newsletter.db-wal").exists()
+    assert not (folder / "newsletter.db-shm").exists()

@@ -99,6 +99,11 @@ class NewsletterGroup(FlaskGroup):
             engine = get_engine(ctx.ensure_object(ScriptInfo).load_app())
             problem = schema_problem(engine) or f"cannot migrate the database: {error}"
             raise click.ClickException(problem) from None
+        finally:
+            # Closing every connection lets SQLite fold its write-ahead log back into the
+            # database file, instead of leaving it to the interpreter's exit, which may not.
+            # The app is loaded (and cached) before any command runs: see parse_args.
+            get_engine(ctx.ensure_object(ScriptInfo).load_app()).dispose()
 
 
 def _needs_schema(
