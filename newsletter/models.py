@@ -10,6 +10,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from newsletter.categories import CATEGORY_LENGTH
 from newsletter.db import Base, utcnow
 
 __all__ = [
@@ -235,7 +236,6 @@ class Suppression(Base):
 
 
 SLUG_LENGTH = 64
-CATEGORY_LENGTH = 200
 
 
 class Topic(Base):
