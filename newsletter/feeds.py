@@ -24,6 +24,7 @@ from xml.sax import SAXParseException
 
 import feedparser
 
+from newsletter.categories import unique_categories
 from newsletter.outbound import PUBLIC_ONLY, AddressPolicy, ForbiddenAddress, guarded_handlers
 from newsletter.sanitise import clean_html, first_paragraph, plain_text, shorten, unescape_text
 
@@ -78,6 +79,9 @@ class FeedEntry:
     image_url: str | None
     image_alt: str | None
     published_at: datetime | None
+    # As the feed gives them (RSS <category>, Atom category term or label, JSON Feed tags),
+    # cleaned, one spelling of each.
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -304,7 +308,15 @@ def _xml_entry(number: int, item: Any, base: str | None) -> FeedEntry:
         image_url=_xml_image(item),
         image_alt=None,
         published_at=published,
+        categories=unique_categories(_xml_category(tag) for tag in item.get("tags") or []),
     )
+
+
+def _xml_category(tag: Any) -> object:
+    """An RSS ``<category>``'s text or an Atom category's term, else its label."""
+    if not hasattr(tag, "get"):
+        return None
+    return tag.get("term") or tag.get("label")
 
 
 def _xml_image(item: Any) -> str:
@@ -368,6 +380,7 @@ def _json_entry(number: int, item: dict[str, Any], base: str | None) -> FeedEntr
         image_url=image,
         image_alt=None,
         published_at=_rfc3339(number, item.get("date_published") or item.get("date_modified")),
+        categories=unique_categories(tags if isinstance(tags := item.get("tags"), list) else []),
     )
 
 
@@ -410,6 +423,7 @@ def _entry(
     image_url: str | None,
     image_alt: str | None,
     published_at: datetime | None,
+    categories: tuple[str, ...],
 ) -> FeedEntry:
     body = clean_html(body_html, base_url=base)
     summary = shorten(plain_text(summary_html) or first_paragraph(body, sanitised=True))
@@ -429,4 +443,5 @@ def _entry(
         image_url=image_url or None,
         image_alt=shorten(image_alt, ALT_LENGTH) if image_alt else None,
         published_at=published_at,
+        categories=categories,
     )

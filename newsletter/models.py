@@ -1,4 +1,5 @@
-"""Tables: subscribers and their consent proof, articles, digests, deliveries, suppressions."""
+"""Tables: subscribers and their consent proof, articles, digests, deliveries, suppressions,
+topics and what they match."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from newsletter.categories import CATEGORY_LENGTH
 from newsletter.db import Base, utcnow
 
 __all__ = [
     "FORM_SIGNUP",
     "Article",
+    "ArticleCategory",
     "ConsentEvent",
     "ConsentKind",
     "ConsentStatement",
@@ -26,6 +29,9 @@ __all__ = [
     "Subscriber",
     "SubscriberStatus",
     "Suppression",
+    "SubscriberTopic",
+    "Topic",
+    "TopicMatch",
 ]
 
 EMAIL_LENGTH = 254
@@ -231,3 +237,70 @@ class Suppression(Base):
     # Hashed from the whole address case-folded, as before keys kept look-alikes apart: such
     # an entry covers every address that folds to it (see addresses.folded_suppression_hash).
     folded: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+SLUG_LENGTH = 64
+
+
+class Topic(Base):
+    """Something a subscriber can choose to hear about, defined by the categories it matches."""
+
+    __tablename__ = "topics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(SLUG_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    matches: Mapped[list[TopicMatch]] = relationship(
+        back_populates="topic",
+        order_by="TopicMatch.category_key",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class TopicMatch(Base):
+    """A feed category that puts an article under a topic, compared in its folded form."""
+
+    __tablename__ = "topic_matches"
+
+    topic_id: Mapped[int] = mapped_column(
+        ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Indexed to find, from an article's categories, the topics it falls under.
+    category_key: Mapped[str] = mapped_column(String(CATEGORY_LENGTH), primary_key=True, index=True)
+    category: Mapped[str] = mapped_column(String(CATEGORY_LENGTH))
+
+    topic: Mapped[Topic] = relationship(back_populates="matches")
+
+
+class ArticleCategory(Base):
+    """A category the feed gave an article, as written and folded for matching."""
+
+    __tablename__ = "article_categories"
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    category_key: Mapped[str] = mapped_column(String(CATEGORY_LENGTH), primary_key=True, index=True)
+    category: Mapped[str] = mapped_column(String(CATEGORY_LENGTH))
+    # The feed's order, so articles list shows categories as the site gave them.
+    position: Mapped[int] = mapped_column(default=0)
+
+    article: Mapped[Article] = relationship()
+
+
+class SubscriberTopic(Base):
+    """A topic a subscriber chose; a subscriber with none hears about everything."""
+
+    __tablename__ = "subscriber_topics"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Indexed for counting and finding the holders of one topic.
+    topic_id: Mapped[int] = mapped_column(
+        ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

@@ -26,6 +26,10 @@ TABLES = {
     "digests",
     "subscribers",
     "suppressions",
+    "topics",
+    "topic_matches",
+    "article_categories",
+    "subscriber_topics",
 }
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, column, func, insert, select, table
 from sqlalchemy.orm import Session
 
 from newsletter.db import create_db_engine, utcnow
-from newsletter.migrate import alembic_config, current_revision, upgrade
+from newsletter.migrate import alembic_config, current_revision, head_revision, upgrade
 from newsletter.models import ConsentEvent, Subscriber
 from newsletter.suppressions import suppress, suppressed_since
 from tests.conftest import scratch_database
@@ -122,7 +122,7 @@ def test_upgrade_rekeys_everyone_and_reports_what_it_cannot_decide(
 ) -> None:
     upgrade(engine_at_0002)
 
-    assert current_revision(engine_at_0002) == "0003"
+    assert current_revision(engine_at_0002) == head_revision(engine_at_0002)
     assert keys(engine_at_0002) == NEW_KEYS
     warnings = capsys.readouterr().err.splitlines()
     assert warnings == [

@@ -36,6 +36,7 @@ HEADER = [
     "created_at",
     "confirmed_at",
     "unsubscribed_at",
+    "topics",
 ]
 
 
@@ -80,8 +81,9 @@ def test_export_writes_every_status_with_iso_times(
             "2024-05-06T07:08:09Z",
             "2024-05-06T08:00:00Z",
             "",
+            "",
         ],
-        ["zoe@example.org", "Zoë", 'Smith, Jr "Z"', "pending", "2024-05-06T07:08:09Z", "", ""],
+        ["zoe@example.org", "Zoë", 'Smith, Jr "Z"', "pending", "2024-05-06T07:08:09Z", "", "", ""],
         [
             "left@example.org",
             "Left",
@@ -90,8 +92,9 @@ def test_export_writes_every_status_with_iso_times(
             "2024-05-06T07:08:09Z",
             "",
             "2024-06-01T12:00:00Z",
+            "",
         ],
-        ["dead@example.org", "Bounced", "Away", "bounced", "2024-05-06T07:08:09Z", "", ""],
+        ["dead@example.org", "Bounced", "Away", "bounced", "2024-05-06T07:08:09Z", "", "", ""],
     ]
     assert result.stderr == "Exported 4 subscribers.\n"
 

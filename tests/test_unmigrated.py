@@ -37,12 +37,14 @@ SAMPLE_ARGUMENTS = {
     "digest_id": "1",
     "email": "ada@example.org",
     "file": "people.csv",
+    "slug": "north-korea",
     "source": str(ROOT / "examples" / "feed.xml"),
 }
 # Options without which a command would stop before it reaches the database.
 EXTRA_OPTIONS = {
     ("subscribers", "import"): ["--consent-note", "paper form at the 2024 AGM"],
     ("subscribers", "erase"): ["--yes"],
+    ("topics", "add"): ["--name", "North Korea"],
 }
 
 

@@ -105,7 +105,8 @@ def import_feed(source: str, timeout: float, max_bytes: int, allowed: tuple[Netw
 @click.option("--limit", type=count(), default=None, help="Show only the newest N articles.")
 @with_appcontext
 def list_command(limit: int | None) -> None:
-    """List articles, newest first: id, publication date, the digests using it, and title."""
+    """List articles, newest first: id, publication date, the digests using it, title, and
+    the feed's categories in brackets."""
     try:
         listing = list_articles(get_session(), limit)
     except SQLAlchemyError as error:
@@ -118,4 +119,5 @@ def list_command(limit: int | None) -> None:
     for row in listing:
         used = ",".join(str(digest_id) for digest_id in row.digest_ids) or "-"
         date = row.published_at.date().isoformat()
-        click.echo(f"{row.id:>{width}}  {date}  {used:<6}  {row.title}")
+        tags = f"  [{', '.join(row.categories)}]" if row.categories else ""
+        click.echo(f"{row.id:>{width}}  {date}  {used:<6}  {row.title}{tags}")

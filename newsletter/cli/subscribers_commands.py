@@ -104,7 +104,7 @@ def list_command(statuses: tuple[str, ...], limit: int, search: str | None) -> N
 @with_appcontext
 def stats(digests: int) -> None:
     """Counts by status, weekly signups, confirmations and unsubscribes for the last 12
-    weeks, consent wordings in use, and deliveries per digest."""
+    weeks, consent wordings in use, people per topic, and deliveries per digest."""
     for line in render_stats(gather_stats(get_session(), digests=digests)):
         click.echo(line)
 
@@ -136,6 +136,14 @@ def render_stats(figures: Stats) -> list[str]:
     if figures.consent_without_statement:
         noted = _people(figures.consent_without_statement)
         lines.append(f"  with a consent note instead (imported): {noted}")
+    lines += ["", "Topics:"]
+    if figures.topics:
+        topic_rows = [(use.slug, use.name, use.active, use.people) for use in figures.topics]
+        lines += format_table(("topic", "name", "active", "people"), topic_rows, indent="  ")
+        everything = _people(figures.active_without_topics)
+        lines.append(f"  active with no topic chosen (everything): {everything}")
+    else:
+        lines.append("  none defined")
     emails = figures.confirmation_emails
     lines += ["", "Confirmation emails: " + _state_counts(emails)]
     lines += ["", "Digests:"]
@@ -174,7 +182,7 @@ def _state_counts(counts: Mapping[str, int]) -> str:
 @with_appcontext
 def export(out: Path | None, statuses: tuple[str, ...]) -> None:
     """Write subscribers as UTF-8 CSV: email, first_name, last_name, status, created_at,
-    confirmed_at, unsubscribed_at (times in UTC).
+    confirmed_at, unsubscribed_at (times in UTC) and topics (slugs separated by spaces).
 
     Cells that a spreadsheet would run as a formula start with a single quote.
     """
@@ -246,7 +254,8 @@ def _export_to_stdout(writer: Callable[[TextIO], int]) -> int:
 @with_appcontext
 def import_command(file: Path, status: str, consent_note: str | None, dry_run: bool) -> None:
     """Add people from a CSV file (UTF-8) with the columns email, first_name, last_name and
-    optionally consented_at and source.
+    optionally consented_at, source and topics (slugs separated by spaces; a row naming a
+    topic that does not exist is rejected whole).
 
     Rows are checked like the signup form; bad rows are reported by line number on stderr and
     the rest imported. People already on the list are skipped; suppressed addresses are

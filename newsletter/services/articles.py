@@ -8,14 +8,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from newsletter.categories import fold_category
 from newsletter.db import utcnow
 from newsletter.feeds import FeedEntry
-from newsletter.models import Article, DigestArticle
+from newsletter.models import Article, ArticleCategory, DigestArticle
 
-__all__ = ["ArticleListing", "ImportResult", "content_hash", "import_entries", "list_articles"]
+__all__ = [
+    "ArticleListing",
+    "ImportResult",
+    "categories_of",
+    "content_hash",
+    "import_entries",
+    "list_articles",
+]
 
 # Keeps each IN (...) list well under the bound-parameter limits of SQLite and PostgreSQL.
 LOOKUP_BATCH = 500
@@ -35,11 +43,12 @@ class ArticleListing:
     title: str
     url: str
     digest_ids: tuple[int, ...]
+    categories: tuple[str, ...] = ()
 
 
 def content_hash(entry: FeedEntry) -> str:
     """A fingerprint of everything the feed says about an article, to notice edits."""
-    fields = {
+    fields: dict[str, object] = {
         "url": entry.url,
         "title": entry.title,
         "summary": entry.summary,
@@ -48,6 +57,10 @@ def content_hash(entry: FeedEntry) -> str:
         "image_alt": entry.image_alt,
         "published_at": entry.published_at.isoformat() if entry.published_at else None,
     }
+    # Only when there are any: articles imported before categories were stored keep their
+    # fingerprint, unless their feed does give categories, which then counts as a change.
+    if entry.categories:
+        fields["categories"] = list(entry.categories)
     encoded = json.dumps(fields, sort_keys=True, ensure_ascii=False).encode()
     return hashlib.sha256(encoded).hexdigest()
 
@@ -94,8 +107,38 @@ def import_entries(session: Session, entries: Iterable[FeedEntry]) -> ImportResu
         article.image_url = entry.image_url
         article.image_alt = entry.image_alt
         article.content_hash = fingerprint
+        _store_categories(session, article, entry.categories)
     session.flush()
     return ImportResult(added=added, updated=updated, unchanged=unchanged)
+
+
+def _store_categories(session: Session, article: Article, categories: tuple[str, ...]) -> None:
+    """Give ``article`` exactly ``categories``, replacing what an earlier import stored."""
+    if article.id is not None:
+        session.execute(delete(ArticleCategory).where(ArticleCategory.article_id == article.id))
+    for position, category in enumerate(categories):
+        session.add(
+            ArticleCategory(
+                article=article,
+                category=category,
+                category_key=fold_category(category),
+                position=position,
+            )
+        )
+
+
+def categories_of(session: Session, article_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    """The categories of each of ``article_ids`` that has any, in the feed's order."""
+    found: dict[int, list[str]] = {}
+    for start in range(0, len(article_ids), LOOKUP_BATCH):
+        rows = session.execute(
+            select(ArticleCategory.article_id, ArticleCategory.category)
+            .where(ArticleCategory.article_id.in_(article_ids[start : start + LOOKUP_BATCH]))
+            .order_by(ArticleCategory.article_id, ArticleCategory.position)
+        )
+        for article_id, category in rows:
+            found.setdefault(article_id, []).append(category)
+    return {article_id: tuple(names) for article_id, names in found.items()}
 
 
 def list_articles(session: Session, limit: int | None = None) -> list[ArticleListing]:
@@ -114,6 +157,7 @@ def list_articles(session: Session, limit: int | None = None) -> list[ArticleLis
         )
         for article_id, digest_id in rows:
             holders.setdefault(article_id, []).append(digest_id)
+    categories = categories_of(session, ids)
     return [
         ArticleListing(
             id=article.id,
@@ -121,6 +165,7 @@ def list_articles(session: Session, limit: int | None = None) -> list[ArticleLis
             title=article.title,
             url=article.url,
             digest_ids=tuple(holders.get(article.id, ())),
+            categories=categories.get(article.id, ()),
         )
         for article in articles
     ]

@@ -36,6 +36,7 @@ from newsletter.models import (
     DeliveryStatus,
     Subscriber,
     SubscriberStatus,
+    SubscriberTopic,
     Suppression,
 )
 from newsletter.services.bulk import bulk_insert, table_of
@@ -43,6 +44,7 @@ from newsletter.services.confirmations import Outbox, hand_over_after_commit, qu
 from newsletter.services.consent import Evidence, record_events
 from newsletter.services.csv_rows import Problem, Row
 from newsletter.services.errors import ServiceError
+from newsletter.services.topics import topic_ids_by_slug
 from newsletter.site import Site
 from newsletter.validation import InvalidValue
 
@@ -231,6 +233,7 @@ class SubscriberImport:
         self.batch_size = batch_size
         self.counts = ImportCounts()
         self._mail_failures = 0
+        self._topics: dict[str, int] = {}
 
     def run(
         self,
@@ -241,6 +244,8 @@ class SubscriberImport:
         """Import every row; ``report`` hears of each row not imported, in line order, and
         ``progress`` is called after each batch. Raises :class:`ImportStopped` when a batch
         cannot be written (the batches before it stay committed)."""
+        with Session(self.engine) as session:
+            self._topics = topic_ids_by_slug(session)
         with SeenAddresses() as seen:
             batch = _Batch()
             for item in rows:
@@ -352,6 +357,11 @@ class SubscriberImport:
                     "only a signup through the form can bring it back"
                 )
                 problems.append(Problem(row.line, reason))
+            elif unknown := [slug for slug in row.topics if slug not in self._topics]:
+                # Never imported without the topics they chose: the whole row is refused.
+                names = ", ".join(unknown)
+                reason = f"topics: there is no topic {names} (see `newsletter topics list`)"
+                problems.append(Problem(row.line, reason))
             else:
                 plan.people.append((row, self._status_for(row)))
         return plan
@@ -400,6 +410,14 @@ class SubscriberImport:
             events.append((subscriber_id, evidence, row.consented_at or now))
         # Through the same function as every other consent event, in one statement.
         record_events(session, ConsentKind.GIVEN, events)
+        choices = [
+            {"subscriber_id": ids[row.key], "topic_id": self._topics[slug]}
+            for row, _status in plan.people
+            if ids.get(row.key) in created
+            for slug in row.topics
+        ]
+        if choices:
+            bulk_insert(session, table_of(SubscriberTopic), choices)
         return created
 
     @staticmethod

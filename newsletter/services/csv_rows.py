@@ -20,6 +20,7 @@ from newsletter.models import SubscriberStatus
 from newsletter.services.consent import SOURCE_URL_LENGTH
 from newsletter.services.csv_export import EXPORT_COLUMNS, restore
 from newsletter.services.errors import ServiceError
+from newsletter.services.topics import BadSlug, check_slug
 from newsletter.validation import InvalidValue, clean_email, clean_name
 
 __all__ = [
@@ -42,9 +43,11 @@ MAX_COLUMNS = 100
 # Consent recorded before this is a typing slip (the web, and this kind of list, came later).
 EARLIEST_CONSENT = datetime(1990, 1, 1, tzinfo=UTC)
 REQUIRED_COLUMNS = ("email", "first_name", "last_name")
-OPTIONAL_COLUMNS = ("consented_at", "source", "status")
+OPTIONAL_COLUMNS = ("consented_at", "source", "status", "topics")
 # The export's other columns: an export imports as it is, these are simply not used.
-IGNORED_EXPORT_COLUMNS = tuple(c for c in EXPORT_COLUMNS if c not in (*REQUIRED_COLUMNS, "status"))
+IGNORED_EXPORT_COLUMNS = tuple(
+    c for c in EXPORT_COLUMNS if c not in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
+)
 # A consent date a little ahead of this machine's clock is a time zone slip; more is an error.
 FUTURE_TOLERANCE = timedelta(days=1)
 
@@ -64,6 +67,8 @@ class Row:
     consented_at: datetime | None
     source: str | None
     file_status: str | None
+    # Slugs of the topics chosen, in the file's order; whether they exist is the import's check.
+    topics: tuple[str, ...] = ()
     # The case-folded address, computed once: every check of a batch looks it up.
     key: str = field(init=False)
 
@@ -246,9 +251,11 @@ class PeopleCSV:
             source = _text_without_controls(self._cell(record, column), SOURCE_URL_LENGTH)
             column = "status"
             file_status = self._file_status(self._cell(record, column))
+            column = "topics"
+            topics = _topics(self._cell(record, column))
         except InvalidValue as error:
             return Problem(line, f"{column}: {error}")
-        return Row(line, email, first_name, last_name, consented_at, source, file_status)
+        return Row(line, email, first_name, last_name, consented_at, source, file_status, topics)
 
     def _consented_at(self, value: str) -> datetime | None:
         if not value.strip():
@@ -274,3 +281,14 @@ class PeopleCSV:
             allowed = ", ".join(status.value for status in SubscriberStatus)
             raise InvalidValue(f"{value.strip()!r} is not one of {allowed}.")
         return text
+
+
+def _topics(value: str) -> tuple[str, ...]:
+    """Topic slugs separated by spaces (or commas), each once, in order."""
+    slugs: dict[str, None] = {}
+    for slug in value.replace(",", " ").split():
+        try:
+            slugs[check_slug(slug)] = None
+        except BadSlug as error:
+            raise InvalidValue(str(error)) from None
+    return tuple(slugs)

@@ -21,7 +21,9 @@ from newsletter.models import (
     Delivery,
     DeliveryStatus,
     Subscriber,
+    SubscriberTopic,
 )
+from newsletter.services.topics import topics_of
 from newsletter.suppressions import earliest_suppression, suppress
 
 __all__ = [
@@ -85,6 +87,8 @@ def person_record(session: Session, subscriber: Subscriber) -> dict[str, Any]:
         "confirmed_at": _time(subscriber.confirmed_at),
         "unsubscribed_at": _time(subscriber.unsubscribed_at),
         "suppressed": suppression_reason(session, subscriber.email),
+        # Slugs of the topics chosen; none means everything.
+        "topics": list(topics_of(session, [subscriber.id]).get(subscriber.id, ())),
         "consent": consent,
         "deliveries": _delivery_summary(session, subscriber.id),
     }
@@ -162,6 +166,7 @@ def erase(session: Session, subscriber: Subscriber) -> Erasure:
     # Explicit deletes rather than relying on ON DELETE CASCADE alone: the proof of consent
     # must go even on a database where foreign keys were left unenforced.
     session.execute(delete(ConsentEvent).where(ConsentEvent.subscriber_id == erasure_id))
+    session.execute(delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == erasure_id))
     session.execute(
         update(Delivery)
         .where(Delivery.subscriber_id == erasure_id)

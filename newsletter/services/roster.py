@@ -25,6 +25,8 @@ from newsletter.models import (
     DigestStatus,
     Subscriber,
     SubscriberStatus,
+    SubscriberTopic,
+    Topic,
 )
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "ListedSubscriber",
     "StatementUse",
     "Stats",
+    "TopicHolders",
     "SubscriberPage",
     "WeekActivity",
     "list_subscribers",
@@ -129,6 +132,16 @@ class StatementUse:
 
 
 @dataclass(frozen=True)
+class TopicHolders:
+    """A topic and how many people chose it: active ones, and in any status."""
+
+    slug: str
+    name: str
+    active: int
+    people: int
+
+
+@dataclass(frozen=True)
 class DigestDeliveries:
     id: int
     subject: str
@@ -147,6 +160,9 @@ class Stats:
     confirmation_emails: dict[str, int]
     digests: list[DigestDeliveries]
     older_digests: int
+    topics: list[TopicHolders] = field(default_factory=list)
+    # Active people who chose no topic, and so hear about everything.
+    active_without_topics: int = 0
     total: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -163,7 +179,31 @@ def stats(session: Session, now: datetime | None = None, digests: int = DIGESTS_
         confirmation_emails=_confirmation_emails(session),
         digests=_digest_deliveries(session, digests),
         older_digests=max(_sent_digest_count(session) - digests, 0),
+        topics=_topic_holders(session),
+        active_without_topics=_active_without_topics(session),
     )
+
+
+def _topic_holders(session: Session) -> list[TopicHolders]:
+    active = func.count().filter(Subscriber.status == SubscriberStatus.ACTIVE)
+    query = (
+        select(Topic.slug, Topic.name, active, func.count(Subscriber.id))
+        .outerjoin(SubscriberTopic, SubscriberTopic.topic_id == Topic.id)
+        .outerjoin(Subscriber, Subscriber.id == SubscriberTopic.subscriber_id)
+        .group_by(Topic.id, Topic.slug, Topic.name)
+        .order_by(Topic.slug)
+    )
+    return [TopicHolders(*row) for row in session.execute(query)]
+
+
+def _active_without_topics(session: Session) -> int:
+    chosen = select(SubscriberTopic.subscriber_id).where(
+        SubscriberTopic.subscriber_id == Subscriber.id
+    )
+    query = select(func.count()).where(
+        Subscriber.status == SubscriberStatus.ACTIVE, ~chosen.exists()
+    )
+    return session.scalar(query) or 0
 
 
 def _counts_by_status(session: Session) -> dict[str, int]:

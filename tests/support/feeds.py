@@ -30,6 +30,7 @@ class Item:
     description: str = ""
     content: str = ""
     image: str = ""
+    categories: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -57,6 +58,7 @@ def rss(items: list[Item], title: str = "Example news") -> bytes:
             parts.append(f"<content:encoded>{escape(item.content)}</content:encoded>")
         if item.image:
             parts.append(f'<media:content url="{escape(item.image)}" medium="image"/>')
+        parts.extend(f"<category>{escape(name)}</category>" for name in item.categories)
         parts.append("</item>")
     parts.append("</channel></rss>")
     return "\n".join(parts).encode()
@@ -81,6 +83,7 @@ def atom(items: list[Item], title: str = "Example news") -> bytes:
             parts.append(f'<summary type="html">{escape(item.description)}</summary>')
         if item.content:
             parts.append(f'<content type="html">{escape(item.content)}</content>')
+        parts.extend(f'<category term="{escape(name)}"/>' for name in item.categories)
         parts.append("</entry>")
     parts.append("</feed>")
     return "\n".join(parts).encode()
