@@ -18,6 +18,8 @@ from tests.support.records import events, subscriber
 
 pytestmark = pytest.mark.browser
 
+ERROR_RED = "rgb(176, 0, 32)"
+
 
 def _watch_policy_violations(page: Any) -> list[str]:
     """Content-Security-Policy violations the browser reports, collected as they happen."""
@@ -69,6 +71,18 @@ def test_person_signs_up_fixes_errors_and_confirms(
         expect(consent).to_have_accessible_description(
             "Tick the box to agree to receive our emails."
         )
+        # A field to correct has a red border, not the grey of the others.
+        for field in (first, last, email):
+            expect(field).to_have_css("border-top-color", ERROR_RED)
+            expect(field).to_have_css("border-top-width", "2px")
+        # The summary lists each message as a link that takes the visitor to its field.
+        summary = page.get_by_role("alert")
+        expect(summary.get_by_role("link")).to_have_count(4)
+        summary.get_by_role("link", name="Email address is required.").click()
+        expect(email).to_be_focused()
+        page.emulate_media(color_scheme="dark")
+        expect(first).to_have_css("border-top-color", "rgb(255, 138, 128)")
+        page.emulate_media(color_scheme="light")
         assert axe_violations(page) == []
 
         # Names given, a wrong address and no tick: what was typed stays.
@@ -84,6 +98,7 @@ def test_person_signs_up_fixes_errors_and_confirms(
         expect(last).to_have_value("Lovelace")
         expect(email).to_have_value("ada@")
         expect(first).not_to_have_attribute("aria-invalid", "true")
+        expect(first).not_to_have_css("border-top-color", ERROR_RED)
         expect(consent).to_have_attribute("aria-invalid", "true")
         assert axe_violations(page) == []
         assert subscriber(app, "ada@example.org") is None
