@@ -120,7 +120,7 @@ def keys(engine: Engine) -> dict[int, str]:
 def test_upgrade_rekeys_everyone_and_reports_what_it_cannot_decide(
     engine_at_0002: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    upgrade(engine_at_0002)
+    upgrade(engine_at_0002, "0003")
 
     assert current_revision(engine_at_0002) == "0003"
     assert keys(engine_at_0002) == NEW_KEYS

@@ -32,6 +32,8 @@ class Evidence:
     user_agent: str | None = None
     source_url: str | None = None
     note: str | None = None
+    # The style of signup box (``newsletter.boxes.BoxStyle``); None outside the signup form.
+    box_style: str | None = None
 
 
 def statement_version(session: Session, text: str) -> ConsentStatement:
@@ -70,6 +72,7 @@ def record_event(
         user_agent=_stored(evidence.user_agent, USER_AGENT_LENGTH),
         source_url=_stored(evidence.source_url, SOURCE_URL_LENGTH),
         note=evidence.note,
+        box_style=evidence.box_style,
     )
     session.add(event)
     session.flush()
