@@ -10,9 +10,9 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, column, insert, inspect, select, table
 
-from newsletter.db import create_db_engine, utcnow
+from newsletter.db import utcnow
 from newsletter.migrate import alembic_config, current_revision, upgrade
-from tests.conftest import scratch_database
+from tests.support.migrations import empty_engine
 
 subscribers = table(
     "subscribers",
@@ -34,16 +34,12 @@ events_0003 = table(
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine_at_0003(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A database at 0003 with one person and the consent they gave."""
-    if request.param == "sqlite":
-        engine = create_db_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        yield from _filled(engine)
-        return
-    server: str = request.getfixturevalue("postgres_server")
-    with scratch_database(server) as url:
-        yield from _filled(create_db_engine(url))
+    with empty_engine(request, tmp_path) as engine:
+        _fill(engine)
+        yield engine
 
 
-def _filled(engine: Engine) -> Iterator[Engine]:
+def _fill(engine: Engine) -> None:
     upgrade(engine, "0003")
     now = utcnow()
     with engine.begin() as connection:
@@ -63,8 +59,6 @@ def _filled(engine: Engine) -> Iterator[Engine]:
         connection.execute(
             insert(events_0003).values(subscriber_id=1, kind="given", at=now, method="web form")
         )
-    yield engine
-    engine.dispose()
 
 
 def _columns(engine: Engine) -> set[str]:
