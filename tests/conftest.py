@@ -196,8 +196,11 @@ def csrf_token(page: TestResponse | str) -> str:
     return match.group(1)
 
 
-def post_signup(client: FlaskClient, **fields: Any) -> TestResponse:
-    """Open the form and send it like a browser, with the given field values."""
+def post_signup(
+    client: FlaskClient, headers: dict[str, str] | None = None, **fields: Any
+) -> TestResponse:
+    """Open the form and send it like a browser, with the given field values (None leaves a
+    field out) and request ``headers``."""
     page = client.get("/subscribe")
     data = {
         "csrf_token": csrf_token(page),
@@ -209,7 +212,7 @@ def post_signup(client: FlaskClient, **fields: Any) -> TestResponse:
     data.update({key: value for key, value in fields.items() if value is not None})
     for key in [key for key, value in fields.items() if value is None]:
         data.pop(key, None)
-    return client.post("/subscribe", data=data)
+    return client.post("/subscribe", data=data, headers=headers)
 
 
 @pytest.fixture(scope="session")

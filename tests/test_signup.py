@@ -345,7 +345,8 @@ def test_missing_or_expired_csrf_token_stores_nothing(
     else:
         token = csrf_token(app.test_client().get("/subscribe"))
 
-    response = post_signup(client, csrf_token=token)
+    # From our own page, as a browser says with every POST.
+    response = post_signup(client, csrf_token=token, headers={"Origin": "http://localhost"})
 
     assert response.status_code == 400
     page = parse_page(text_of(response))
@@ -408,7 +409,7 @@ def test_filled_honeypot_is_thanked_and_forgotten(
     fields: dict[str, Any] = {"website": "http://spam.example.com"}
     if not csrf:
         fields["csrf_token"] = None
-    response = post_signup(client, **fields)
+    response = post_signup(client, headers={"Origin": "http://localhost"}, **fields)
     assert response.status_code == 303
     assert response.headers["Location"] == "/subscribe/thanks"
     assert_nothing_stored(app)
@@ -531,7 +532,9 @@ def test_signup_redirects_to_thanks_and_stores_pending_subscriber(
     assert message["To"] == "ada@example.org"
 
 
-def test_consent_is_recorded_with_statement_and_how(app: Flask, client: FlaskClient) -> None:
+def test_consent_is_recorded_with_statement_and_how(make_app: Callable[..., Flask]) -> None:
+    app = make_app(EMBED_ORIGINS="https://www.example.org")
+    client = app.test_client()
     before = utcnow()
     page = client.get("/subscribe")
     response = client.post(

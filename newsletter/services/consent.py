@@ -14,7 +14,14 @@ from sqlalchemy.orm import Session
 from newsletter.db import utcnow
 from newsletter.models import ConsentEvent, ConsentKind, ConsentStatement, Subscriber
 
-__all__ = ["FORM_SIGNUP", "Evidence", "record_event", "statement_version"]
+__all__ = [
+    "FORM_SIGNUP",
+    "Evidence",
+    "find_statement",
+    "record_event",
+    "statement_hash",
+    "statement_version",
+]
 
 IP_LENGTH = 64
 USER_AGENT_LENGTH = 512
@@ -36,10 +43,20 @@ class Evidence:
     box_style: str | None = None
 
 
+def statement_hash(text: str) -> str:
+    """The key a wording is stored under; a signup box carries it to name what it showed."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def find_statement(session: Session, digest: str) -> ConsentStatement | None:
+    """The stored version whose wording hashes to ``digest``, if there is one."""
+    return session.scalar(select(ConsentStatement).where(ConsentStatement.text_hash == digest))
+
+
 def statement_version(session: Session, text: str) -> ConsentStatement:
     """The stored version of ``text``, created the first time this wording is used."""
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    statement = session.scalar(select(ConsentStatement).where(ConsentStatement.text_hash == digest))
+    digest = statement_hash(text)
+    statement = find_statement(session, digest)
     if statement is not None:
         return statement
     try:

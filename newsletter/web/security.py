@@ -2,27 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from flask import Flask
 from werkzeug.wrappers import Response
 
-__all__ = ["init_app"]
+from newsletter.origins import origin_of
+
+__all__ = ["init_app", "page_policy"]
 
 
-def _policy(frame_ancestors: str) -> str:
+def _policy(
+    frame_ancestors: str,
+    form_action: str = "'self'",
+    img_src: str = "'self' data:",
+    script_src: str | None = None,
+) -> str:
     return "; ".join(
         [
             "default-src 'none'",
+            *([f"script-src {script_src}"] if script_src else []),
             "style-src 'self'",
-            "img-src 'self' data:",
-            "form-action 'self'",
+            f"img-src {img_src}",
+            f"form-action {form_action}",
             "base-uri 'none'",
             f"frame-ancestors {frame_ancestors}",
         ]
     )
 
 
+def page_policy(config: Mapping[str, Any], *, scripts: bool = False) -> str:
+    """The Content-Security-Policy of our pages.
+
+    The form may send the person back to the organisation's pages after a signup from a box
+    there, and the logo may live on the organisation's site. ``scripts`` lets our own script
+    files run, and nothing else: the box in a frame tells its height to the page around it.
+    """
+    logo = origin_of(config["LOGO_URL"])
+    return _policy(
+        config["FRAME_ANCESTORS"],
+        form_action=" ".join(["'self'", *config["EMBED_ORIGINS"]]),
+        img_src=" ".join(["'self'", "data:", *([logo] if logo else [])]),
+        script_src="'self'" if scripts else None,
+    )
+
+
 def init_app(app: Flask) -> None:
-    policy = _policy(app.config["FRAME_ANCESTORS"])
+    policy = page_policy(app.config)
 
     @app.after_request
     def _add_headers(response: Response) -> Response:
