@@ -8,6 +8,7 @@ from newsletter.cli import (
     articles_commands,
     db_commands,
     digest_commands,
+    embed_commands,
     outbox_commands,
     send_commands,
     subscribers_commands,
@@ -24,3 +25,4 @@ def register_commands(app: Flask) -> None:
     digest_commands.digest.add_command(send_commands.status)
     app.cli.add_command(digest_commands.digest)
     app.cli.add_command(subscribers_commands.subscribers)
+    app.cli.add_command(embed_commands.embed)
