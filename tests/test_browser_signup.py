@@ -12,7 +12,7 @@ from flask import Flask
 from playwright.sync_api import expect
 
 from tests.conftest import axe_violations
-from tests.support.browser import live_server
+from tests.support.browser import live_server, watch_policy_violations
 from tests.support.mailbox import find_link
 from tests.support.records import events, subscriber
 
@@ -21,22 +21,10 @@ pytestmark = pytest.mark.browser
 ERROR_RED = "rgb(176, 0, 32)"
 
 
-def _watch_policy_violations(page: Any) -> list[str]:
-    """Content-Security-Policy violations the browser reports, collected as they happen."""
-    violations: list[str] = []
-
-    def note(message: Any) -> None:
-        if "Content Security Policy" in message.text:
-            violations.append(message.text)
-
-    page.on("console", note)
-    return violations
-
-
 def test_person_signs_up_fixes_errors_and_confirms(
     app: Flask, page: Any, sent_mail: Callable[[], list[EmailMessage]]
 ) -> None:
-    violations = _watch_policy_violations(page)
+    violations = watch_policy_violations(page)
     with live_server(app) as base:
         page.goto(f"{base}/subscribe")
         expect(page.get_by_role("heading", name="Sign up for updates")).to_be_visible()
@@ -133,7 +121,7 @@ def test_person_signs_up_fixes_errors_and_confirms(
 
 
 def test_error_and_link_pages_pass_axe(app: Flask, page: Any) -> None:
-    violations = _watch_policy_violations(page)
+    violations = watch_policy_violations(page)
     with live_server(app) as base:
         page.goto(f"{base}/no-such-page")
         expect(page.get_by_role("heading", name="Page not found")).to_be_visible()

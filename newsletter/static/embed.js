@@ -171,9 +171,20 @@
       return;
     }
     Array.prototype.forEach.call(document.getElementsByTagName("iframe"), function (frame) {
-      if (frame.contentWindow === event.source) {
-        frame.style.height = Math.ceil(height) + "px";
+      if (frame.contentWindow !== event.source) {
+        return;
       }
+      // The site's style may give the frame a border, and count it in the height.
+      var style = getComputedStyle(frame);
+      var extra = 0;
+      if (style.boxSizing === "border-box") {
+        ["borderTopWidth", "borderBottomWidth", "paddingTop", "paddingBottom"].forEach(
+          function (side) {
+            extra += parseFloat(style[side]) || 0;
+          }
+        );
+      }
+      frame.style.height = Math.ceil(height + extra) + "px";
     });
   });
 
