@@ -105,6 +105,24 @@ def scratch_database(server: str, template: str | None = None) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis server for the session, started the first time a test asks for it."""
+    from tests.support.redis import running_redis
+
+    with running_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """The session's Redis, emptied for this test."""
+    from tests.support.redis import flush
+
+    flush(redis_server)
+    return redis_server
+
+
 @pytest.fixture
 def outbox_path(tmp_path: Path) -> Path:
     return tmp_path / "outbox"
