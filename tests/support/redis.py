@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import shutil
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from tests.support.processes import running_process
 from tests.support.smtp import free_port
 
 __all__ = ["flush", "running_redis"]
@@ -58,24 +57,11 @@ def running_redis(folder: Path, startup_timeout: float = 15) -> Iterator[str]:
         "--dir",
         str(folder),
     ]
-    log = folder / "redis.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while not _answers(port):
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"redis-server exited with {process.returncode}:\n{log.read_text()}"
-                )
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not answer in time:\n{log.read_text()}")
-            time.sleep(0.05)
+    with running_process(
+        command,
+        folder / "redis.log",
+        lambda: _answers(port),
+        name="redis-server",
+        startup_timeout=startup_timeout,
+    ):
         yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
