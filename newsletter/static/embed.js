@@ -36,6 +36,12 @@
     return input && input.nodeType === 1 ? input : null;
   }
 
+  // The hidden attribute alone gives way to any display rule of the site's own CSS.
+  function hide(node) {
+    node.hidden = true;
+    node.style.display = "none";
+  }
+
   function clear(form) {
     Array.prototype.forEach.call(form.querySelectorAll("[data-newsletter-added]"), function (node) {
       node.parentNode.removeChild(node);
@@ -89,7 +95,7 @@
     clear(form);
     Array.prototype.forEach.call(form.children, function (child) {
       if (!/^H[1-6]$/.test(child.tagName)) {
-        child.hidden = true;
+        hide(child);
       }
     });
     var done = element("div", { "class": "nl-done", role: "status", tabindex: "-1" });
@@ -141,6 +147,10 @@
     }
     form.setAttribute("data-newsletter-ready", "");
     form.noValidate = true;
+    var honeypot = field(form, "website");
+    if (honeypot) {
+      hide(honeypot.closest(".nl-field") || honeypot);
+    }
     var style = field(form, "box_style");
     if (style) {
       style.value = "script";

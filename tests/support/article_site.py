@@ -16,7 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ArticleSite", "article_page", "host_policy", "running_article_site"]
+__all__ = [
+    "ArticleSite",
+    "article_page",
+    "host_policy",
+    "running_article_site",
+    "without_script",
+]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BOX = re.compile(r"(<!-- newsletter box -->\n).*?(\n<!-- /newsletter box -->)", re.S)
@@ -26,6 +32,11 @@ def article_page(box: str) -> str:
     """The sample article page with ``box`` pasted where its signup box goes."""
     page = (EXAMPLES / "article.html").read_text()
     return BOX.sub(lambda match: f"{match.group(1)}{box.strip()}{match.group(2)}", page)
+
+
+def without_script(box: str) -> str:
+    """The plain box alone: the printed box without its optional script line."""
+    return "\n".join(line for line in box.splitlines() if "<script" not in line)
 
 
 def host_policy(app_base: str) -> str:
