@@ -146,23 +146,33 @@ def _shown(value: str) -> str:
     return repr(value[:200])
 
 
+def _allowed_origin(listed: tuple[str, ...], own: set[str | None]) -> str | None:
+    """The origin the post says it comes from, when it may come from there; None when it
+    says none but carries our own form's token. Anything else is refused with a 403."""
+    claimed = request.headers.get("Origin")
+    said = claimed if claimed is not None else request.referrer
+    if said is None:
+        if "csrf_token" not in request.form:
+            _refuse("a post without Origin, Referer or our form's token")
+        return None
+    origin = origin_of(said)
+    # A browser writes Origin in exactly one way; a Referer is a page's address.
+    if origin is None or (claimed is not None and origin != claimed):
+        origin = None
+    if origin is None or (origin not in own and origin not in listed):
+        header = "Origin" if claimed is not None else "Referer"
+        _refuse(f"{header} {_shown(said)} is not in NEWSLETTER_EMBED_ORIGINS")
+    return origin
+
+
 def judge() -> Arrival:
     """Look at the request's origin; refuse it with a 403 unless it may post a signup."""
     config = current_app.config
     listed: tuple[str, ...] = config["EMBED_ORIGINS"]
     own = {origin_of(config["BASE_URL"]), origin_of(request.host_url)}
+    origin = _allowed_origin(listed, own)
     claimed = request.headers.get("Origin")
     referrer = request.referrer
-    said = claimed if claimed is not None else referrer
-    # A browser writes Origin in exactly one way; a Referer is a page's address.
-    origin = origin_of(said)
-    if claimed is not None and origin != claimed:
-        origin = None
-    if said is None and "csrf_token" not in request.form:
-        _refuse("a post without Origin, Referer or our form's token")
-    if said is not None and (origin is None or (origin not in own and origin not in listed)):
-        header = "Origin" if claimed is not None else "Referer"
-        _refuse(f"{header} {_shown(said)} is not in NEWSLETTER_EMBED_ORIGINS")
 
     from_box_site = origin in listed and origin not in own
     framed = not from_box_site and origin in own and BOX_TOKEN in request.form
