@@ -157,9 +157,8 @@ def _allowed_origin(listed: tuple[str, ...], own: set[str | None]) -> str | None
         return None
     origin = origin_of(said)
     # A browser writes Origin in exactly one way; a Referer is a page's address.
-    if origin is None or (claimed is not None and origin != claimed):
-        origin = None
-    if origin is None or (origin not in own and origin not in listed):
+    as_written = claimed is None or origin == claimed
+    if origin is None or not as_written or (origin not in own and origin not in listed):
         header = "Origin" if claimed is not None else "Referer"
         _refuse(f"{header} {_shown(said)} is not in NEWSLETTER_EMBED_ORIGINS")
     return origin
