@@ -31,7 +31,8 @@ FRAME_HEIGHT = 720
     "topics",
     multiple=True,
     metavar="SLUG",
-    help="Preselect this topic in the box, for a topic's pages; repeat for several.",
+    help="Preselect this topic in the box, for a topic's pages (once topics exist); repeat "
+    "for several.",
 )
 @click.option(
     "--return",
