@@ -15,7 +15,9 @@ from newsletter.config import ConfigError, load_config
 from newsletter.resources import resource_path
 from newsletter.web import (
     archive,
+    branding,
     dispatch,
+    embed,
     errors,
     health,
     limits,
@@ -70,12 +72,15 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(archive.bp)
     app.register_blueprint(unsubscribe.bp)
+    app.register_blueprint(embed.bp)
+    app.register_blueprint(branding.bp)
 
 
 def _register_extensions(app: Flask) -> None:
     dispatch.init_app(app, runtime.get_runtime(app).outbox())
     limits.init_app(app)
     security.init_app(app)
+    embed.init_app(app)
 
 
 def _register_errorhandlers(app: Flask) -> None:

@@ -19,7 +19,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from newsletter import csp
+from newsletter.branding import parse_colour, parse_web_address
 from newsletter.mail.urls import MailURLError, parse_mail_url
+from newsletter.origins import parse_origins
 
 __all__ = ["ConfigError", "DEFAULTS", "load_config"]
 
@@ -52,6 +54,11 @@ DEFAULTS: dict[str, Any] = {
     "PRODUCTION": False,
     "LOG_ADDRESSES": False,
     "LOG_LEVEL": "INFO",
+    # The signup box on the organisation's own pages, and the brand it wears.
+    "EMBED_ORIGINS": "",
+    "PRIVACY_URL": "",
+    "LOGO_URL": "",
+    "BRAND_COLOUR": "#0b5cad",
 }
 
 BOOLEAN_SETTINGS = ("DOUBLE_OPT_IN", "CHECK_DELIVERABILITY", "PRODUCTION", "LOG_ADDRESSES")
@@ -98,6 +105,10 @@ TEXT_SETTINGS = (
     "SIGNUP_RATE_LIMIT",
     "RATELIMIT_STORAGE_URI",
     "FRAME_ANCESTORS",
+    "EMBED_ORIGINS",
+    "PRIVACY_URL",
+    "LOGO_URL",
+    "BRAND_COLOUR",
 )
 
 
@@ -197,6 +208,31 @@ def _check(config: dict[str, Any]) -> None:
         )
         raise ConfigError(message)
     config["FRAME_ANCESTORS"] = _check_frame_ancestors(str(config["FRAME_ANCESTORS"]))
+    _check_embedding(config)
+
+
+def _check_embedding(config: dict[str, Any]) -> None:
+    """The signup box on the organisation's pages, and the organisation's look."""
+    origins = config["EMBED_ORIGINS"]
+    text = origins if isinstance(origins, str) else " ".join(origins)
+    try:
+        config["EMBED_ORIGINS"] = parse_origins(text)
+    except ValueError as error:
+        raise ConfigError(f"{_setting('EMBED_ORIGINS')}: {error}") from None
+    # The pages that carry the box may show it in a frame, unless framing is forbidden outright.
+    sources = config["FRAME_ANCESTORS"].split()
+    if sources != ["'none'"]:
+        added = [origin for origin in config["EMBED_ORIGINS"] if origin not in sources]
+        config["FRAME_ANCESTORS"] = " ".join([*sources, *added])
+    try:
+        config["BRAND_COLOUR"] = parse_colour(str(config["BRAND_COLOUR"]))
+    except ValueError as error:
+        raise ConfigError(f"{_setting('BRAND_COLOUR')}: {error}") from None
+    for name in ("PRIVACY_URL", "LOGO_URL"):
+        try:
+            config[name] = parse_web_address(str(config[name]))
+        except ValueError as error:
+            raise ConfigError(f"{_setting(name)}: {error}") from None
 
 
 def _check_database_url(value: str) -> None:

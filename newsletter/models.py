@@ -138,6 +138,8 @@ class ConsentEvent(Base):
     user_agent: Mapped[str | None] = mapped_column(String(512))
     source_url: Mapped[str | None] = mapped_column(String(2048))
     note: Mapped[str | None] = mapped_column(Text)
+    # Which form it was given in: our own page, or a box on the organisation's pages.
+    box_style: Mapped[str | None] = mapped_column(String(16))
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="consent_events")
     statement: Mapped[ConsentStatement | None] = relationship()

@@ -70,5 +70,14 @@ def clean_email(value: str | None, check_deliverability: bool = False) -> str:
     try:
         result = validate_email(text, check_deliverability=check_deliverability)
     except EmailNotValidError as error:
-        raise InvalidValue(f"Enter a valid email address: {error}") from None
+        raise InvalidValue(_address_problem(str(error))) from None
     return str(result.normalized)
+
+
+def _address_problem(reason: str) -> str:
+    """email-validator's reason, said once: some of its reasons name the address already
+    ("An email address must have an @-sign."), others need it named ("There must be
+    something after the @-sign.")."""
+    if "email address" in reason.lower():
+        return reason
+    return f"Enter a valid email address: {reason}"

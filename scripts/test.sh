@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the tests need on a fresh Debian machine with Python, then runs lint,
 # formatting, types, import contracts and the whole test suite (SQLite and PostgreSQL, SMTP,
-# browser).
+# browser, Redis).
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k signup -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,7 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
   || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
@@ -28,5 +29,6 @@ python3 -m venv .venv
 # The import contracts in pyproject.toml: imports run one way, and Flask stays at the top.
 .venv/bin/lint-imports
 # PostgreSQL is started by the test session itself (tests/support/postgres.py) as the
-# postgres user when run as root, and stopped at the end.
+# postgres user when run as root, and stopped at the end; so is Redis (tests/support/redis.py),
+# on 127.0.0.1 and a free port, for the tests of limits shared by several web instances.
 .venv/bin/pytest "$@"

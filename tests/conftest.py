@@ -106,6 +106,24 @@ def scratch_database(server: str, template: str | None = None) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis server for the session, started the first time a test asks for it."""
+    from tests.support.redis import running_redis
+
+    with running_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """The session's Redis, emptied for this test."""
+    from tests.support.redis import flush
+
+    flush(redis_server)
+    return redis_server
+
+
 @pytest.fixture
 def outbox_path(tmp_path: Path) -> Path:
     return tmp_path / "outbox"
@@ -197,8 +215,11 @@ def csrf_token(page: TestResponse | str) -> str:
     return match.group(1)
 
 
-def post_signup(client: FlaskClient, **fields: Any) -> TestResponse:
-    """Open the form and send it like a browser, with the given field values."""
+def post_signup(
+    client: FlaskClient, headers: dict[str, str] | None = None, **fields: Any
+) -> TestResponse:
+    """Open the form and send it like a browser, with the given field values (None leaves a
+    field out) and request ``headers``."""
     page = client.get("/subscribe")
     data = {
         "csrf_token": csrf_token(page),
@@ -210,20 +231,26 @@ def post_signup(client: FlaskClient, **fields: Any) -> TestResponse:
     data.update({key: value for key, value in fields.items() if value is not None})
     for key in [key for key, value in fields.items() if value is None]:
         data.pop(key, None)
-    return client.post("/subscribe", data=data)
+    return client.post("/subscribe", data=data, headers=headers)
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for the session (Debian's, driven by Playwright)."""
+def playwright() -> Iterator[Any]:
+    """Playwright, started once for the session (it runs one at a time)."""
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Any) -> Iterator[Any]:
+    """One headless Chromium for the session (Debian's, driven by Playwright)."""
     from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture

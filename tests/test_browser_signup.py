@@ -12,29 +12,19 @@ from flask import Flask
 from playwright.sync_api import expect
 
 from tests.conftest import axe_violations
-from tests.support.browser import live_server
+from tests.support.browser import live_server, watch_policy_violations
 from tests.support.mailbox import find_link
 from tests.support.records import events, subscriber
 
 pytestmark = pytest.mark.browser
 
-
-def _watch_policy_violations(page: Any) -> list[str]:
-    """Content-Security-Policy violations the browser reports, collected as they happen."""
-    violations: list[str] = []
-
-    def note(message: Any) -> None:
-        if "Content Security Policy" in message.text:
-            violations.append(message.text)
-
-    page.on("console", note)
-    return violations
+ERROR_RED = "rgb(176, 0, 32)"
 
 
 def test_person_signs_up_fixes_errors_and_confirms(
     app: Flask, page: Any, sent_mail: Callable[[], list[EmailMessage]]
 ) -> None:
-    violations = _watch_policy_violations(page)
+    violations = watch_policy_violations(page)
     with live_server(app) as base:
         page.goto(f"{base}/subscribe")
         expect(page.get_by_role("heading", name="Sign up for updates")).to_be_visible()
@@ -69,6 +59,18 @@ def test_person_signs_up_fixes_errors_and_confirms(
         expect(consent).to_have_accessible_description(
             "Tick the box to agree to receive our emails."
         )
+        # A field to correct has a red border, not the grey of the others.
+        for field in (first, last, email):
+            expect(field).to_have_css("border-top-color", ERROR_RED)
+            expect(field).to_have_css("border-top-width", "2px")
+        # The summary lists each message as a link that takes the visitor to its field.
+        summary = page.get_by_role("alert")
+        expect(summary.get_by_role("link")).to_have_count(4)
+        summary.get_by_role("link", name="Email address is required.").click()
+        expect(email).to_be_focused()
+        page.emulate_media(color_scheme="dark")
+        expect(first).to_have_css("border-top-color", "rgb(255, 138, 128)")
+        page.emulate_media(color_scheme="light")
         assert axe_violations(page) == []
 
         # Names given, a wrong address and no tick: what was typed stays.
@@ -84,6 +86,7 @@ def test_person_signs_up_fixes_errors_and_confirms(
         expect(last).to_have_value("Lovelace")
         expect(email).to_have_value("ada@")
         expect(first).not_to_have_attribute("aria-invalid", "true")
+        expect(first).not_to_have_css("border-top-color", ERROR_RED)
         expect(consent).to_have_attribute("aria-invalid", "true")
         assert axe_violations(page) == []
         assert subscriber(app, "ada@example.org") is None
@@ -118,7 +121,7 @@ def test_person_signs_up_fixes_errors_and_confirms(
 
 
 def test_error_and_link_pages_pass_axe(app: Flask, page: Any) -> None:
-    violations = _watch_policy_violations(page)
+    violations = watch_policy_violations(page)
     with live_server(app) as base:
         page.goto(f"{base}/no-such-page")
         expect(page.get_by_role("heading", name="Page not found")).to_be_visible()

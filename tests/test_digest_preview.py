@@ -154,7 +154,10 @@ def test_preview_problems_print_one_line(
     runner = app.test_cli_runner()
     cases = [
         (["digest", "preview", "42"], "Error: no digest with id 42; `newsletter digest create`"),
-        (["digest", "preview", str(digest_id), "--to", "not an address"], "Error: --to: Enter"),
+        (
+            ["digest", "preview", str(digest_id), "--to", "not an address"],
+            "Error: --to: An email address must have an @-sign.",
+        ),
         (
             ["digest", "preview", str(digest_id), "--out", str(tmp_path / "no" / "dir.html")],
             f"Error: cannot write {tmp_path / 'no' / 'dir.html'}",

@@ -13,11 +13,11 @@ from alembic import command
 from sqlalchemy import Engine, column, func, insert, select, table
 from sqlalchemy.orm import Session
 
-from newsletter.db import create_db_engine, utcnow
-from newsletter.migrate import alembic_config, current_revision, head_revision, upgrade
+from newsletter.db import utcnow
+from newsletter.migrate import alembic_config, current_revision, upgrade
 from newsletter.models import ConsentEvent, Subscriber
 from newsletter.suppressions import suppress, suppressed_since
-from tests.conftest import scratch_database
+from tests.support.migrations import empty_engine
 
 # (id, address as stored, key as revision 0002 made it: the whole address case-folded)
 PEOPLE = [
@@ -62,16 +62,12 @@ suppressions_0002 = table(
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine_at_0002(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A database migrated to 0002 and filled the way 0002's code filled it."""
-    if request.param == "sqlite":
-        engine = create_db_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        yield from _filled(engine)
-        return
-    server: str = request.getfixturevalue("postgres_server")
-    with scratch_database(server) as url:
-        yield from _filled(create_db_engine(url))
+    with empty_engine(request, tmp_path) as engine:
+        _fill(engine)
+        yield engine
 
 
-def _filled(engine: Engine) -> Iterator[Engine]:
+def _fill(engine: Engine) -> None:
     upgrade(engine, "0002")
     now = utcnow()
     with engine.begin() as connection:
@@ -106,8 +102,6 @@ def _filled(engine: Engine) -> Iterator[Engine]:
                 for digest, reason in OLD_SUPPRESSIONS.items()
             ],
         )
-    yield engine
-    engine.dispose()
 
 
 def keys(engine: Engine) -> dict[int, str]:
@@ -120,9 +114,9 @@ def keys(engine: Engine) -> dict[int, str]:
 def test_upgrade_rekeys_everyone_and_reports_what_it_cannot_decide(
     engine_at_0002: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    upgrade(engine_at_0002)
+    upgrade(engine_at_0002, "0003")
 
-    assert current_revision(engine_at_0002) == head_revision(engine_at_0002)
+    assert current_revision(engine_at_0002) == "0003"
     assert keys(engine_at_0002) == NEW_KEYS
     warnings = capsys.readouterr().err.splitlines()
     assert warnings == [

@@ -62,11 +62,13 @@ def test_show_prints_everything_held_as_json(
     assert given["ip"] == "127.0.0.1"
     assert given["user_agent"].startswith("Werkzeug/")
     assert given["source_url"] == "http://localhost/subscribe"
+    assert given["box_style"] == "page"
     assert given["statement"]["text"] == STATEMENT
     assert isinstance(given["statement"]["version"], int)
     assert confirmed["kind"] == "confirmed"
     assert confirmed["method"] == "confirmation link"
     assert confirmed["statement"] == given["statement"]
+    assert confirmed["box_style"] is None
     assert confirmed["at"] >= given["at"]
     deliveries = record["deliveries"]
     assert deliveries["total"] == 1

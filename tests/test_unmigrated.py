@@ -123,7 +123,9 @@ def test_web_answers_a_page_and_logs_one_line(
     client = empty_app.test_client()
     if request_path == "/subscribe":
         form = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org"}
-        response = client.post(request_path, data={**form, "consent": "y"})
+        response = client.post(
+            request_path, data={**form, "consent": "y"}, headers={"Origin": "http://localhost"}
+        )
     else:
         response = client.get(request_path)
     # The error page, or on a signup the form again with what was typed.

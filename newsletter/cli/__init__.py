@@ -8,6 +8,7 @@ from newsletter.cli import (
     articles_commands,
     db_commands,
     digest_commands,
+    embed_commands,
     outbox_commands,
     send_commands,
     subscribers_commands,
@@ -26,3 +27,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(digest_commands.digest)
     app.cli.add_command(subscribers_commands.subscribers)
     app.cli.add_command(topics_commands.topics)
+    app.cli.add_command(embed_commands.embed)

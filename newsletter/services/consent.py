@@ -22,7 +22,15 @@ from newsletter.models import ConsentEvent, ConsentKind, ConsentStatement, Subsc
 from newsletter.people import Person
 from newsletter.services.bulk import bulk_insert, table_of
 
-__all__ = ["Evidence", "latest_given_event", "record_event", "record_events", "statement_version"]
+__all__ = [
+    "Evidence",
+    "find_statement",
+    "latest_given_event",
+    "record_event",
+    "record_events",
+    "statement_hash",
+    "statement_version",
+]
 
 IP_LENGTH = 64
 USER_AGENT_LENGTH = 512
@@ -38,12 +46,24 @@ class Evidence:
     user_agent: str | None = None
     source_url: str | None = None
     note: str | None = None
+    # The style of signup box (``newsletter.boxes.BoxStyle``); None outside the signup form.
+    box_style: str | None = None
+
+
+def statement_hash(text: str) -> str:
+    """The key a wording is stored under; a signup box carries it to name what it showed."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def find_statement(session: Session, digest: str) -> ConsentStatement | None:
+    """The stored version whose wording hashes to ``digest``, if there is one."""
+    return session.scalar(select(ConsentStatement).where(ConsentStatement.text_hash == digest))
 
 
 def statement_version(session: Session, text: str) -> ConsentStatement:
     """The stored version of ``text``, created the first time this wording is used."""
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    statement = session.scalar(select(ConsentStatement).where(ConsentStatement.text_hash == digest))
+    digest = statement_hash(text)
+    statement = find_statement(session, digest)
     if statement is not None:
         return statement
     try:
@@ -103,6 +123,7 @@ def _stored_fields(kind: ConsentKind, evidence: Evidence, at: datetime | None) -
         "user_agent": _stored(evidence.user_agent, USER_AGENT_LENGTH),
         "source_url": _stored(evidence.source_url, SOURCE_URL_LENGTH),
         "note": evidence.note,
+        "box_style": evidence.box_style,
     }
 
 

@@ -67,6 +67,7 @@ def person_record(session: Session, subscriber: Subscriber) -> dict[str, Any]:
             "ip": event.ip,
             "user_agent": event.user_agent,
             "source_url": event.source_url,
+            "box_style": event.box_style,
             "note": event.note,
             "statement": (
                 {"version": event.statement.id, "text": event.statement.text}

@@ -21,6 +21,10 @@ DATABASE_RETRY_SECONDS = 60
 
 MESSAGES = {
     400: ("Something was wrong with that request", "Please go back and try again."),
+    403: (
+        "This form cannot be sent from there",
+        "The page it was on is not one of ours. Please sign up with the form below.",
+    ),
     404: ("Page not found", "The page you asked for is not here."),
     405: ("Not allowed", "That page cannot be used this way."),
     429: ("Too many attempts", "Please wait a minute and try again."),

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from flask import Flask, current_app
 from werkzeug.wrappers import Response
 
 from newsletter import csp
+from newsletter.origins import origin_of
 
-__all__ = ["SITE_POLICY", "init_app", "policy_with"]
+__all__ = ["SITE_POLICY", "init_app", "page_policy", "policy_with"]
 
 # No script anywhere, styles and images from this site only; frame-ancestors comes from the
-# settings (NEWSLETTER_FRAME_ANCESTORS).
+# settings (NEWSLETTER_FRAME_ANCESTORS, with the origins of NEWSLETTER_EMBED_ORIGINS).
 SITE_POLICY: csp.Policy = {
     "default-src": ["'none'"],
     "style-src": ["'self'"],
@@ -19,11 +23,30 @@ SITE_POLICY: csp.Policy = {
     "base-uri": ["'none'"],
 }
 EXTENSION = "newsletter.content_security_policy"
+# Our own script files, and nothing else: the box in a frame tells its height to the page
+# around it.
+OWN_SCRIPTS: csp.Policy = {"script-src": ["'self'"]}
+
+
+def site_directives(config: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """The policy of our pages for these settings.
+
+    The form may send the person back to the organisation's pages after a signup from a box
+    there, and the logo may live on the organisation's site.
+    """
+    logo = origin_of(config["LOGO_URL"])
+    return csp.extend(
+        SITE_POLICY,
+        {
+            "form-action": list(config["EMBED_ORIGINS"]),
+            "img-src": [logo] if logo else [],
+            "frame-ancestors": csp.sources(config["FRAME_ANCESTORS"]),
+        },
+    )
 
 
 def init_app(app: Flask) -> None:
-    frame_ancestors = csp.sources(app.config["FRAME_ANCESTORS"])
-    directives = csp.extend(SITE_POLICY, {"frame-ancestors": frame_ancestors})
+    directives = site_directives(app.config)
     app.extensions[EXTENSION] = directives
     policy = csp.header(directives)
 
@@ -43,3 +66,8 @@ def policy_with(changes: csp.Policy) -> str:
     """The site's policy with some directives replaced, for pages that need other sources."""
     directives: csp.Policy = current_app.extensions[EXTENSION]
     return csp.header({**directives, **changes})
+
+
+def page_policy(*, scripts: bool = False) -> str:
+    """The site's policy, letting our own script files run when ``scripts``."""
+    return policy_with(OWN_SCRIPTS if scripts else {})

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, render_template, request
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.wrappers import Response
 
 from newsletter.app_db import get_engine, get_session
 from newsletter.database_errors import explain
@@ -20,8 +19,10 @@ from newsletter.services.consent import Evidence
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.services.subscriptions import SignupDetails, confirm, find_by_token, sign_up
 from newsletter.tokens import ExpiredToken, InvalidToken, Purpose, TokenData
+from newsletter.web import arrival
 from newsletter.web.forms import ButtonForm, SignupForm
 from newsletter.web.link_problem import link_problem
+from newsletter.web.signup_pages import Page, accepted, form_again, signup_page
 
 __all__ = ["bp", "web_evidence"]
 
@@ -31,8 +32,6 @@ bp = Blueprint("signup", __name__)
 
 FORM_EXPIRED = "This form expired; please send it again."
 NOT_SAVED = "We could not save your signup just now. Please send the form again in a few minutes."
-
-Page = Response | tuple[str, int] | str
 
 
 def web_evidence(method: str) -> Evidence:
@@ -49,65 +48,46 @@ def _who(subscriber_id: int, email: str) -> str:
     return person(subscriber_id, email, current_app.config["LOG_ADDRESSES"])
 
 
-def _form_page(form: SignupForm, status: int = 200, notice: str | None = None) -> tuple[str, int]:
-    site = get_runtime().site
-    page = render_template(
-        "signup.html",
-        form=form,
-        organisation=site.organisation,
-        consent_statement=site.consent_statement,
-        notice=notice,
-    )
-    return page, status
-
-
 @bp.get("/")
 @bp.get("/subscribe")
 def form() -> Page:
-    return _form_page(SignupForm())
-
-
-def _thanks_no_sooner_than(started: float) -> Response:
-    """The redirect every accepted signup gets, never before ``SIGNUP_MIN_SECONDS``.
-
-    A known address takes less work than a new one; answering after the same minimum time keeps
-    the response time from telling who is subscribed (or that the honeypot was noticed).
-    """
-    remaining = started + current_app.config["SIGNUP_MIN_SECONDS"] - time.monotonic()
-    if remaining > 0:
-        time.sleep(remaining)
-    return redirect(url_for("signup.thanks"), 303)
+    return signup_page(SignupForm())
 
 
 @bp.post("/subscribe")
 def subscribe() -> Page:
     started = time.monotonic()
     runtime = get_runtime()
-    form = SignupForm(check_deliverability=runtime.site.check_deliverability)
-    if form.is_bot:
-        log.info("signup turned away: the hidden field was filled in")
-        return _thanks_no_sooner_than(started)
-    if not form.validate():
-        return _form_page(form, 400, FORM_EXPIRED if form.csrf_failed else None)
+    # Our own form, or a box on the organisation's pages; a 403 for anywhere else.
+    came = arrival.judge()
+    form = SignupForm(check_deliverability=runtime.site.check_deliverability, meta=came.form_meta)
+    if form.is_bot or came.too_quick:
+        why = "the hidden field was filled in" if form.is_bot else "sent too soon for a person"
+        log.info("signup turned away: %s", why)
+        return accepted(came, started)
+    if came.expired or not form.validate():
+        expired = came.expired or form.csrf_failed
+        return form_again(came, form, 400, FORM_EXPIRED if expired else None)
     details = SignupDetails(
         email=form.email.data, first_name=form.first_name.data, last_name=form.last_name.data
     )
     session = get_session()
     try:
-        outcome = sign_up(session, runtime.site, details, web_evidence(FORM_SIGNUP))
+        site = came.site_as_shown(session, runtime.site)
+        outcome = sign_up(session, site, details, came.evidence(FORM_SIGNUP))
         session.commit()
     except (OperationalError, PoolTimeout) as error:
         # The database is down: nothing was stored, so give the form back with what was typed.
         session.rollback()
         log.error("signup not stored, database unavailable: %s", explain(error, get_engine()))
-        return _form_page(form, 503, NOT_SAVED)
+        return form_again(came, form, 503, NOT_SAVED)
     log.info(
         "signup: %s is %s; %s",
         _who(outcome.subscriber.id, outcome.subscriber.email),
         outcome.subscriber.status,
         "confirmation email queued" if outcome.confirmation else "no email queued",
     )
-    return _thanks_no_sooner_than(started)
+    return accepted(came, started)
 
 
 @bp.get("/subscribe/thanks")

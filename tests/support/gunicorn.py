@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import http.client
-import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.processes import running_process
 from tests.support.smtp import free_port
 
 __all__ = ["Gunicorn", "running_gunicorn"]
@@ -70,23 +68,12 @@ def running_gunicorn(
         "5",
         "newsletter:create_app()",
     ]
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, env=dict(env), stdout=output, stderr=subprocess.STDOUT, cwd=os.getcwd()
-        )
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while not _healthy(host, port):
-            if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{log.read_text()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not answer /healthz in time:\n{log.read_text()}")
-            time.sleep(0.1)
+    with running_process(
+        command,
+        log,
+        lambda: _healthy(host, port),
+        name="gunicorn",
+        env=env,
+        startup_timeout=startup_timeout,
+    ):
         yield Gunicorn(host, port, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)

@@ -1,0 +1,114 @@
+"""How the signup form is shown, and a signup answered, wherever the form was: our own page,
+the box in a frame (``/embed``), or a box on the organisation's page (plain, or sent in place
+by ``/embed.js``, which reads JSON)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import current_app, jsonify, make_response, redirect, render_template, url_for
+from flask_wtf.csrf import generate_csrf
+from werkzeug.wrappers import Response
+
+from newsletter.boxes import BoxStyle
+from newsletter.runtime import get_runtime
+from newsletter.web.arrival import BOX_TOKEN, Answer, Arrival, form_tokens
+from newsletter.web.forms import SignupForm
+from newsletter.web.security import page_policy
+
+__all__ = [
+    "CHECK_INBOX",
+    "CHECK_INBOX_TITLE",
+    "Page",
+    "accepted",
+    "form_again",
+    "frame_page",
+    "signup_page",
+]
+
+CHECK_INBOX_TITLE = "Check your inbox"
+CHECK_INBOX = (
+    "Thank you. If this address is new to us, we have sent it an email with a link to confirm "
+    "your subscription. The link works for 7 days."
+)
+CORRECT_FIELDS = "Please correct the fields marked below."
+
+Page = Response | tuple[str, int] | str
+
+
+def _render(template: str, form: SignupForm, notice: str | None, **extra: Any) -> str:
+    site = get_runtime().site
+    return render_template(
+        template,
+        form=form,
+        organisation=site.organisation,
+        consent_statement=site.consent_statement,
+        notice=notice,
+        **extra,
+    )
+
+
+def signup_page(
+    form: SignupForm,
+    status: int = 200,
+    notice: str | None = None,
+    carried: dict[str, str] | None = None,
+) -> tuple[str, int]:
+    """Our own form page; ``carried`` holds what a box posted that must go along again."""
+    page = _render(
+        "signup.html",
+        form,
+        notice,
+        carried=carried or {},
+        # A box's post needed no token, so its form has none; the page needs one all the same.
+        csrf_token=generate_csrf() if not form.meta.csrf else None,
+    )
+    return page, status
+
+
+def frame_page(
+    form: SignupForm, status: int = 200, notice: str | None = None, source: str | None = None
+) -> Response:
+    """The box for a frame: a compact form with a fresh form token, and no cookie."""
+    hidden = {
+        BOX_TOKEN: form_tokens().make(),
+        "box_style": BoxStyle.IFRAME.value,
+        **({"source": source} if source else {}),
+    }
+    return framed(make_response(_render("embed.html", form, notice, hidden=hidden), status))
+
+
+def framed(response: Response) -> Response:
+    """The frame's pages run one script of ours: it tells the page around them their height."""
+    response.headers["Content-Security-Policy"] = page_policy(scripts=True)
+    return response
+
+
+def form_again(arrival: Arrival, form: SignupForm, status: int, notice: str | None = None) -> Page:
+    """The form with its messages and every value typed, where the person was."""
+    if arrival.answer is Answer.JSON:
+        errors = {name: problems[0] for name, problems in form.errors.items() if problems}
+        errors.pop("csrf_token", None)
+        body = {"ok": False, "message": notice or CORRECT_FIELDS, "errors": errors}
+        return make_response(jsonify(body), status)
+    if arrival.answer is Answer.FRAME:
+        return frame_page(form, status, notice, arrival.box_source)
+    return signup_page(form, status, notice, arrival.carried)
+
+
+def accepted(arrival: Arrival, started: float) -> Response:
+    """The answer every accepted signup gets, never before ``SIGNUP_MIN_SECONDS``.
+
+    A known address takes less work than a new one; answering after the same minimum time
+    keeps the response time from telling who is subscribed (or that the honeypot was noticed).
+    """
+    remaining = started + current_app.config["SIGNUP_MIN_SECONDS"] - time.monotonic()
+    if remaining > 0:
+        time.sleep(remaining)
+    if arrival.answer is Answer.JSON:
+        return jsonify({"ok": True, "title": CHECK_INBOX_TITLE, "message": CHECK_INBOX})
+    if arrival.answer is Answer.FRAME:
+        return redirect(url_for("embed.thanks"), 303)
+    # Back to the organisation's page only when the box named one on an allowed origin.
+    return redirect(arrival.return_to or url_for("signup.thanks"), 303)
