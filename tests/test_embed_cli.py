@@ -109,7 +109,7 @@ def test_iframe_box_is_a_frame_of_embed(app: Flask) -> None:
     [
         (
             ["--topic", "north-korea"],
-            "Error: topics do not exist yet; print the box without --topic",
+            "Error: the signup form does not offer topics yet; print the box without --topic",
         ),
         (
             ["--return", "https://evil.example/"],

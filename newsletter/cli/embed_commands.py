@@ -50,7 +50,9 @@ def embed(style: str, topics: tuple[str, ...], return_to: str | None) -> None:
     printed with.
     """
     if topics:
-        raise click.ClickException("topics do not exist yet; print the box without --topic")
+        raise click.ClickException(
+            "the signup form does not offer topics yet; print the box without --topic"
+        )
     config = current_app.config
     origins: tuple[str, ...] = config["EMBED_ORIGINS"]
     if return_to is not None and style != "html":
