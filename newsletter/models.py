@@ -140,6 +140,8 @@ class ConsentEvent(Base):
     note: Mapped[str | None] = mapped_column(Text)
     # Which form it was given in: our own page, or a box on the organisation's pages.
     box_style: Mapped[str | None] = mapped_column(String(16))
+    # The topics the form offered and those chosen, as JSON (see services.topic_choices).
+    choices: Mapped[str | None] = mapped_column(Text)
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="consent_events")
     statement: Mapped[ConsentStatement | None] = relationship()

@@ -1,5 +1,6 @@
 """Take the screenshots of docs/embedding.md: each style of signup box on the sample article
-page (examples/article.html), in Debian's Chromium through Playwright.
+page (examples/article.html), in Debian's Chromium through Playwright; then, for
+docs/topics.md, our own form once topics exist.
 
     .venv/bin/python scripts/screenshots.py      # after `bash scripts/test.sh` set things up
 
@@ -61,6 +62,9 @@ def _frame_fitted(page: Any) -> None:
     page.wait_for_function("document.querySelector('iframe').style.height !== ''")
 
 
+# Added after the boxes are taken, which show the form as it is without topics.
+TOPICS = [("asylum", "Asylum"), ("north-korea", "North Korea"), ("press-freedom", "Press freedom")]
+
 SHOTS: list[tuple[str, str, Callable[[Any], None] | None]] = [
     ("embed-html.png", "html", None),
     ("embed-script-errors.png", "script", _with_errors),
@@ -115,6 +119,12 @@ def main() -> None:
                 }
                 page.screenshot(path=str(IMAGES / image), clip=clip, full_page=True)
                 print(f"wrote {IMAGES / image}")
+            for slug, name in TOPICS:
+                runner.invoke(args=["topics", "add", slug, "--name", name])
+            # As a link from a topic's page opens it: that topic ticked already.
+            page.goto(f"{base}/subscribe?topic=north-korea")
+            page.screenshot(path=str(IMAGES / "signup-topics.png"), full_page=True)
+            print(f"wrote {IMAGES / 'signup-topics.png'}")
             browser.close()
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
 from flask import Flask
 
+from newsletter.app_db import session_factory
 from newsletter.embed_script import script
 from newsletter.services.consent import statement_hash
+from newsletter.services.topic_choices import QUESTION
+from newsletter.services.topics import topics_of
 from tests.support.html import parse_page
 from tests.support.records import events, statements, subscriber
+from tests.support.topics import make_topic
 
 SITE = "https://www.example.org"
 BASE = "https://news.example.org"
@@ -109,7 +114,12 @@ def test_iframe_box_is_a_frame_of_embed(app: Flask) -> None:
     [
         (
             ["--topic", "north-korea"],
-            "Error: the signup form does not offer topics yet; print the box without --topic",
+            "Error: --topic: there is no topic north-korea (see `newsletter topics list`)",
+        ),
+        (
+            ["--topic", "North Korea"],
+            "Error: --topic: 'North Korea' is not a topic slug: use 1 to 64 lower-case letters, "
+            "digits and hyphens, such as north-korea",
         ),
         (
             ["--return", "https://evil.example/"],
@@ -138,3 +148,81 @@ def test_without_embed_origins_it_warns_that_the_box_would_be_refused(
     assert result.exit_code == 0
     assert result.stderr.startswith("Warning: NEWSLETTER_EMBED_ORIGINS is empty, so every signup")
     assert "<form" in result.stdout
+
+
+# --- topics ---------------------------------------------------------------------------------
+
+
+def _topics(app: Flask) -> None:
+    with session_factory(app)() as session:
+        for slug in ["prisons", "north-korea", "asylum"]:
+            make_topic(session, slug)
+
+
+def test_the_box_offers_the_topics_and_preselects_those_named(app: Flask) -> None:
+    _topics(app)
+
+    result = app.test_cli_runner().invoke(
+        args=["embed", "--topic", "north-korea", "--topic", "asylum"]
+    )
+
+    assert result.exit_code == 0, result.output
+    html = result.stdout
+    assert '<fieldset class="nl-field nl-topics" aria-describedby="nl-topics-hint">' in html
+    assert f"<legend>{QUESTION}</legend>" in html
+    for slug, name, ticked in [
+        ("asylum", "Asylum", " checked"),
+        ("north-korea", "North Korea", " checked"),
+        ("prisons", "Prisons", ""),
+    ]:
+        assert (
+            f'<input type="checkbox" id="nl-topic-{slug}" name="topics" value="{slug}"{ticked}>'
+        ) in html
+        assert f'<label for="nl-topic-{slug}">{name}</label>' in html
+    assert html.index("nl-topic-prisons") < html.index('id="nl-consent"')
+
+
+def test_without_topics_the_box_asks_nothing(app: Flask) -> None:
+    assert "<fieldset" not in app.test_cli_runner().invoke(args=["embed"]).stdout
+
+
+def test_the_frame_is_printed_with_its_topics_in_its_address(app: Flask) -> None:
+    _topics(app)
+
+    result = app.test_cli_runner().invoke(
+        args=["embed", "--style", "iframe", "--topic", "asylum", "--topic", "prisons"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert f'src="{BASE}/embed?topic=asylum&amp;topic=prisons"' in result.stdout
+
+
+def test_the_box_as_printed_with_a_topic_stores_the_choice(app: Flask) -> None:
+    _topics(app)
+    printed = app.test_cli_runner().invoke(args=["embed", "--topic", "prisons"]).stdout
+    data: dict[str, str | list[str]] = {
+        name: attributes.get("value") or ""
+        for name, attributes in parse_page(printed).inputs.items()
+        if name != "topics"
+    }
+    # What a browser sends: the preselected box and one more the visitor ticked.
+    data.update(
+        first_name="Ada",
+        last_name="Lovelace",
+        email="ada@example.org",
+        topics=["prisons", "asylum"],
+    )
+
+    response = app.test_client().post(
+        "/subscribe", data=data, headers={"Origin": SITE, "Referer": f"{SITE}/"}
+    )
+
+    assert response.status_code == 303
+    stored = subscriber(app, "ada@example.org")
+    assert stored is not None
+    with session_factory(app)() as session:
+        assert topics_of(session, [stored.id]) == {stored.id: ("asylum", "prisons")}
+    [event] = events(app)
+    assert event.box_style == "html"
+    assert event.choices is not None
+    assert json.loads(event.choices)["chosen"] == ["asylum", "prisons"]

@@ -12,20 +12,8 @@ from sqlalchemy import Engine, column, insert, inspect, select, table
 
 from newsletter.db import utcnow
 from newsletter.migrate import alembic_config, current_revision, upgrade
-from tests.support.migrations import empty_engine
+from tests.support.migrations import add_ada, empty_engine
 
-subscribers = table(
-    "subscribers",
-    column("id"),
-    column("email"),
-    column("email_key"),
-    column("first_name"),
-    column("last_name"),
-    column("status"),
-    column("token_nonce"),
-    column("created_at"),
-    column("updated_at"),
-)
 events_0003 = table(
     "consent_events", column("subscriber_id"), column("kind"), column("at"), column("method")
 )
@@ -43,19 +31,7 @@ def _fill(engine: Engine) -> None:
     upgrade(engine, "0003")
     now = utcnow()
     with engine.begin() as connection:
-        connection.execute(
-            insert(subscribers).values(
-                id=1,
-                email="ada@example.org",
-                email_key="ada@example.org",
-                first_name="Ada",
-                last_name="Lovelace",
-                status="pending",
-                token_nonce="nonce",
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        add_ada(connection, "pending")
         connection.execute(
             insert(events_0003).values(subscriber_id=1, kind="given", at=now, method="web form")
         )

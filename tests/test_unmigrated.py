@@ -124,7 +124,9 @@ def test_web_answers_a_page_and_logs_one_line(
     if request_path == "/subscribe":
         form = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org"}
         response = client.post(
-            request_path, data={**form, "consent": "y"}, headers={"Origin": "http://localhost"}
+            request_path,
+            data={**form, "consent": "y", "topics": ["asylum", "prisons"]},
+            headers={"Origin": "http://localhost"},
         )
     else:
         response = client.get(request_path)
@@ -136,6 +138,10 @@ def test_web_answers_a_page_and_logs_one_line(
     assert [record.exc_info for record in logged] == [None]
     assert logged[0].getMessage().endswith(MISSING_SCHEMA.removeprefix("Error: "))
     assert "\n" not in logged[0].getMessage()
+    if request_path == "/subscribe" and response.mimetype == "text/html" and "<form" in page:
+        # The topics ticked go along with the form, unseen, so that sending it again keeps them.
+        for slug in ["asylum", "prisons"]:
+            assert f'<input type="hidden" name="topics" value="{slug}">' in page
 
 
 def test_other_programming_errors_stay_500_with_their_traceback(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import click
 from flask import current_app, render_template
 from flask.cli import with_appcontext
@@ -11,6 +13,9 @@ from newsletter.embed_script import script_url
 from newsletter.origins import url_on
 from newsletter.runtime import get_runtime
 from newsletter.services.consent import statement_hash, statement_version
+from newsletter.services.errors import ServiceError
+from newsletter.services.topic_choices import QUESTION, offered_topics
+from newsletter.services.topics import find_topic
 
 __all__ = ["embed"]
 
@@ -31,8 +36,7 @@ FRAME_HEIGHT = 720
     "topics",
     multiple=True,
     metavar="SLUG",
-    help="Preselect this topic in the box, for a topic's pages (once topics exist); repeat "
-    "for several.",
+    help="Preselect this topic in the box, for a topic's pages; repeat for several.",
 )
 @click.option(
     "--return",
@@ -46,13 +50,9 @@ def embed(style: str, topics: tuple[str, ...], return_to: str | None) -> None:
     """Print the signup box to paste into the site's article template.
 
     Only pages of NEWSLETTER_EMBED_ORIGINS may send it. Print it again after changing
-    NEWSLETTER_CONSENT_STATEMENT or NEWSLETTER_ORGANISATION: the box shows the wording it was
-    printed with.
+    NEWSLETTER_CONSENT_STATEMENT, NEWSLETTER_ORGANISATION or the topics: the box shows the
+    wording and the topics it was printed with.
     """
-    if topics:
-        raise click.ClickException(
-            "the signup form does not offer topics yet; print the box without --topic"
-        )
     config = current_app.config
     origins: tuple[str, ...] = config["EMBED_ORIGINS"]
     if return_to is not None and style != "html":
@@ -71,6 +71,10 @@ def embed(style: str, topics: tuple[str, ...], return_to: str | None) -> None:
     site = get_runtime().site
     # The box names the wording it shows; storing it now keeps that name known to the proof.
     session = get_session()
+    try:
+        chosen = [find_topic(session, slug).slug for slug in topics]
+    except ServiceError as error:
+        raise click.ClickException(f"--topic: {error}") from None
     statement_version(session, site.consent_statement)
     session.commit()
     snippet = render_template(
@@ -83,5 +87,10 @@ def embed(style: str, topics: tuple[str, ...], return_to: str | None) -> None:
         script_url=script_url(site.base_url),
         return_to=return_to,
         height=FRAME_HEIGHT,
+        topics=offered_topics(session),
+        chosen=set(chosen),
+        question=QUESTION,
+        # The frame preselects the topics itself: its address names them.
+        query=f"?{urlencode([('topic', slug) for slug in chosen])}" if chosen else "",
     )
     click.echo(snippet)

@@ -48,6 +48,8 @@ class Evidence:
     note: str | None = None
     # The style of signup box (``newsletter.boxes.BoxStyle``); None outside the signup form.
     box_style: str | None = None
+    # The topics the form offered and those chosen, as JSON; None when it offered none.
+    choices: str | None = None
 
 
 def statement_hash(text: str) -> str:
@@ -124,6 +126,7 @@ def _stored_fields(kind: ConsentKind, evidence: Evidence, at: datetime | None) -
         "source_url": _stored(evidence.source_url, SOURCE_URL_LENGTH),
         "note": evidence.note,
         "box_style": evidence.box_style,
+        "choices": evidence.choices,
     }
 
 

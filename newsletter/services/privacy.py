@@ -7,6 +7,7 @@ with fresh consent and confirmation.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,8 @@ def person_record(session: Session, subscriber: Subscriber) -> dict[str, Any]:
             "user_agent": event.user_agent,
             "source_url": event.source_url,
             "box_style": event.box_style,
+            # The question asked, the topics offered (by name) and those chosen (by slug).
+            "choices": json.loads(event.choices) if event.choices else None,
             "note": event.note,
             "statement": (
                 {"version": event.statement.id, "text": event.statement.text}

@@ -6,7 +6,7 @@ scanner and a person) change the state and record the event exactly once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +24,7 @@ from newsletter.models import (
 from newsletter.services.confirmations import queue_confirmation
 from newsletter.services.consent import Evidence, record_event, statement_version
 from newsletter.services.errors import LinkNoLongerValid
+from newsletter.services.topic_choices import TopicChoice, store
 from newsletter.site import Site
 from newsletter.suppressions import lift_suppression
 from newsletter.tokens import TokenData
@@ -53,18 +54,27 @@ class SignupOutcome:
 
 
 def sign_up(
-    session: Session, site: Site, details: SignupDetails, evidence: Evidence
+    session: Session,
+    site: Site,
+    details: SignupDetails,
+    evidence: Evidence,
+    choice: TopicChoice | None = None,
 ) -> SignupOutcome:
     """Record a signup and its consent; queue a confirmation email when one is due.
 
     An address that is already active is left as it is: the caller answers the same either
-    way, so the form never tells who is subscribed. A person already on the list keeps the
-    address and name they have: anyone can type an address into the form, so a later signup
-    records its consent but changes nothing about who they are.
+    way, so the form never tells who is subscribed. A person already on the list (pending or
+    unsubscribed) keeps the address, name and topics they have: anyone can type an address
+    into the form, so a later signup records its consent, with the topics it chose, but
+    changes nothing about who they are. Only a person this signup adds gets its topics.
     """
-    subscriber = _find_or_create(session, details)
+    subscriber, created = _find_or_create(session, details)
     if subscriber.status == SubscriberStatus.ACTIVE:
         return SignupOutcome(subscriber, None)
+    if choice is not None:
+        evidence = replace(evidence, choices=choice.as_record())
+        if created:
+            store(session, subscriber.id, choice.chosen)
     statement = statement_version(session, site.consent_statement)
     record_event(session, subscriber, ConsentKind.GIVEN, evidence, statement)
     if not site.double_opt_in:
@@ -77,14 +87,15 @@ def sign_up(
     return SignupOutcome(subscriber, queue_confirmation(session, site, subscriber))
 
 
-def _find_or_create(session: Session, details: SignupDetails) -> Subscriber:
+def _find_or_create(session: Session, details: SignupDetails) -> tuple[Subscriber, bool]:
+    """The person with this address, and whether this call added them."""
     key = email_key(details.email)
     # Locking the row makes concurrent signups of one address take turns, so the count of
     # confirmation emails sent today cannot be read twice before either adds one.
     by_key = select(Subscriber).where(Subscriber.email_key == key).with_for_update()
     subscriber = session.scalar(by_key)
     if subscriber is not None:
-        return subscriber
+        return subscriber, False
     try:
         with session.begin_nested():
             subscriber = Subscriber(
@@ -98,7 +109,8 @@ def _find_or_create(session: Session, details: SignupDetails) -> Subscriber:
     except IntegrityError:
         # The same address was signed up by a concurrent request.
         subscriber = session.scalars(by_key).one()
-    return subscriber
+        return subscriber, False
+    return subscriber, True
 
 
 def find_by_token(session: Session, data: TokenData) -> Subscriber:

@@ -28,7 +28,9 @@ def box() -> Response:
     # The frame's page is the article (when the frame's referrerpolicy lets the browser say
     # so): it becomes the consent's source, if it is on an allowed origin.
     source = url_on(request.referrer, current_app.config["EMBED_ORIGINS"])
-    return frame_page(SignupForm(meta={"csrf": False}), source=source)
+    # A frame printed for a topic's pages (``newsletter embed --topic``) preselects it.
+    chosen = request.args.getlist("topic")
+    return frame_page(SignupForm(meta={"csrf": False}), source=source, chosen=chosen)
 
 
 @bp.get("/embed/thanks")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, g, render_template, request
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -18,11 +18,18 @@ from newsletter.services.confirmations import queue_confirmation
 from newsletter.services.consent import Evidence
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.services.subscriptions import SignupDetails, confirm, find_by_token, sign_up
+from newsletter.services.topic_choices import read_choice
 from newsletter.tokens import ExpiredToken, InvalidToken, Purpose, TokenData
 from newsletter.web import arrival
 from newsletter.web.forms import ButtonForm, SignupForm
 from newsletter.web.link_problem import link_problem
-from newsletter.web.signup_pages import Page, accepted, form_again, signup_page
+from newsletter.web.signup_pages import (
+    DATABASE_FAILED,
+    Page,
+    accepted,
+    form_again,
+    signup_page,
+)
 
 __all__ = ["bp", "web_evidence"]
 
@@ -51,7 +58,8 @@ def _who(subscriber_id: int, email: str) -> str:
 @bp.get("/")
 @bp.get("/subscribe")
 def form() -> Page:
-    return signup_page(SignupForm())
+    # A link from a topic's page may preselect it: /subscribe?topic=north-korea.
+    return signup_page(SignupForm(), chosen=request.args.getlist("topic"))
 
 
 @bp.post("/subscribe")
@@ -65,22 +73,25 @@ def subscribe() -> Page:
         why = "the hidden field was filled in" if form.is_bot else "sent too soon for a person"
         log.info("signup turned away: %s", why)
         return accepted(came, started)
+    ticked = request.form.getlist("topics")
     if came.expired or not form.validate():
         expired = came.expired or form.csrf_failed
-        return form_again(came, form, 400, FORM_EXPIRED if expired else None)
+        return form_again(came, form, 400, FORM_EXPIRED if expired else None, ticked)
     details = SignupDetails(
         email=form.email.data, first_name=form.first_name.data, last_name=form.last_name.data
     )
     session = get_session()
     try:
         site = came.site_as_shown(session, runtime.site)
-        outcome = sign_up(session, site, details, came.evidence(FORM_SIGNUP))
+        choice = read_choice(session, ticked)
+        outcome = sign_up(session, site, details, came.evidence(FORM_SIGNUP), choice)
         session.commit()
     except (OperationalError, PoolTimeout) as error:
         # The database is down: nothing was stored, so give the form back with what was typed.
         session.rollback()
         log.error("signup not stored, database unavailable: %s", explain(error, get_engine()))
-        return form_again(came, form, 503, NOT_SAVED)
+        g.setdefault(DATABASE_FAILED, True)
+        return form_again(came, form, 503, NOT_SAVED, ticked)
     log.info(
         "signup: %s is %s; %s",
         _who(outcome.subscriber.id, outcome.subscriber.email),

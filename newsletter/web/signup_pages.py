@@ -4,15 +4,22 @@ by ``/embed.js``, which reads JSON)."""
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
-from flask import current_app, jsonify, make_response, redirect, render_template, url_for
+from flask import current_app, g, jsonify, make_response, redirect, render_template, url_for
 from flask_wtf.csrf import generate_csrf
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.wrappers import Response
 
+from newsletter.app_db import get_engine, get_session
 from newsletter.boxes import BoxStyle
+from newsletter.database_errors import explain
 from newsletter.runtime import get_runtime
+from newsletter.services.topic_choices import QUESTION, OfferedTopic, offered_topics
 from newsletter.web.arrival import BOX_TOKEN, Answer, Arrival, form_tokens
 from newsletter.web.forms import SignupForm
 from newsletter.web.security import page_policy
@@ -20,6 +27,7 @@ from newsletter.web.security import page_policy
 __all__ = [
     "CHECK_INBOX",
     "CHECK_INBOX_TITLE",
+    "DATABASE_FAILED",
     "Page",
     "accepted",
     "form_again",
@@ -35,16 +43,43 @@ CHECK_INBOX = (
 CORRECT_FIELDS = "Please correct the fields marked below."
 
 Page = Response | tuple[str, int] | str
+# Set on ``g`` by a view whose database work failed: the form is shown without asking again.
+DATABASE_FAILED = "signup_database_failed"
+
+log = logging.getLogger(__name__)
 
 
-def _render(template: str, form: SignupForm, notice: str | None, **extra: Any) -> str:
+def _topics() -> tuple[OfferedTopic, ...]:
+    """The topics to offer; none when the database cannot say, so the form still shows (and
+    the topics ticked go along hidden, so that sending it again loses nothing)."""
+    if g.get(DATABASE_FAILED):
+        return ()  # the failure is logged already, by the view that met it
+    session = get_session()
+    try:
+        return offered_topics(session)
+    except (OperationalError, PoolTimeout) as error:
+        session.rollback()
+        log.error(
+            "form shown without topics, database unavailable: %s", explain(error, get_engine())
+        )
+        return ()
+
+
+def _render(
+    template: str, form: SignupForm, notice: str | None, chosen: Iterable[str], **extra: Any
+) -> str:
     site = get_runtime().site
+    topics = _topics()
     return render_template(
         template,
         form=form,
         organisation=site.organisation,
         consent_statement=site.consent_statement,
         notice=notice,
+        topics=topics,
+        # Without topics on show, only what a form that failed to save carries goes along.
+        chosen=set(chosen) if topics or g.get(DATABASE_FAILED) else set(),
+        question=QUESTION,
         **extra,
     )
 
@@ -54,12 +89,15 @@ def signup_page(
     status: int = 200,
     notice: str | None = None,
     carried: dict[str, str] | None = None,
+    chosen: Iterable[str] = (),
 ) -> tuple[str, int]:
-    """Our own form page; ``carried`` holds what a box posted that must go along again."""
+    """Our own form page; ``carried`` holds what a box posted that must go along again, and
+    ``chosen`` the slugs of the topics ticked."""
     page = _render(
         "signup.html",
         form,
         notice,
+        chosen,
         carried=carried or {},
         # A box's post needed no token, so its form has none; the page needs one all the same.
         csrf_token=generate_csrf() if not form.meta.csrf else None,
@@ -68,7 +106,11 @@ def signup_page(
 
 
 def frame_page(
-    form: SignupForm, status: int = 200, notice: str | None = None, source: str | None = None
+    form: SignupForm,
+    status: int = 200,
+    notice: str | None = None,
+    source: str | None = None,
+    chosen: Iterable[str] = (),
 ) -> Response:
     """The box for a frame: a compact form with a fresh form token, and no cookie."""
     hidden = {
@@ -76,7 +118,7 @@ def frame_page(
         "box_style": BoxStyle.IFRAME.value,
         **({"source": source} if source else {}),
     }
-    return framed(make_response(_render("embed.html", form, notice, hidden=hidden), status))
+    return framed(make_response(_render("embed.html", form, notice, chosen, hidden=hidden), status))
 
 
 def framed(response: Response) -> Response:
@@ -85,16 +127,22 @@ def framed(response: Response) -> Response:
     return response
 
 
-def form_again(arrival: Arrival, form: SignupForm, status: int, notice: str | None = None) -> Page:
-    """The form with its messages and every value typed, where the person was."""
+def form_again(
+    arrival: Arrival,
+    form: SignupForm,
+    status: int,
+    notice: str | None = None,
+    chosen: Iterable[str] = (),
+) -> Page:
+    """The form with its messages and every value typed and ticked, where the person was."""
     if arrival.answer is Answer.JSON:
         errors = {name: problems[0] for name, problems in form.errors.items() if problems}
         errors.pop("csrf_token", None)
         body = {"ok": False, "message": notice or CORRECT_FIELDS, "errors": errors}
         return make_response(jsonify(body), status)
     if arrival.answer is Answer.FRAME:
-        return frame_page(form, status, notice, arrival.box_source)
-    return signup_page(form, status, notice, arrival.carried)
+        return frame_page(form, status, notice, arrival.box_source, chosen)
+    return signup_page(form, status, notice, arrival.carried, chosen)
 
 
 def accepted(arrival: Arrival, started: float) -> Response:
