@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,10 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from newsletter import csp
 from newsletter.branding import parse_colour, parse_web_address
+from newsletter.mail.dkim import DkimKeyError, load_ed25519_key, load_rsa_key, valid_selector
 from newsletter.mail.urls import MailURLError, parse_mail_url
 from newsletter.origins import parse_origins
+from newsletter.site import DkimKeys
 
 __all__ = ["ConfigError", "DEFAULTS", "load_config"]
 
@@ -59,6 +61,10 @@ DEFAULTS: dict[str, Any] = {
     "PRIVACY_URL": "",
     "LOGO_URL": "",
     "BRAND_COLOUR": "#0b5cad",
+    # DKIM: with a key file and a selector, every message is signed for the sender's domain.
+    "DKIM_KEY_FILE": "",
+    "DKIM_SELECTOR": "",
+    "DKIM_ED25519_KEY_FILE": "",
 }
 
 BOOLEAN_SETTINGS = ("DOUBLE_OPT_IN", "CHECK_DELIVERABILITY", "PRODUCTION", "LOG_ADDRESSES")
@@ -109,6 +115,9 @@ TEXT_SETTINGS = (
     "PRIVACY_URL",
     "LOGO_URL",
     "BRAND_COLOUR",
+    "DKIM_KEY_FILE",
+    "DKIM_SELECTOR",
+    "DKIM_ED25519_KEY_FILE",
 )
 
 
@@ -209,6 +218,44 @@ def _check(config: dict[str, Any]) -> None:
         raise ConfigError(message)
     config["FRAME_ANCESTORS"] = _check_frame_ancestors(str(config["FRAME_ANCESTORS"]))
     _check_embedding(config)
+    config["DKIM_KEYS"] = _dkim_keys(config)
+
+
+def _dkim_keys(config: dict[str, Any]) -> DkimKeys | None:
+    """The DKIM keys, read and parsed now, so a bad key stops start-up rather than a send."""
+    key_file = str(config["DKIM_KEY_FILE"]).strip()
+    selector = str(config["DKIM_SELECTOR"]).strip()
+    ed25519_file = str(config["DKIM_ED25519_KEY_FILE"]).strip()
+    if not key_file and not selector and not ed25519_file:
+        return None
+    if not key_file:
+        raise ConfigError(f"{_setting('DKIM_KEY_FILE')}: needed with {_setting('DKIM_SELECTOR')}")
+    if not selector:
+        raise ConfigError(f"{_setting('DKIM_SELECTOR')}: needed with {_setting('DKIM_KEY_FILE')}")
+    if not valid_selector(selector):
+        message = (
+            f"{_setting('DKIM_SELECTOR')}: expected a DNS name such as news2026, got {selector!r}"
+        )
+        raise ConfigError(message)
+    rsa_pem = _read_key("DKIM_KEY_FILE", key_file, load_rsa_key)
+    ed25519_pem = (
+        _read_key("DKIM_ED25519_KEY_FILE", ed25519_file, load_ed25519_key) if ed25519_file else None
+    )
+    return DkimKeys(selector=selector, rsa_pem=rsa_pem, ed25519_pem=ed25519_pem)
+
+
+def _read_key(name: str, path: str, load: Callable[[bytes], object]) -> bytes:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise ConfigError(
+            f"{_setting(name)}: cannot read {path}: {error.strerror or error}"
+        ) from None
+    try:
+        load(data)
+    except DkimKeyError as error:
+        raise ConfigError(f"{_setting(name)}: {path}: {error}") from None
+    return data
 
 
 def _check_embedding(config: dict[str, Any]) -> None:
