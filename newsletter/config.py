@@ -65,6 +65,7 @@ DEFAULTS: dict[str, Any] = {
     "DKIM_KEY_FILE": "",
     "DKIM_SELECTOR": "",
     "DKIM_ED25519_KEY_FILE": "",
+    "DKIM_ED25519_SELECTOR": "",
 }
 
 BOOLEAN_SETTINGS = ("DOUBLE_OPT_IN", "CHECK_DELIVERABILITY", "PRODUCTION", "LOG_ADDRESSES")
@@ -118,6 +119,7 @@ TEXT_SETTINGS = (
     "DKIM_KEY_FILE",
     "DKIM_SELECTOR",
     "DKIM_ED25519_KEY_FILE",
+    "DKIM_ED25519_SELECTOR",
 )
 
 
@@ -223,25 +225,50 @@ def _check(config: dict[str, Any]) -> None:
 
 def _dkim_keys(config: dict[str, Any]) -> DkimKeys | None:
     """The DKIM keys, read and parsed now, so a bad key stops start-up rather than a send."""
-    key_file = str(config["DKIM_KEY_FILE"]).strip()
-    selector = str(config["DKIM_SELECTOR"]).strip()
-    ed25519_file = str(config["DKIM_ED25519_KEY_FILE"]).strip()
-    if not key_file and not selector and not ed25519_file:
+    rsa_pem = _key_and_selector(config, "DKIM_KEY_FILE", "DKIM_SELECTOR", load_rsa_key)
+    ed25519 = _key_and_selector(
+        config, "DKIM_ED25519_KEY_FILE", "DKIM_ED25519_SELECTOR", load_ed25519_key
+    )
+    if rsa_pem is None:
+        if ed25519 is not None:
+            message = (
+                f"{_setting('DKIM_KEY_FILE')}: needed with {_setting('DKIM_ED25519_KEY_FILE')}"
+            )
+            raise ConfigError(message)
         return None
-    if not key_file:
-        raise ConfigError(f"{_setting('DKIM_KEY_FILE')}: needed with {_setting('DKIM_SELECTOR')}")
-    if not selector:
-        raise ConfigError(f"{_setting('DKIM_SELECTOR')}: needed with {_setting('DKIM_KEY_FILE')}")
-    if not valid_selector(selector):
+    selector = rsa_pem[1]
+    if ed25519 is not None and ed25519[1] == selector:
         message = (
-            f"{_setting('DKIM_SELECTOR')}: expected a DNS name such as news2026, got {selector!r}"
+            f"{_setting('DKIM_ED25519_SELECTOR')}: must differ from {_setting('DKIM_SELECTOR')}; "
+            "each key is published under a selector of its own"
         )
         raise ConfigError(message)
-    rsa_pem = _read_key("DKIM_KEY_FILE", key_file, load_rsa_key)
-    ed25519_pem = (
-        _read_key("DKIM_ED25519_KEY_FILE", ed25519_file, load_ed25519_key) if ed25519_file else None
+    return DkimKeys(
+        selector=selector,
+        rsa_pem=rsa_pem[0],
+        ed25519_pem=ed25519[0] if ed25519 else None,
+        ed25519_selector=ed25519[1] if ed25519 else None,
     )
-    return DkimKeys(selector=selector, rsa_pem=rsa_pem, ed25519_pem=ed25519_pem)
+
+
+def _key_and_selector(
+    config: dict[str, Any], file_name: str, selector_name: str, load: Callable[[bytes], object]
+) -> tuple[bytes, str] | None:
+    """One key file and its selector: both or neither."""
+    key_file = str(config[file_name]).strip()
+    selector = str(config[selector_name]).strip()
+    if not key_file and not selector:
+        return None
+    if not key_file:
+        raise ConfigError(f"{_setting(file_name)}: needed with {_setting(selector_name)}")
+    if not selector:
+        raise ConfigError(f"{_setting(selector_name)}: needed with {_setting(file_name)}")
+    if not valid_selector(selector):
+        message = (
+            f"{_setting(selector_name)}: expected a DNS name such as news2026, got {selector!r}"
+        )
+        raise ConfigError(message)
+    return _read_key(file_name, key_file, load), selector
 
 
 def _read_key(name: str, path: str, load: Callable[[bytes], object]) -> bytes:

@@ -21,6 +21,7 @@ class DkimKeys:
     selector: str
     rsa_pem: bytes = field(repr=False)
     ed25519_pem: bytes | None = field(default=None, repr=False)
+    ed25519_selector: str | None = None
 
 
 @dataclass(frozen=True)

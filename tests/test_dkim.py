@@ -11,11 +11,18 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from dkim.canonicalization import Relaxed
 from flask import Flask
 
 from newsletter import ConfigError
 from newsletter.app_db import session_factory
-from newsletter.mail.dkim import dns_record, load_ed25519_key, load_rsa_key, new_rsa_key
+from newsletter.mail.dkim import (
+    dns_record,
+    load_ed25519_key,
+    load_rsa_key,
+    new_rsa_key,
+    relaxed_body,
+)
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import post_signup
 from tests.sending_support import add_articles_and_digest, add_subscribers
@@ -23,6 +30,7 @@ from tests.support.smtp import SMTPServer
 
 DOMAIN = "example.org"  # the sender's, news@example.org in tests/conftest.py
 SELECTOR = "news2026"
+ED25519_SELECTOR = "news2026e"
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +62,7 @@ def signing_app(
         DKIM_KEY_FILE=str(key_files[0]),
         DKIM_SELECTOR=SELECTOR,
         DKIM_ED25519_KEY_FILE=str(key_files[1]),
+        DKIM_ED25519_SELECTOR=ED25519_SELECTOR,
     )
 
 
@@ -61,9 +70,10 @@ def dns_for(pem: bytes, ed25519_key: bool = False) -> Callable[..., bytes | None
     """dkimpy's DNS lookup, answering for our selector and domain only."""
     key = load_ed25519_key(pem) if ed25519_key else load_rsa_key(pem)
     record = dns_record(key).encode()
+    selector = ED25519_SELECTOR if ed25519_key else SELECTOR
 
     def lookup(name: bytes, timeout: int = 5) -> bytes | None:
-        return record if name == f"{SELECTOR}._domainkey.{DOMAIN}.".encode() else None
+        return record if name == f"{selector}._domainkey.{DOMAIN}.".encode() else None
 
     return lookup
 
@@ -72,6 +82,10 @@ def assert_signed(data: bytes, rsa_pem: bytes, ed25519_pem: bytes) -> None:
     assert dkim.verify(data, dnsfunc=dns_for(rsa_pem))
     # RFC 8463: the Ed25519 signature is the second DKIM-Signature field.
     assert dkim.DKIM(data).verify(idx=1, dnsfunc=dns_for(ed25519_pem, ed25519_key=True))
+    second = dkim.DKIM(data)
+    assert second.verify(idx=1, dnsfunc=dns_for(ed25519_pem, ed25519_key=True))
+    assert second.signature_fields[b"a"] == b"ed25519-sha256"
+    assert second.signature_fields[b"s"] == ED25519_SELECTOR.encode()
     signature = dkim.DKIM(data)
     assert signature.verify(dnsfunc=dns_for(rsa_pem))
     assert signature.signature_fields[b"d"] == DOMAIN.encode()
@@ -164,8 +178,31 @@ def test_without_a_key_nothing_is_signed(
                 "DKIM_KEY_FILE": "{rsa}",
                 "DKIM_SELECTOR": SELECTOR,
                 "DKIM_ED25519_KEY_FILE": "{rsa}",
+                "DKIM_ED25519_SELECTOR": ED25519_SELECTOR,
             },
             "NEWSLETTER_DKIM_ED25519_KEY_FILE: {rsa}: not an Ed25519 private key",
+        ),
+        (
+            {
+                "DKIM_KEY_FILE": "{rsa}",
+                "DKIM_SELECTOR": SELECTOR,
+                "DKIM_ED25519_KEY_FILE": "{ed25519}",
+            },
+            "NEWSLETTER_DKIM_ED25519_SELECTOR: needed with NEWSLETTER_DKIM_ED25519_KEY_FILE",
+        ),
+        (
+            {
+                "DKIM_KEY_FILE": "{rsa}",
+                "DKIM_SELECTOR": SELECTOR,
+                "DKIM_ED25519_KEY_FILE": "{ed25519}",
+                "DKIM_ED25519_SELECTOR": SELECTOR,
+            },
+            "NEWSLETTER_DKIM_ED25519_SELECTOR: must differ from NEWSLETTER_DKIM_SELECTOR; "
+            "each key is published under a selector of its own",
+        ),
+        (
+            {"DKIM_ED25519_KEY_FILE": "{ed25519}", "DKIM_ED25519_SELECTOR": ED25519_SELECTOR},
+            "NEWSLETTER_DKIM_KEY_FILE: needed with NEWSLETTER_DKIM_ED25519_KEY_FILE",
         ),
         (
             {"DKIM_KEY_FILE": "{rsa}"},
@@ -254,3 +291,18 @@ def test_generate_refuses_a_bad_selector(make_app: Callable[..., Flask], tmp_pat
     assert result.exit_code == 1
     assert "--selector: expected a DNS name" in result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"\r\n\r\n",
+        b"a  b\t\tc \t d \r\n\r\n\r\n",
+        b"line with trailing space \r\nand tab\t\r\n \r\n\t\r\nend",
+        b'=\r\n  <td style=3D"x">  two  spaces</td>\r\n',
+        b" lone leading space\r\n",
+    ],
+)
+def test_the_body_is_canonicalised_as_dkimpy_does_it(body: bytes) -> None:
+    assert relaxed_body(body) == Relaxed.canonicalize_body(body)

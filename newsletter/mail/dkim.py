@@ -19,7 +19,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, utils
 from dkim import fold, hash_headers, rfc822_parse
-from dkim.canonicalization import CanonicalizationPolicy
+from dkim.canonicalization import CanonicalizationPolicy, correct_empty_body, strip_trailing_lines
 
 from newsletter.site import DkimKeys, Site
 
@@ -31,6 +31,7 @@ __all__ = [
     "load_ed25519_key",
     "load_rsa_key",
     "new_rsa_key",
+    "relaxed_body",
     "txt_strings",
     "valid_selector",
 ]
@@ -54,6 +55,11 @@ RSA_BITS = 2048
 RSA_MIN_BITS = 1024
 RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
 HEADER_NAME = b"DKIM-Signature"
+# Relaxed body canonicalisation (RFC 6376, 3.4.4), dkimpy's steps with cheaper patterns: its
+# `[\t ]+` -> " " rewrites every single space of a 15 kB digest (0.45 ms a message, more than
+# the RSA signature); these touch only the runs that change.
+TRAILING_WSP = re.compile(b"[\t ]+\r\n")
+WSP_RUNS = re.compile(b"\t[\t ]*| [\t ]+")
 
 
 # A selector is one or more DNS labels (RFC 6376, 3.1).
@@ -72,6 +78,15 @@ def txt_strings(value: str) -> str:
 
 class DkimKeyError(ValueError):
     """A key file holds no usable DKIM key."""
+
+
+def relaxed_body(body: bytes) -> bytes:
+    """``body`` (CRLF line ends) in the relaxed canonical form, as dkimpy makes it."""
+    if b" \r\n" in body or b"\t\r\n" in body:
+        body = TRAILING_WSP.sub(b"\r\n", body)
+    body = WSP_RUNS.sub(b" ", body)
+    canonical: bytes = correct_empty_body(strip_trailing_lines(body))
+    return canonical
 
 
 def load_rsa_key(data: bytes) -> rsa.RSAPrivateKey:
@@ -129,6 +144,7 @@ def dns_record(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> str:
 @dataclass(frozen=True)
 class _Key:
     algorithm: bytes
+    selector: bytes
     key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
     def sign(self, digest: bytes) -> bytes:
@@ -139,20 +155,20 @@ class _Key:
 
 
 class Signer:
-    """Signs finished messages for one domain and selector; its keys are parsed once."""
+    """Signs finished messages for one domain, with an RSA key and perhaps an Ed25519 key,
+    each published under its own selector; the keys are parsed once."""
 
     def __init__(
         self,
         domain: str,
         selector: str,
         rsa_key: rsa.RSAPrivateKey,
-        ed25519_key: ed25519.Ed25519PrivateKey | None = None,
+        ed25519: tuple[str, ed25519.Ed25519PrivateKey] | None = None,
     ) -> None:
         self.domain = domain.encode("ascii")
-        self.selector = selector.encode("ascii")
-        self._keys = [_Key(b"rsa-sha256", rsa_key)]
-        if ed25519_key is not None:
-            self._keys.append(_Key(b"ed25519-sha256", ed25519_key))
+        self._keys = [_Key(b"rsa-sha256", selector.encode("ascii"), rsa_key)]
+        if ed25519 is not None:
+            self._keys.append(_Key(b"ed25519-sha256", ed25519[0].encode("ascii"), ed25519[1]))
 
     @classmethod
     def for_site(cls, site: Site) -> Signer | None:
@@ -160,16 +176,18 @@ class Signer:
         keys: DkimKeys | None = site.dkim
         if keys is None:
             return None
-        ed25519_key = load_ed25519_key(keys.ed25519_pem) if keys.ed25519_pem else None
+        second = None
+        if keys.ed25519_pem is not None and keys.ed25519_selector is not None:
+            second = (keys.ed25519_selector, load_ed25519_key(keys.ed25519_pem))
         domain = site.sender_domain.encode("idna").decode("ascii")
-        return cls(domain, keys.selector, load_rsa_key(keys.rsa_pem), ed25519_key)
+        return cls(domain, keys.selector, load_rsa_key(keys.rsa_pem), second)
 
     def sign(self, data: bytes) -> bytes:
         """``data`` (a message with CRLF line ends) with its DKIM-Signature fields in front."""
         head, _, body = data.partition(b"\r\n\r\n")
         headers, _ = rfc822_parse(head + b"\r\n\r\n")
         canonical = RELAXED.canonicalize_headers(headers)
-        body_hash = base64.b64encode(hashlib.sha256(RELAXED.canonicalize_body(body)).digest())
+        body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
         now = str(int(time.time())).encode("ascii")
         fields = [self._field(key, canonical, body_hash, now) for key in self._keys]
         return b"".join(fields) + data
@@ -182,7 +200,7 @@ class Signer:
             (b"a", key.algorithm),
             (b"c", b"relaxed/relaxed"),
             (b"d", self.domain),
-            (b"s", self.selector),
+            (b"s", key.selector),
             (b"t", now),
             (b"h", b" : ".join(SIGNED_HEADERS)),
             (b"bh", body_hash),
