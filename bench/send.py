@@ -3,13 +3,15 @@
     .venv/bin/python bench/send.py                      # 10,000 subscribers, SQLite
     .venv/bin/python bench/send.py --subscribers 1000000
     .venv/bin/python bench/send.py --database-url postgresql+psycopg://…/db
+    .venv/bin/python bench/send.py --dkim                # also the same send, DKIM-signed
 
 It creates a fresh instance with N active subscribers and a digest of 5 articles (from
 examples/feed.xml), starts an SMTP sink in its own process on 127.0.0.1, and times the real
 `newsletter digest send` command. Then, against a fresh sink, it sends the same number of
 pre-built messages of the same size with plain smtplib over the same number of reused
 connections. It prints both rates, their ratio, the time to queue the deliveries and the send
-process's peak RSS.
+process's peak RSS. With ``--dkim`` it also sends the digest again from a second instance
+whose messages are DKIM-signed (RSA-2048 and Ed25519) and prints the ratio of the two rates.
 """
 
 from __future__ import annotations
@@ -143,8 +145,16 @@ def main() -> None:
         type=float,
         help="send Ctrl-C to the send after this many seconds (peak memory of a partial run)",
     )
+    parser.add_argument(
+        "--dkim", action="store_true", help="also time the same send with DKIM signing (SQLite)"
+    )
+    parser.add_argument(
+        "--dkim-ed25519", action="store_true", help="with --dkim, add the Ed25519 signature"
+    )
     parser.add_argument("--add-subscribers", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.dkim and args.database_url:
+        parser.error("--dkim compares two fresh SQLite instances; leave out --database-url")
     if args.add_subscribers is not None:
         add_subscribers(args.add_subscribers)
         return
@@ -186,6 +196,8 @@ def main() -> None:
         )
         print(f"  peak RSS of the send: {peak_kib / 1024:.0f} MiB")
         print(f"  CPU of the send:      {cpu:.1f} s ({cpu / max(received, 1) * 1000:.2f} ms/msg)")
+        if args.dkim:
+            signed_send(env, args, ours)
         if args.skip_baseline:
             return
         baseline_sink = Sink()
@@ -198,6 +210,54 @@ def main() -> None:
         )
         print(f"ratio (ours / smtplib): {ours / theirs:.2f} (sending phases)")
         print(f"ratio, whole command:   {received / seconds / theirs:.2f}")
+    finally:
+        if sink.process.poll() is None:
+            sink.stop()
+        shutil.rmtree(instance, ignore_errors=True)
+
+
+# --- DKIM: the same send from a second instance that signs every message ---------------------
+
+
+def signed_send(unsigned_env: dict[str, str], args: argparse.Namespace, unsigned: float) -> None:
+    """Set up a second instance like the first, with DKIM keys, send, print both rates."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from newsletter.mail.dkim import new_rsa_key
+
+    instance = Path(tempfile.mkdtemp(prefix="newsletter-bench-dkim-"))
+    (instance / "dkim.pem").write_bytes(new_rsa_key())
+    ed25519_pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (instance / "dkim-ed25519.pem").write_bytes(ed25519_pem)
+    sink = Sink()
+    env = {
+        **unsigned_env,
+        "NEWSLETTER_INSTANCE_PATH": str(instance),
+        "NEWSLETTER_MAIL_URL": f"smtp://127.0.0.1:{sink.port}",
+        "NEWSLETTER_DKIM_KEY_FILE": str(instance / "dkim.pem"),
+        "NEWSLETTER_DKIM_SELECTOR": "bench",
+    }
+    if args.dkim_ed25519:
+        env["NEWSLETTER_DKIM_ED25519_KEY_FILE"] = str(instance / "dkim-ed25519.pem")
+        env["NEWSLETTER_DKIM_ED25519_SELECTOR"] = "bench-ed25519"
+    env.pop("NEWSLETTER_DATABASE_URL", None)
+    try:
+        digest_id = set_up(env, args.subscribers)
+        output, seconds, _, cpu = run(
+            [*NEWSLETTER, "digest", "send", str(digest_id), "--workers", str(args.workers)], env
+        )
+        received = sink.stop()
+        phase = re.search(r"queued \d+ in ([\d.]+) s", output)
+        signed = received / (float(phase.group(1)) if phase else seconds)
+        keys = "RSA-2048 + Ed25519" if args.dkim_ed25519 else "RSA-2048"
+        print(
+            f"DKIM-signed ({keys}): {received} messages = {signed:.0f} msg/s, "
+            f"CPU {cpu / max(received, 1) * 1000:.2f} ms/msg"
+        )
+        print(f"ratio (signed / unsigned): {signed / unsigned:.2f} (sending phases)")
     finally:
         if sink.process.poll() is None:
             sink.stop()

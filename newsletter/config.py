@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,10 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from newsletter import csp
 from newsletter.branding import parse_colour, parse_web_address
+from newsletter.mail.dkim import DkimKeyError, load_ed25519_key, load_rsa_key, valid_selector
 from newsletter.mail.urls import MailURLError, parse_mail_url
 from newsletter.origins import parse_origins
+from newsletter.site import DkimKeys
 
 __all__ = ["ConfigError", "DEFAULTS", "load_config"]
 
@@ -59,6 +61,11 @@ DEFAULTS: dict[str, Any] = {
     "PRIVACY_URL": "",
     "LOGO_URL": "",
     "BRAND_COLOUR": "#0b5cad",
+    # DKIM: with a key file and a selector, every message is signed for the sender's domain.
+    "DKIM_KEY_FILE": "",
+    "DKIM_SELECTOR": "",
+    "DKIM_ED25519_KEY_FILE": "",
+    "DKIM_ED25519_SELECTOR": "",
 }
 
 BOOLEAN_SETTINGS = ("DOUBLE_OPT_IN", "CHECK_DELIVERABILITY", "PRODUCTION", "LOG_ADDRESSES")
@@ -109,6 +116,10 @@ TEXT_SETTINGS = (
     "PRIVACY_URL",
     "LOGO_URL",
     "BRAND_COLOUR",
+    "DKIM_KEY_FILE",
+    "DKIM_SELECTOR",
+    "DKIM_ED25519_KEY_FILE",
+    "DKIM_ED25519_SELECTOR",
 )
 
 
@@ -209,6 +220,69 @@ def _check(config: dict[str, Any]) -> None:
         raise ConfigError(message)
     config["FRAME_ANCESTORS"] = _check_frame_ancestors(str(config["FRAME_ANCESTORS"]))
     _check_embedding(config)
+    config["DKIM_KEYS"] = _dkim_keys(config)
+
+
+def _dkim_keys(config: dict[str, Any]) -> DkimKeys | None:
+    """The DKIM keys, read and parsed now, so a bad key stops start-up rather than a send."""
+    rsa_pem = _key_and_selector(config, "DKIM_KEY_FILE", "DKIM_SELECTOR", load_rsa_key)
+    ed25519 = _key_and_selector(
+        config, "DKIM_ED25519_KEY_FILE", "DKIM_ED25519_SELECTOR", load_ed25519_key
+    )
+    if rsa_pem is None:
+        if ed25519 is not None:
+            message = (
+                f"{_setting('DKIM_KEY_FILE')}: needed with {_setting('DKIM_ED25519_KEY_FILE')}"
+            )
+            raise ConfigError(message)
+        return None
+    selector = rsa_pem[1]
+    if ed25519 is not None and ed25519[1] == selector:
+        message = (
+            f"{_setting('DKIM_ED25519_SELECTOR')}: must differ from {_setting('DKIM_SELECTOR')}; "
+            "each key is published under a selector of its own"
+        )
+        raise ConfigError(message)
+    return DkimKeys(
+        selector=selector,
+        rsa_pem=rsa_pem[0],
+        ed25519_pem=ed25519[0] if ed25519 else None,
+        ed25519_selector=ed25519[1] if ed25519 else None,
+    )
+
+
+def _key_and_selector(
+    config: dict[str, Any], file_name: str, selector_name: str, load: Callable[[bytes], object]
+) -> tuple[bytes, str] | None:
+    """One key file and its selector: both or neither."""
+    key_file = str(config[file_name]).strip()
+    selector = str(config[selector_name]).strip()
+    if not key_file and not selector:
+        return None
+    if not key_file:
+        raise ConfigError(f"{_setting(file_name)}: needed with {_setting(selector_name)}")
+    if not selector:
+        raise ConfigError(f"{_setting(selector_name)}: needed with {_setting(file_name)}")
+    if not valid_selector(selector):
+        message = (
+            f"{_setting(selector_name)}: expected a DNS name such as news2026, got {selector!r}"
+        )
+        raise ConfigError(message)
+    return _read_key(file_name, key_file, load), selector
+
+
+def _read_key(name: str, path: str, load: Callable[[bytes], object]) -> bytes:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise ConfigError(
+            f"{_setting(name)}: cannot read {path}: {error.strerror or error}"
+        ) from None
+    try:
+        load(data)
+    except DkimKeyError as error:
+        raise ConfigError(f"{_setting(name)}: {path}: {error}") from None
+    return data
 
 
 def _check_embedding(config: dict[str, Any]) -> None:

@@ -11,7 +11,17 @@ from urllib.parse import urlsplit
 
 from newsletter.tokens import Tokens
 
-__all__ = ["Site"]
+__all__ = ["DkimKeys", "Site"]
+
+
+@dataclass(frozen=True)
+class DkimKeys:
+    """The DKIM keys messages are signed with, as read (and checked) at start-up."""
+
+    selector: str
+    rsa_pem: bytes = field(repr=False)
+    ed25519_pem: bytes | None = field(default=None, repr=False)
+    ed25519_selector: str | None = None
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,7 @@ class Site:
     check_deliverability: bool
     secret_key: str = field(repr=False)
     tokens: Tokens
+    dkim: DkimKeys | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Site:
@@ -40,6 +51,7 @@ class Site:
             check_deliverability=config["CHECK_DELIVERABILITY"],
             secret_key=config["SECRET_KEY"],
             tokens=Tokens(config["SECRET_KEY"], config["SECRET_KEY_FALLBACKS"]),
+            dkim=config.get("DKIM_KEYS"),
         )
 
     @cached_property

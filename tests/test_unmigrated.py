@@ -27,6 +27,7 @@ MISSING_SCHEMA = "Error: the database has no tables yet; run `newsletter db upgr
 # Commands that work without the schema, with the first line each prints on an empty instance.
 WITHOUT_SCHEMA = {
     ("db", "current"): "empty: behind (newest is",
+    ("dkim", "generate"): "Wrote a new RSA-2048 key to",
     ("outbox", "show"): "No messages in the outbox",
     ("routes",): "Endpoint",
 }
@@ -45,6 +46,7 @@ EXTRA_OPTIONS = {
     ("subscribers", "import"): ["--consent-note", "paper form at the 2024 AGM"],
     ("subscribers", "erase"): ["--yes"],
     ("topics", "add"): ["--name", "North Korea"],
+    ("dkim", "generate"): ["--selector", "news2026"],
 }
 
 

@@ -8,6 +8,7 @@ from newsletter.cli import (
     articles_commands,
     db_commands,
     digest_commands,
+    dkim_commands,
     embed_commands,
     outbox_commands,
     send_commands,
@@ -28,3 +29,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(subscribers_commands.subscribers)
     app.cli.add_command(topics_commands.topics)
     app.cli.add_command(embed_commands.embed)
+    app.cli.add_command(dkim_commands.dkim)

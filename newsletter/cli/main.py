@@ -22,7 +22,14 @@ __all__ = ["cli", "main"]
 
 # Commands that work on a database without tables: they create or report the schema, serve
 # the app, or read the maildir. Every other command needs the schema first.
-WITHOUT_SCHEMA = {("db",), ("run",), ("shell",), ("routes",), ("outbox", "show")}
+WITHOUT_SCHEMA = {
+    ("db",),
+    ("run",),
+    ("shell",),
+    ("routes",),
+    ("outbox", "show"),
+    ("dkim", "generate"),
+}
 # FlaskGroup's options for choosing an app and loading a .env file: this command serves one
 # app, configured by NEWSLETTER_* variables, and python-dotenv is not installed.
 FLASK_APP_OPTIONS = {"app", "env_file"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 
 from newsletter.links import confirm_url, list_headers, unsubscribe_url
+from newsletter.mail.dkim import Signer
 from newsletter.mail.pieces import Pieces, slot_markers, wrap_text
 from newsletter.mail.render import EmailRenderer
 from newsletter.mail.wire import AlternativeTemplate, Outgoing, stable_message_id
@@ -41,7 +42,7 @@ class ConfirmationTemplate:
         self._text = Pieces.cut(wrap_text(rendered.text), markers)
         self._html = Pieces.cut(rendered.html, markers)
         subject = f"Please confirm your subscription to {site.organisation}"
-        self._wire = AlternativeTemplate(site.sender, subject)
+        self._wire = AlternativeTemplate(site.sender, subject, signer=Signer.for_site(site))
 
     def outgoing_for(self, person: Person, consent_event_id: int, delivery_id: int) -> Outgoing:
         """The message of delivery ``delivery_id`` asking ``person`` to confirm the consent

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.links import list_headers, unsubscribe_url
+from newsletter.mail.dkim import Signer
 from newsletter.mail.headers import one_line
 from newsletter.mail.pieces import Pieces, slot_markers, wrap_text
 from newsletter.mail.render import EmailRenderer
@@ -110,7 +111,8 @@ class PreparedDigest:
         self.subject = subject
         self._text = text
         self._html = html_part
-        self._wire = AlternativeTemplate(site.sender, subject)
+        self._signer = Signer.for_site(site)
+        self._wire = AlternativeTemplate(site.sender, subject, signer=self._signer)
         for part, name in ((text, "digest.txt"), (html_part, "digest.html")):
             if "unsubscribe_url" not in part.slots:
                 # A digest without a way out must never be sent.
@@ -140,7 +142,9 @@ class PreparedDigest:
         """The finished message for one recipient. ``subject`` replaces the digest's (staff's
         test sends); everything else is what a send to subscribers builds."""
         text_values, html_values, link = self._values(recipient)
-        wire = self._wire if subject is None else AlternativeTemplate(self.site.sender, subject)
+        wire = self._wire
+        if subject is not None:
+            wire = AlternativeTemplate(self.site.sender, subject, signer=self._signer)
         return wire.assemble(
             to_name=f"{recipient.first_name} {recipient.last_name}",
             to_address=recipient.email,

@@ -5,7 +5,8 @@ built here, so a preview has exactly the shape subscribers get. Python's ``email
 parses and refolds every header of every message it builds, the largest part of building
 one. A digest goes to many people with the same subject, sender and structure, so those
 headers are written once per campaign; per message only the recipient's headers are
-formatted and the bodies joined from pieces encoded once per campaign (``mail.pieces``).
+formatted and the bodies joined from pieces encoded once per campaign (``mail.pieces``), and,
+with a DKIM key set, the finished bytes signed (``mail.dkim``).
 Every header field is written by ``mail.headers``, never parsed by the ``email`` package
 (which would decode any encoded-word that a name or subject smuggles in).
 """
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from email.utils import format_datetime
 
 from newsletter.db import utcnow
+from newsletter.mail.dkim import Signer
 from newsletter.mail.headers import address_field, mailbox_field, one_line, unstructured
 from newsletter.site import Site
 
@@ -67,7 +69,14 @@ def _part(subtype: str, encoded: str) -> bytes:
 class AlternativeTemplate:
     """The parts of a message that are the same for every recipient, serialised once."""
 
-    def __init__(self, sender: str, subject: str, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        sender: str,
+        subject: str,
+        headers: Mapping[str, str] | None = None,
+        signer: Signer | None = None,
+    ) -> None:
+        self.signer = signer
         self.boundary = new_boundary()
         shared = [
             f"Subject: {unstructured(subject)}",
@@ -117,4 +126,6 @@ class AlternativeTemplate:
                 CRLF,
             ]
         )
+        if self.signer is not None:
+            data = self.signer.sign(data)
         return Outgoing(message_id, data)
