@@ -4,8 +4,15 @@ leaving; their data as a download; and links that are not theirs change nothing
 
 from __future__ import annotations
 
+import email
+import html
 import json
+import re
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.policy import default
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -13,15 +20,20 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from newsletter.app_db import session_factory
+from newsletter.mail.digest import prepare_digest
 from newsletter.models import ConsentKind, Subscriber
+from newsletter.people import Person
 from newsletter.runtime import get_runtime
+from newsletter.services.digests import create_digest
 from newsletter.services.privacy import person_record
 from newsletter.services.topic_choices import QUESTION
 from newsletter.services.topics import topics_of
 from newsletter.tokens import Purpose, TokenData
 from newsletter.web.preferences import METHOD, NOT_VALID
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, post_signup
+from tests.support.articles import add_articles
 from tests.support.html import parse_page
+from tests.support.mailbox import body_text, find_link
 from tests.support.people import add_subscriber
 from tests.support.records import events, subscriber
 from tests.support.tokens import flip_first
@@ -297,3 +309,50 @@ def test_leave_everything_unsubscribes_like_the_unsubscribe_link(
     assert again.status_code == 200
     assert "You are unsubscribed" in client.get(path).get_data(as_text=True)
     assert len(events(app, ConsentKind.WITHDRAWN)) == 1
+
+
+# --- the link in every email ------------------------------------------------------------------
+
+
+def assert_links_to(link: str, html_part: str) -> None:
+    """The HTML part carries ``link`` as a "Your preferences" link (with inlined styles)."""
+    pattern = rf'<a href="{re.escape(html.escape(link))}"[^>]*>Your preferences</a>'
+    assert re.search(pattern, html_part), html_part
+
+
+def _opens_their_page(client: FlaskClient, link: str, first_name: str) -> None:
+    assert link.startswith("https://news.example.org/preferences/")
+    page = client.get(urlsplit(link).path)
+    assert page.status_code == 200
+    assert parse_page(page.get_data(as_text=True)).value("first_name") == first_name
+
+
+def test_the_confirmation_email_links_to_the_preferences_page(
+    client: FlaskClient, sent_mail: Callable[[], list[EmailMessage]]
+) -> None:
+    assert post_signup(client, first_name="Ada", last_name="Lovelace").status_code == 303
+    [message] = sent_mail()
+
+    link = find_link(message, "/preferences/")
+    assert_links_to(link, body_text(message, "html"))
+    _opens_their_page(client, link, "Ada")
+
+
+def test_each_digest_links_to_its_readers_own_preferences_page(
+    app: Flask, client: FlaskClient, session: Session, people: dict[str, Subscriber]
+) -> None:
+    add_articles(session, [1, 2])
+    runtime = get_runtime(app)
+    prepared = prepare_digest(
+        session, runtime.site, runtime.renderer, create_digest(session, runtime.site)
+    )
+    session.commit()
+    for key, first_name in (("ada", "Ada"), ("grace", "Grace")):
+        row = people[key]
+        reader = Person(row.id, row.token_nonce, row.email, row.first_name, row.last_name)
+        outgoing = prepared.outgoing_for(reader, f"<{key}@example.org>")
+        message = email.message_from_bytes(outgoing.data, policy=default)
+        assert isinstance(message, EmailMessage)
+        link = find_link(message, "/preferences/")
+        assert_links_to(link, body_text(message, "html"))
+        _opens_their_page(client, link, first_name)
