@@ -62,6 +62,9 @@ def save_preferences(
     gone or its nonce is not theirs.
     """
     subscriber = find_by_token(session, data)
+    # Locked (PostgreSQL) and read afresh, so that two saves at once take turns and each sees
+    # what the other left; SQLite's writers already take turns (``sqlite_writers``).
+    session.refresh(subscriber, with_for_update=True)
     before = set(held_topics(session, subscriber.id))
     after = {topic.slug for topic in choice.chosen}
     names = tuple(
