@@ -21,6 +21,7 @@ from newsletter.web import (
     errors,
     health,
     limits,
+    preferences,
     security,
     signup,
     unsubscribe,
@@ -72,6 +73,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(archive.bp)
     app.register_blueprint(unsubscribe.bp)
+    app.register_blueprint(preferences.bp)
     app.register_blueprint(embed.bp)
     app.register_blueprint(branding.bp)
 

@@ -6,12 +6,18 @@ from newsletter.people import Person
 from newsletter.site import Site
 from newsletter.tokens import Purpose, TokenData
 
-__all__ = ["confirm_url", "list_headers", "unsubscribe_url"]
+__all__ = ["confirm_url", "list_headers", "preferences_url", "unsubscribe_url"]
 
 
 def unsubscribe_url(site: Site, person: Person) -> str:
     token = site.tokens.make(Purpose.UNSUBSCRIBE, TokenData(person.id, person.token_nonce))
     return site.url(f"/unsubscribe/{token}")
+
+
+def preferences_url(site: Site, person: Person) -> str:
+    """The person's preference centre: their topics, their name, leaving, their data."""
+    token = site.tokens.make(Purpose.PREFERENCES, TokenData(person.id, person.token_nonce))
+    return site.url(f"/preferences/{token}")
 
 
 def confirm_url(site: Site, person: Person, consent_event_id: int) -> str:

@@ -52,6 +52,8 @@ class ConsentKind(StrEnum):
     GIVEN = "given"
     CONFIRMED = "confirmed"
     WITHDRAWN = "withdrawn"
+    # The person changed their topics or name on their preferences page.
+    CHANGED = "changed"
 
 
 class DigestStatus(StrEnum):

@@ -22,6 +22,7 @@ CONFIRM_MAX_AGE = 7 * 24 * 3600
 class Purpose(StrEnum):
     CONFIRM = "confirm"
     UNSUBSCRIBE = "unsubscribe"
+    PREFERENCES = "preferences"
 
 
 class InvalidToken(ValueError):

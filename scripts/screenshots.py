@@ -1,6 +1,6 @@
 """Take the screenshots of docs/embedding.md: each style of signup box on the sample article
 page (examples/article.html), in Debian's Chromium through Playwright; then, for
-docs/topics.md, our own form once topics exist.
+docs/topics.md, our own form once topics exist and a reader's preferences page on a phone.
 
     .venv/bin/python scripts/screenshots.py      # after `bash scripts/test.sh` set things up
 
@@ -20,10 +20,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 from newsletter import create_app  # noqa: E402
+from newsletter.addresses import email_key  # noqa: E402
 from newsletter.app_db import get_engine  # noqa: E402
+from newsletter.app_db import get_session as app_session  # noqa: E402
+from newsletter.links import preferences_url  # noqa: E402
 from newsletter.migrate import upgrade  # noqa: E402
+from newsletter.models import Subscriber, SubscriberTopic  # noqa: E402
+from newsletter.people import Person  # noqa: E402
+from newsletter.runtime import get_runtime  # noqa: E402
+from newsletter.services.topics import find_topic  # noqa: E402
 from tests.support.article_site import (  # noqa: E402
     article_page,
     host_policy,
@@ -35,6 +43,7 @@ from tests.support.smtp import free_port  # noqa: E402
 
 IMAGES = ROOT / "docs" / "images"
 WIDTH = 680
+PHONE = 320
 
 
 def _fill(page: Any, email: str, tick: bool = True) -> None:
@@ -71,6 +80,36 @@ SHOTS: list[tuple[str, str, Callable[[Any], None] | None]] = [
     ("embed-script-done.png", "script", _done),
     ("embed-iframe.png", "iframe", _frame_fitted),
 ]
+
+
+def _preferences(app: Any, page: Any, base: str) -> None:
+    """A reader's preferences page on a phone, as the link in every email opens it."""
+    with app.app_context():
+        session = app_session()
+        session.add(
+            Subscriber(
+                email="amira@example.org",
+                email_key=email_key("amira@example.org"),
+                first_name="Amira",
+                last_name="Haddad",
+                status="active",
+            )
+        )
+        session.commit()
+        amira = session.scalars(
+            select(Subscriber).where(Subscriber.email_key == email_key("amira@example.org"))
+        ).one()
+        session.add(
+            SubscriberTopic(subscriber_id=amira.id, topic_id=find_topic(session, "asylum").id)
+        )
+        session.commit()
+        person = Person(amira.id, amira.token_nonce, amira.email, amira.first_name, amira.last_name)
+        url = preferences_url(get_runtime(app).site, person)
+    page.set_viewport_size({"width": PHONE, "height": 900})
+    assert url.startswith(base)
+    page.goto(url)
+    page.screenshot(path=str(IMAGES / "preferences.png"), full_page=True)
+    print(f"wrote {IMAGES / 'preferences.png'}")
 
 
 def main() -> None:
@@ -125,6 +164,7 @@ def main() -> None:
             page.goto(f"{base}/subscribe?topic=north-korea")
             page.screenshot(path=str(IMAGES / "signup-topics.png"), full_page=True)
             print(f"wrote {IMAGES / 'signup-topics.png'}")
+            _preferences(app, page, base)
             browser.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
@@ -95,12 +96,15 @@ def shape(message: EmailMessage) -> list[tuple[str, list[tuple[str, str]]]]:
     ]
 
 
+PREFERENCES_LINK = re.compile(r"https://news\.example\.org/preferences/[^\s\"<>]+")
+
+
 def bodies(message: EmailMessage) -> list[str]:
-    """Each text part decoded, with the person's unsubscribe link (their one per-person value
-    besides the name) replaced by a placeholder."""
+    """Each text part decoded, with the person's unsubscribe and preferences links (their
+    per-person values besides the name) replaced by placeholders."""
     link = message["List-Unsubscribe"].strip("<>")
     return [
-        str(part.get_content()).replace(link, "UNSUBSCRIBE")
+        PREFERENCES_LINK.sub("PREFERENCES", str(part.get_content()).replace(link, "UNSUBSCRIBE"))
         for part in message.walk()
         if part.get_content_maintype() == "text"
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 
-from newsletter.links import confirm_url, list_headers, unsubscribe_url
+from newsletter.links import confirm_url, list_headers, preferences_url, unsubscribe_url
 from newsletter.mail.dkim import Signer
 from newsletter.mail.pieces import Pieces, slot_markers, wrap_text
 from newsletter.mail.render import EmailRenderer
@@ -20,7 +20,7 @@ from newsletter.site import Site
 
 __all__ = ["ConfirmationTemplate"]
 
-SLOTS = ("confirm_url", "unsubscribe_url")
+SLOTS = ("confirm_url", "unsubscribe_url", "preferences_url")
 
 
 class ConfirmationTemplate:
@@ -51,6 +51,7 @@ class ConfirmationTemplate:
         values = {
             "confirm_url": confirm_url(self.site, person, consent_event_id),
             "unsubscribe_url": unsubscribe,
+            "preferences_url": preferences_url(self.site, person),
         }
         escaped = {name: html.escape(value, quote=True) for name, value in values.items()}
         return self._wire.assemble(

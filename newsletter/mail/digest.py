@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.links import list_headers, unsubscribe_url
+from newsletter.links import list_headers, preferences_url, unsubscribe_url
 from newsletter.mail.dkim import Signer
 from newsletter.mail.headers import one_line
 from newsletter.mail.pieces import Pieces, slot_markers, wrap_text
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 TEMPLATE = "digest"
-SLOTS = ("first_name", "unsubscribe_url")
+SLOTS = ("first_name", "unsubscribe_url", "preferences_url")
 # Only for a person without a first name (none comes in through the form or the import).
 FALLBACK_NAME = "there"
 
@@ -121,11 +121,12 @@ class PreparedDigest:
     def _values(self, recipient: Person) -> tuple[dict[str, str], dict[str, str], str]:
         name = one_line(recipient.first_name) or FALLBACK_NAME
         link = unsubscribe_url(self.site, recipient)
-        text_values = {"first_name": name, "unsubscribe_url": link}
-        html_values = {
-            "first_name": html.escape(name, quote=True),
-            "unsubscribe_url": html.escape(link, quote=True),
+        text_values = {
+            "first_name": name,
+            "unsubscribe_url": link,
+            "preferences_url": preferences_url(self.site, recipient),
         }
+        html_values = {slot: html.escape(value, quote=True) for slot, value in text_values.items()}
         return text_values, html_values, link
 
     def text_for(self, recipient: Person) -> str:

@@ -10,7 +10,7 @@ from wtforms.validators import ValidationError
 
 from newsletter.validation import InvalidValue, clean_email, clean_name
 
-__all__ = ["ButtonForm", "SignupForm", "TickBox"]
+__all__ = ["ButtonForm", "PreferencesForm", "SignupForm", "TickBox"]
 
 
 def _name_rule(label: str) -> Any:
@@ -75,3 +75,14 @@ class SignupForm(FlaskForm):
 
 class ButtonForm(FlaskForm):
     """A form that is only a button (confirm, ask for a fresh link): CSRF and nothing else."""
+
+
+class PreferencesForm(FlaskForm):
+    """A person's own name on their preferences page: the signup form's rules."""
+
+    first_name = StringField("First name", validators=[_name_rule("First name")])
+    last_name = StringField("Last name", validators=[_name_rule("Last name")])
+
+    @property
+    def csrf_failed(self) -> bool:
+        return bool(self.errors.get("csrf_token"))

@@ -24,7 +24,7 @@ from newsletter.services.unsubscribe import unsubscribe
 from newsletter.tokens import InvalidToken, Purpose, TokenData
 from newsletter.web.link_problem import link_problem
 
-__all__ = ["ONE_CLICK_METHOD", "PAGE_METHOD", "bp", "mask_email"]
+__all__ = ["ONE_CLICK_METHOD", "PAGE_METHOD", "bp", "keep_private", "link_evidence", "mask_email"]
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,13 @@ def _page(template: str, subscriber: Subscriber, token: str) -> str:
 
 def _evidence() -> Evidence:
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
+    return link_evidence(ONE_CLICK_METHOD if one_click else PAGE_METHOD)
+
+
+def link_evidence(method: str) -> Evidence:
+    """Where a request through a person's signed link came from."""
     return Evidence(
-        method=ONE_CLICK_METHOD if one_click else PAGE_METHOD,
+        method=method,
         ip=request.remote_addr,
         user_agent=request.user_agent.string or None,
         # The URL carries the person's token, a credential: it is not kept.
@@ -75,7 +80,7 @@ def _evidence() -> Evidence:
 
 
 @bp.after_request
-def _private(response: Response) -> Response:
+def keep_private(response: Response) -> Response:
     # The token in the address must not leak to other pages as a Referer, nor be indexed.
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
