@@ -24,7 +24,6 @@ from newsletter.mail.transports import (
     PermanentFailure,
     SMTPTransport,
     TemporaryFailure,
-    UncertainDelivery,
     transport_from_url,
 )
 from newsletter.mail.urls import MailURL, parse_mail_url
@@ -115,23 +114,6 @@ def test_smtp_send_arrives_intact(smtp_server: SMTPServer) -> None:
     assert body == "First line\n.a line that starts with a dot\n"
 
 
-@pytest.mark.parametrize(
-    "data",
-    [
-        b"Subject: dots\r\n\r\n.\r\n..\r\n.end\r\nmiddle . dot\r\n",
-        b"X-First: .\r\n\r\nno dot starts a line\r\n",
-        b"Subject: no final line end\r\n\r\n.last",
-    ],
-)
-def test_smtp_sends_bytes_exactly_whatever_their_dots(smtp_server: SMTPServer, data: bytes) -> None:
-    connection = smtp(smtp_server.url).connect()
-    connection.send(data, SENDER, ["ada@example.org"])
-    connection.close()
-    [received] = smtp_server.received
-    expected = data if data.endswith(b"\r\n") else data + b"\r\n"
-    assert received.data.replace(b"\r\n", b"\n") == expected.replace(b"\r\n", b"\n")
-
-
 def test_temporary_refusal_at_rcpt(smtp_server: SMTPServer) -> None:
     smtp_server.handler.rcpt_reply = lambda address: (
         "451 4.3.0 Try again later" if address == "busy@example.org" else None
@@ -176,29 +158,6 @@ def test_refusal_after_data(smtp_server: SMTPServer) -> None:
     with pytest.raises(TemporaryFailure):
         connection.send(message(), SENDER, ["ada@example.org"])
     connection.close()
-
-
-def test_some_recipients_refused_still_delivers_to_the_rest(smtp_server: SMTPServer) -> None:
-    smtp_server.handler.rcpt_reply = lambda address: (
-        "550 5.1.1 No such user" if address.startswith("gone") else None
-    )
-    connection = smtp(smtp_server.url).connect()
-    connection.send(message(), SENDER, ["gone@example.org", "ada@example.org"])
-    connection.close()
-    [received] = smtp_server.received
-    assert received.recipients == ["ada@example.org"]
-
-
-def test_connection_dropped_after_data_is_uncertain(smtp_server: SMTPServer) -> None:
-    smtp_server.handler.drop_after_data = lambda _rcpts: True
-    connection = smtp(smtp_server.url).connect()
-    with pytest.raises(UncertainDelivery):
-        connection.send(message(), SENDER, ["ada@example.org"])
-    # The broken session is dropped; the next message opens a new one.
-    smtp_server.handler.drop_after_data = None
-    connection.send(message("After"), SENDER, ["ada@example.org"])
-    connection.close()
-    assert [item.message["Subject"] for item in smtp_server.received] == ["After"]
 
 
 def test_connection_refused() -> None:

@@ -13,14 +13,25 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.message import EmailMessage
 from email.utils import format_datetime
 
 from newsletter.db import utcnow
 from newsletter.mail.headers import address_field, mailbox_field, one_line, unstructured
 
-__all__ = ["AlternativeTemplate", "Outgoing"]
+__all__ = ["AlternativeTemplate", "Message", "Outgoing", "message_bytes"]
 
 CRLF = b"\r\n"
+
+#: A message object, or its bytes as they go on the wire (CRLF line ends).
+Message = EmailMessage | bytes
+
+
+def message_bytes(message: Message) -> bytes:
+    """The message as it goes on the wire: CRLF line ends."""
+    if isinstance(message, bytes):
+        return message
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
 
 @dataclass(frozen=True)
