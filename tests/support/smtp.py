@@ -17,6 +17,7 @@ import asyncio
 import email
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default
@@ -28,7 +29,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from tests.support.smtp_responder import Hooks, Offer, ResponderThread
 
-__all__ = ["ChunkingServer", "MailServer", "Received", "SMTPServer", "free_port"]
+__all__ = ["SERVER_KINDS", "ChunkingServer", "MailServer", "Received", "SMTPServer", "free_port"]
 
 
 def free_port() -> int:
@@ -218,3 +219,10 @@ class ChunkingServer(_Recording):
 
     def stop(self) -> None:
         self._server.stop()
+
+
+#: The servers sending is tested against, by the kind of transaction each makes the client use.
+SERVER_KINDS: dict[str, Callable[[], MailServer]] = {
+    "pipelining": SMTPServer,
+    "chunking": ChunkingServer,
+}
