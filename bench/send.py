@@ -100,10 +100,11 @@ def run(command: list[str], env: dict[str, str]) -> str:
 
 
 def send(
-    way: str, digest_id: int, env: dict[str, str], workers: int, rtt_ms: float, stop_after: float
+    way: str, digest_id: int, env: dict[str, str], workers: int, args: argparse.Namespace
 ) -> Measured:
     """Run `newsletter digest send` against a fresh sink offering what ``way`` needs."""
-    sink = Sink(rtt_ms, **OFFERS[way])
+    sink = Sink(args.rtt_ms, **OFFERS[way], aiosmtpd=args.aiosmtpd)
+    stop_after = args.stop_after
     env = {**env, "NEWSLETTER_MAIL_URL": f"smtp://127.0.0.1:{sink.port}"}
     command = [*NEWSLETTER, "digest", "send", str(digest_id), "--workers", str(workers)]
     started = time.monotonic()
@@ -135,11 +136,11 @@ def send(
     return Measured(way, received, seconds, cpu, sink.cpu, usage.ru_maxrss, whole)
 
 
-def plain_smtplib(data: bytes, count: int, connections: int, rtt_ms: float) -> Measured:
+def plain_smtplib(data: bytes, count: int, connections: int, args: argparse.Namespace) -> Measured:
     """Send ``count`` copies of ``data`` over ``connections`` reused smtplib connections."""
     import smtplib
 
-    sink = Sink(rtt_ms, pipelining=False, chunking=False)
+    sink = Sink(args.rtt_ms, pipelining=False, chunking=False, aiosmtpd=args.aiosmtpd)
 
     def worker(numbers: range) -> None:
         with smtplib.SMTP("127.0.0.1", sink.port) as smtp:
@@ -233,6 +234,10 @@ def report(results: list[Measured], workers: int, rtt_ms: float) -> None:
             ("ours (chunking) / plain smtplib", by_way["chunking"].rate, by_way["smtplib"].rate,
              f">= {target}" if not rtt_ms else "")
         )  # fmt: skip
+    if "chunking" not in by_way and "lockstep" in by_way and "smtplib" in by_way:
+        ratios.append(
+            ("ours lock-step / plain smtplib", by_way["lockstep"].rate, by_way["smtplib"].rate, "")
+        )
     if "chunking" in by_way and "lockstep" in by_way:
         ratios.append(
             ("ours (chunking) / ours lock-step (before pipelining)", by_way["chunking"].rate,
@@ -273,6 +278,11 @@ def main() -> None:
         default=0.0,
         help="send Ctrl-C to each send after this many seconds (peak memory of a partial run)",
     )
+    parser.add_argument(
+        "--aiosmtpd",
+        action="store_true",
+        help="the aiosmtpd sink instead (offers neither extension: lockstep and smtplib only)",
+    )
     parser.add_argument("--fill", nargs=3, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fill is not None:
@@ -281,6 +291,10 @@ def main() -> None:
     ways = [way for way in args.only.split(",") if way]
     if unknown := set(ways) - set(WAYS):
         parser.error(f"unknown ways: {', '.join(sorted(unknown))}")
+    if args.aiosmtpd and set(ways) - {"lockstep", "smtplib"}:
+        parser.error(
+            "the aiosmtpd sink offers neither PIPELINING nor CHUNKING: --only lockstep,smtplib"
+        )
     ours = [way for way in ways if way in OFFERS] * args.rounds
 
     instance = Path(tempfile.mkdtemp(prefix="newsletter-bench-"))
@@ -301,18 +315,19 @@ def main() -> None:
         print(
             f"{args.subscribers} subscribers, {args.database_url or 'sqlite'}, "
             f"{args.workers} connections, {len(data)} bytes a message, round trip "
-            f"{args.rtt_ms:g} ms; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+            f"{args.rtt_ms:g} ms{', aiosmtpd sink' if args.aiosmtpd else ''}; "
+            f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
         )
         results: list[Measured] = []
         for round_ in range(args.rounds):
             for index, way in enumerate(w for w in ways if w in OFFERS):
                 digest_id = digests[round_ * len(ours) // args.rounds + index]
-                result = send(way, digest_id, env, args.workers, args.rtt_ms, args.stop_after)
+                result = send(way, digest_id, env, args.workers, args)
                 results.append(result)
                 print(result.line(), flush=True)
             if "smtplib" in ways:
                 count = results[-1].messages if results else args.subscribers
-                results.append(plain_smtplib(data, count, args.workers, args.rtt_ms))
+                results.append(plain_smtplib(data, count, args.workers, args))
                 print(results[-1].line(), flush=True)
             report(results[-len(ways) :], args.workers, args.rtt_ms)
         load = os.getloadavg()
