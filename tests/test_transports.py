@@ -193,6 +193,16 @@ class Recorder:
         return "250 OK"
 
 
+class PipeliningRecorder(Recorder):
+    """A Recorder whose server offers PIPELINING."""
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+
 def authenticator(
     _server: Any, _session: Any, _envelope: Any, _mechanism: str, auth_data: Any
 ) -> AuthResult:
@@ -324,13 +334,21 @@ def test_starttls_refuses_an_untrusted_certificate(
     assert recorder.messages == []
 
 
-def test_implicit_tls(trusted: Certificate) -> None:
-    recorder = Recorder()
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_implicit_tls_carries_many_messages_on_one_connection(
+    trusted: Certificate, pipelining: bool
+) -> None:
+    # The connection is checked for a close before each message; over TLS, with or without
+    # pipelining, it is kept for all of them.
+    recorder = PipeliningRecorder() if pipelining else Recorder()
     with serving(recorder, ssl_context=trusted.server_context()) as port:
         connection = smtp(f"smtps://127.0.0.1:{port}?timeout=5").connect()
-        connection.send(message(), SENDER, ["ada@example.org"])
+        for number in range(3):
+            connection.send(message(f"Message {number}"), SENDER, ["ada@example.org"])
         connection.close()
-    assert len(recorder.messages) == 1
+    peers = [peer for peer, _data in recorder.messages]
+    assert len(peers) == 3
+    assert len(set(peers)) == 1
 
 
 # --- URLs -----------------------------------------------------------------------------------
