@@ -15,11 +15,15 @@ offering:
 - pipelining: PIPELINING alone (two round trips: the message waits for the 354);
 - lockstep:   neither (four round trips: how every message went before pipelining).
 
-Then, against a fresh sink, `smtplib` sends the same number of pre-built messages of the same
-size over the same number of reused connections (smtplib does not pipeline). It prints each
-rate, the sender's and the sink's CPU per message, the send's peak RSS, and the ratios;
-with --rtt-ms also the protocol's limits: connections / RTT with CHUNKING, connections /
-(2 RTT) with PIPELINING alone.
+Then, each against a fresh sink, the same number of pre-built messages of the same size go
+from as many threads over as many reused connections, with no database:
+
+- smtplib:    plain smtplib (which does not pipeline);
+- transport:  our SMTP client alone, the sink offering PIPELINING and CHUNKING.
+
+It prints each rate, the sender's and the sink's CPU per message, the send's peak RSS, and
+the ratios; with --rtt-ms also the protocol's limits: connections / RTT with CHUNKING,
+connections / (2 RTT) with PIPELINING alone.
 """
 
 from __future__ import annotations
@@ -58,7 +62,9 @@ OFFERS = {
     "pipelining": {"pipelining": True, "chunking": False},
     "lockstep": {"pipelining": False, "chunking": False},
 }
-WAYS = (*OFFERS, "smtplib")
+#: Pre-built messages from threads, no database: our SMTP client alone, and smtplib.
+BASELINES = ("transport", "smtplib")
+WAYS = (*OFFERS, *BASELINES)
 
 
 @dataclass
@@ -136,17 +142,30 @@ def send(
     return Measured(way, received, seconds, cpu, sink.cpu, usage.ru_maxrss, whole)
 
 
-def plain_smtplib(data: bytes, count: int, connections: int, args: argparse.Namespace) -> Measured:
-    """Send ``count`` copies of ``data`` over ``connections`` reused smtplib connections."""
+def baseline(
+    way: str, data: bytes, count: int, connections: int, args: argparse.Namespace
+) -> Measured:
+    """Send ``count`` copies of ``data`` from ``connections`` threads, each over its own
+    reused connection: with smtplib (lock-step), or with our transport alone, no database."""
     import smtplib
 
-    sink = Sink(args.rtt_ms, pipelining=False, chunking=False, aiosmtpd=args.aiosmtpd)
+    from newsletter.mail.transports import transport_from_url
 
-    def worker(numbers: range) -> None:
+    offers = OFFERS["chunking"] if way == "transport" else OFFERS["lockstep"]
+    sink = Sink(args.rtt_ms, **offers, aiosmtpd=args.aiosmtpd)
+
+    def with_smtplib(numbers: range) -> None:
         with smtplib.SMTP("127.0.0.1", sink.port) as smtp:
             for n in numbers:
                 smtp.sendmail("news@example.org", [f"reader{n}@example.org"], data)
 
+    def with_transport(numbers: range) -> None:
+        connection = transport_from_url(f"smtp://127.0.0.1:{sink.port}").connect()
+        for n in numbers:
+            connection.send(data, "news@example.org", [f"reader{n}@example.org"])
+        connection.close()
+
+    worker = with_transport if way == "transport" else with_smtplib
     shares = [range(i, count, connections) for i in range(connections)]
     threads = [threading.Thread(target=worker, args=(share,)) for share in shares]
     started, cpu = time.monotonic(), time.process_time()
@@ -156,7 +175,7 @@ def plain_smtplib(data: bytes, count: int, connections: int, args: argparse.Name
         thread.join()
     seconds, cpu = time.monotonic() - started, time.process_time() - cpu
     received = sink.stop()
-    return Measured("smtplib", received, seconds, cpu, sink.cpu)
+    return Measured(way, received, seconds, cpu, sink.cpu)
 
 
 def set_up(env: dict[str, str], subscribers: int, digests: int) -> list[int]:
@@ -243,6 +262,11 @@ def report(results: list[Measured], workers: int, rtt_ms: float) -> None:
             ("ours (chunking) / ours lock-step (before pipelining)", by_way["chunking"].rate,
              by_way["lockstep"].rate, ">= 3" if rtt_ms else "")
         )  # fmt: skip
+    if "transport" in by_way and "smtplib" in by_way:
+        ratios.append(
+            ("our SMTP client alone / plain smtplib", by_way["transport"].rate,
+             by_way["smtplib"].rate, "")
+        )  # fmt: skip
     if rtt_ms:
         limit = workers / (rtt_ms / 1000)
         print(f"protocol limit with CHUNKING: {workers} / {rtt_ms:g} ms = {limit:.0f} msg/s")
@@ -250,6 +274,9 @@ def report(results: list[Measured], workers: int, rtt_ms: float) -> None:
         print(f"  lock-step (4 round trips): {limit / 4:.0f} msg/s")
         if "chunking" in by_way:
             ratios.append(("ours (chunking) / its limit", by_way["chunking"].rate, limit, ">= 0.8"))
+        if "transport" in by_way:
+            alone = by_way["transport"].rate
+            ratios.append(("our SMTP client alone / its limit", alone, limit, ""))
         if "pipelining" in by_way:
             ratios.append(
                 ("ours (pipelining) / its limit", by_way["pipelining"].rate, limit / 2, ">= 0.8")
@@ -325,9 +352,9 @@ def main() -> None:
                 result = send(way, digest_id, env, args.workers, args)
                 results.append(result)
                 print(result.line(), flush=True)
-            if "smtplib" in ways:
+            for way in (w for w in ways if w in BASELINES):
                 count = results[-1].messages if results else args.subscribers
-                results.append(plain_smtplib(data, count, args.workers, args))
+                results.append(baseline(way, data, count, args.workers, args))
                 print(results[-1].line(), flush=True)
             report(results[-len(ways) :], args.workers, args.rtt_ms)
         load = os.getloadavg()
