@@ -1,17 +1,29 @@
-"""Benchmark: `newsletter digest send` against plain smtplib, side by side in one run.
+"""Benchmark: `newsletter digest send` against plain smtplib and the protocol's limit, side by
+side in one run.
 
     .venv/bin/python bench/send.py                      # 10,000 subscribers, SQLite
-    .venv/bin/python bench/send.py --subscribers 1000000
-    .venv/bin/python bench/send.py --database-url postgresql+psycopg://…/db
-    .venv/bin/python bench/send.py --dkim                # also the same send, DKIM-signed
+    .venv/bin/python bench/send.py --rtt-ms 20          # over a network with 20 ms round trips
+    .venv/bin/python bench/send.py --database-url postgresql+psycopg://…/empty_db
+    .venv/bin/python bench/send.py --subscribers 1000000 --only chunking --stop-after 60
 
-It creates a fresh instance with N active subscribers and a digest of 5 articles (from
-examples/feed.xml), starts an SMTP sink in its own process on 127.0.0.1, and times the real
-`newsletter digest send` command. Then, against a fresh sink, it sends the same number of
-pre-built messages of the same size with plain smtplib over the same number of reused
-connections. It prints both rates, their ratio, the time to queue the deliveries and the send
-process's peak RSS. With ``--dkim`` it also sends the digest again from a second instance
-whose messages are DKIM-signed (RSA-2048 and Ed25519) and prints the ratio of the two rates.
+It creates a fresh instance with N active subscribers and one digest of 5 articles (from
+examples/feed.xml) for each way of sending, and times the real `newsletter digest send`
+command against an SMTP sink in its own process on 127.0.0.1 (bench/smtp_sink.py), the sink
+offering:
+
+- chunking:   PIPELINING and CHUNKING (one round trip a message);
+- pipelining: PIPELINING alone (two round trips: the message waits for the 354);
+- lockstep:   neither (four round trips: how every message went before pipelining).
+
+Then, each against a fresh sink, the same number of pre-built messages of the same size go
+from as many threads over as many reused connections, with no database:
+
+- smtplib:    plain smtplib (which does not pipeline);
+- transport:  our SMTP client alone, the sink offering PIPELINING and CHUNKING.
+
+It prints each rate, the sender's and the sink's CPU per message, the send's peak RSS, and
+the ratios; with --rtt-ms also the protocol's limits: connections / RTT with CHUNKING,
+connections / (2 RTT) with PIPELINING alone.
 """
 
 from __future__ import annotations
@@ -26,62 +38,166 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert  # noqa: E402  (after the path set-up above)
+from sqlalchemy import insert, select  # noqa: E402  (after the path set-up above)
 
 from bench.smtp_sink import Sink  # noqa: E402  (after the path set-up above)
 from newsletter import create_app  # noqa: E402
 from newsletter.app_db import session_factory  # noqa: E402
 from newsletter.db import utcnow  # noqa: E402
 from newsletter.mail.digest import prepare_digest  # noqa: E402
-from newsletter.models import Digest, Subscriber  # noqa: E402
+from newsletter.models import Digest, DigestArticle, Subscriber  # noqa: E402
 from newsletter.people import Person  # noqa: E402
 from newsletter.runtime import get_runtime  # noqa: E402
 
 NEWSLETTER = [sys.executable, "-m", "newsletter"]
 CHUNK = 50_000
+TICKS = os.sysconf("SC_CLK_TCK")
+#: What the sink offers for each way of sending ours.
+OFFERS = {
+    "chunking": {"pipelining": True, "chunking": True},
+    "pipelining": {"pipelining": True, "chunking": False},
+    "lockstep": {"pipelining": False, "chunking": False},
+}
+#: Pre-built messages from threads, no database: our SMTP client alone, and smtplib.
+BASELINES = ("transport", "smtplib")
+WAYS = (*OFFERS, *BASELINES)
 
 
-def run(
-    command: list[str], env: dict[str, str], stop_after: float | None = None
-) -> tuple[str, float, int, float]:
-    """Run ``command``; return its output, wall time, peak RSS in KiB and CPU seconds.
-    With ``stop_after``, it gets SIGINT (Ctrl-C) after that many seconds."""
+@dataclass
+class Measured:
+    way: str
+    messages: int
+    seconds: float
+    #: The sender's CPU while sending (ours: after queueing; smtplib: the whole loop).
+    sender_cpu: float
+    sink_cpu: float
+    peak_kib: int = 0
+    whole_seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+    def line(self) -> str:
+        per = 1000 / max(self.messages, 1)
+        memory = f", peak RSS {self.peak_kib / 1024:.0f} MiB" if self.peak_kib else ""
+        return (
+            f"{self.way:<11} {self.messages:>8} messages in {self.seconds:7.1f} s = "
+            f"{self.rate:7.0f} msg/s; CPU per message: sender {self.sender_cpu * per:.3f} ms, "
+            f"sink {self.sink_cpu * per:.3f} ms{memory}"
+        )
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds a running process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def run(command: list[str], env: dict[str, str]) -> str:
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def send(
+    way: str, digest_id: int, env: dict[str, str], workers: int, args: argparse.Namespace
+) -> Measured:
+    """Run `newsletter digest send` against a fresh sink offering what ``way`` needs."""
+    sink = Sink(args.rtt_ms, **OFFERS[way], aiosmtpd=args.aiosmtpd)
+    stop_after = args.stop_after
+    env = {**env, "NEWSLETTER_MAIL_URL": f"smtp://127.0.0.1:{sink.port}"}
+    command = [*NEWSLETTER, "digest", "send", str(digest_id), "--workers", str(workers)]
     started = time.monotonic()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    if stop_after is not None:
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    if stop_after:
         timer = threading.Timer(stop_after, process.send_signal, (signal.SIGINT,))
         timer.start()
-    _, status, usage = os.wait4(process.pid, 0)
-    if stop_after is not None:
-        timer.cancel()
-    seconds = time.monotonic() - started
     assert process.stdout is not None
-    output = process.stdout.read().decode()
-    process.stdout.close()
-    if os.waitstatus_to_exitcode(status) not in (0, 130 if stop_after else 0):
-        raise SystemExit(f"{' '.join(command)} failed:\n{output}")
-    return output, seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+    output: list[str] = []
+    queued_cpu = 0.0
+    for line in process.stdout:
+        output.append(line)
+        if line.startswith("Queued digest"):
+            # The sending phase starts here: start-up, rendering and queueing are behind.
+            queued_cpu = process_cpu(process.pid)
+    _, status, usage = os.wait4(process.pid, 0)
+    whole = time.monotonic() - started
+    if stop_after:
+        timer.cancel()
+    text = "".join(output)
+    if os.waitstatus_to_exitcode(status) not in ((0, 130) if stop_after else (0,)):
+        raise SystemExit(f"{' '.join(command)} failed:\n{text}")
+    received = sink.stop()
+    phase = re.search(r"queued \d+ in ([\d.]+) s", text)
+    seconds = float(phase.group(1)) if phase else whole
+    cpu = usage.ru_utime + usage.ru_stime - queued_cpu
+    return Measured(way, received, seconds, cpu, sink.cpu, usage.ru_maxrss, whole)
 
 
-def set_up(env: dict[str, str], subscribers: int) -> int:
-    """The schema, a digest and the subscribers, filled in by a child process.
+def baseline(
+    way: str, data: bytes, count: int, connections: int, args: argparse.Namespace
+) -> Measured:
+    """Send ``count`` copies of ``data`` from ``connections`` threads, each over its own
+    reused connection: with smtplib (lock-step), or with our transport alone, no database."""
+    import smtplib
+
+    from newsletter.mail.transports import transport_from_url
+
+    offers = OFFERS["chunking"] if way == "transport" else OFFERS["lockstep"]
+    sink = Sink(args.rtt_ms, **offers, aiosmtpd=args.aiosmtpd)
+
+    def with_smtplib(numbers: range) -> None:
+        with smtplib.SMTP("127.0.0.1", sink.port) as smtp:
+            for n in numbers:
+                smtp.sendmail("news@example.org", [f"reader{n}@example.org"], data)
+
+    def with_transport(numbers: range) -> None:
+        connection = transport_from_url(f"smtp://127.0.0.1:{sink.port}").connect()
+        for n in numbers:
+            connection.send(data, "news@example.org", [f"reader{n}@example.org"])
+        connection.close()
+
+    worker = with_transport if way == "transport" else with_smtplib
+    shares = [range(i, count, connections) for i in range(connections)]
+    threads = [threading.Thread(target=worker, args=(share,)) for share in shares]
+    started, cpu = time.monotonic(), time.process_time()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds, cpu = time.monotonic() - started, time.process_time() - cpu
+    received = sink.stop()
+    return Measured(way, received, seconds, cpu, sink.cpu)
+
+
+def set_up(env: dict[str, str], subscribers: int, digests: int) -> list[int]:
+    """The schema, the subscribers and ``digests`` digests of the same articles, filled in by
+    child processes.
 
     Filling a million rows makes a process large, and a process started later by a large one
     reports that size as its own peak: so this bench process stays small."""
     run([*NEWSLETTER, "db", "upgrade"], env)
     run([*NEWSLETTER, "articles", "import", str(ROOT / "examples" / "feed.xml")], env)
-    output = run([*NEWSLETTER, "digest", "create", "--max", "5"], env)[0]
-    digest_id = int(re.search(r"\d+", output).group(0))  # type: ignore[union-attr]
-    run([sys.executable, __file__, "--add-subscribers", str(subscribers)], env)
-    return digest_id
+    output = run([*NEWSLETTER, "digest", "create", "--max", "5"], env)
+    first = int(re.search(r"\d+", output).group(0))  # type: ignore[union-attr]
+    fill_command = [sys.executable, __file__, "--fill", str(subscribers), str(first), str(digests)]
+    output = run(fill_command, env)
+    return [int(number) for number in output.split()]
 
 
-def add_subscribers(subscribers: int) -> None:
+def fill(subscribers: int, first: int, digests: int) -> None:
+    """Subscribers, and copies of digest ``first`` (another send of the same digest would
+    find everyone sent)."""
     app = create_app()
     now = utcnow()
     with session_factory(app).begin() as session:
@@ -102,6 +218,21 @@ def add_subscribers(subscribers: int) -> None:
                     for n in range(start, min(start + CHUNK, subscribers))
                 ],
             )
+        original = session.get_one(Digest, first)
+        entries = session.scalars(
+            select(DigestArticle).where(DigestArticle.digest_id == first)
+        ).all()
+        copies = [original]
+        for _ in range(digests - 1):
+            copy = Digest(subject=original.subject)
+            session.add(copy)
+            for entry in entries:
+                copy.entries.append(
+                    DigestArticle(article_id=entry.article_id, position=entry.position)
+                )
+            copies.append(copy)
+        session.flush()
+        print(" ".join(str(digest.id) for digest in copies))
 
 
 def one_message(digest_id: int) -> bytes:
@@ -115,56 +246,90 @@ def one_message(digest_id: int) -> bytes:
     return prepared.outgoing_for(recipient, "<bench.1@example.org>").data
 
 
-def plain_smtplib(port: int, data: bytes, count: int, connections: int) -> float:
-    """Send ``count`` copies of ``data`` over ``connections`` reused smtplib connections."""
-    import smtplib
-
-    def worker(numbers: range) -> None:
-        with smtplib.SMTP("127.0.0.1", port) as smtp:
-            for n in numbers:
-                smtp.sendmail("news@example.org", [f"reader{n}@example.org"], data)
-
-    shares = [range(i, count, connections) for i in range(connections)]
-    threads = [threading.Thread(target=worker, args=(share,)) for share in shares]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.monotonic() - started
+def report(results: list[Measured], workers: int, rtt_ms: float) -> None:
+    by_way = {result.way: result for result in results}
+    ratios: list[tuple[str, float, float, str]] = []
+    if "chunking" in by_way and "smtplib" in by_way:
+        target = 0.8 if not rtt_ms else 3.0
+        ratios.append(
+            ("ours (chunking) / plain smtplib", by_way["chunking"].rate, by_way["smtplib"].rate,
+             f">= {target}" if not rtt_ms else "")
+        )  # fmt: skip
+    if "chunking" not in by_way and "lockstep" in by_way and "smtplib" in by_way:
+        ratios.append(
+            ("ours lock-step / plain smtplib", by_way["lockstep"].rate, by_way["smtplib"].rate, "")
+        )
+    if "chunking" in by_way and "lockstep" in by_way:
+        ratios.append(
+            ("ours (chunking) / ours lock-step (before pipelining)", by_way["chunking"].rate,
+             by_way["lockstep"].rate, ">= 3" if rtt_ms else "")
+        )  # fmt: skip
+    if "transport" in by_way and "smtplib" in by_way:
+        ratios.append(
+            ("our SMTP client alone / plain smtplib", by_way["transport"].rate,
+             by_way["smtplib"].rate, "")
+        )  # fmt: skip
+    if rtt_ms:
+        limit = workers / (rtt_ms / 1000)
+        print(f"protocol limit with CHUNKING: {workers} / {rtt_ms:g} ms = {limit:.0f} msg/s")
+        print(f"  with PIPELINING alone: {workers} / (2 x {rtt_ms:g} ms) = {limit / 2:.0f} msg/s")
+        print(f"  lock-step (4 round trips): {limit / 4:.0f} msg/s")
+        if "chunking" in by_way:
+            ratios.append(("ours (chunking) / its limit", by_way["chunking"].rate, limit, ">= 0.8"))
+        if "transport" in by_way:
+            alone = by_way["transport"].rate
+            ratios.append(("our SMTP client alone / its limit", alone, limit, ""))
+        if "pipelining" in by_way:
+            ratios.append(
+                ("ours (pipelining) / its limit", by_way["pipelining"].rate, limit / 2, ">= 0.8")
+            )
+    for label, ours, theirs, target in ratios:
+        verdict = ""
+        if target:
+            met = ours / theirs >= float(target.split()[-1])
+            verdict = f"  (target {target}: {'met' if met else 'MISSED'})"
+        print(f"ratio {label}: {ours / theirs:.2f}{verdict}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--database-url", help="default: SQLite in a temporary instance")
-    parser.add_argument("--skip-baseline", action="store_true", help="only time our send")
+    parser.add_argument("--rtt-ms", type=float, default=0.0, help="the sink's round-trip time")
+    parser.add_argument("--database-url", help="an empty database (default: SQLite)")
+    parser.add_argument(
+        "--only", default=",".join(WAYS), help=f"comma-separated ways, of {', '.join(WAYS)}"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="measure every way this often")
     parser.add_argument(
         "--stop-after",
         type=float,
-        help="send Ctrl-C to the send after this many seconds (peak memory of a partial run)",
+        default=0.0,
+        help="send Ctrl-C to each send after this many seconds (peak memory of a partial run)",
     )
     parser.add_argument(
-        "--dkim", action="store_true", help="also time the same send with DKIM signing (SQLite)"
+        "--aiosmtpd",
+        action="store_true",
+        help="the aiosmtpd sink instead (offers neither extension: lockstep and smtplib only)",
     )
-    parser.add_argument(
-        "--dkim-ed25519", action="store_true", help="with --dkim, add the Ed25519 signature"
-    )
-    parser.add_argument("--add-subscribers", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--fill", nargs=3, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.dkim and args.database_url:
-        parser.error("--dkim compares two fresh SQLite instances; leave out --database-url")
-    if args.add_subscribers is not None:
-        add_subscribers(args.add_subscribers)
+    if args.fill is not None:
+        fill(*args.fill)
         return
+    ways = [way for way in args.only.split(",") if way]
+    if unknown := set(ways) - set(WAYS):
+        parser.error(f"unknown ways: {', '.join(sorted(unknown))}")
+    if args.aiosmtpd and set(ways) - {"lockstep", "smtplib"}:
+        parser.error(
+            "the aiosmtpd sink offers neither PIPELINING nor CHUNKING: --only lockstep,smtplib"
+        )
+    ours = [way for way in ways if way in OFFERS] * args.rounds
 
     instance = Path(tempfile.mkdtemp(prefix="newsletter-bench-"))
-    sink = Sink()
     env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSLETTER_")}
     env.update(
         NEWSLETTER_INSTANCE_PATH=str(instance),
-        NEWSLETTER_MAIL_URL=f"smtp://127.0.0.1:{sink.port}",
         NEWSLETTER_BASE_URL="https://news.example.org",
         NEWSLETTER_POSTAL_ADDRESS="1 Example Street, Example City",
         NEWSLETTER_SECRET_KEY="benchmark-secret-key",
@@ -173,94 +338,30 @@ def main() -> None:
         env["NEWSLETTER_DATABASE_URL"] = args.database_url
     os.environ.update(env)
     try:
-        digest_id = set_up(env, args.subscribers)
-        data = one_message(digest_id)
-        output, seconds, peak_kib, cpu = run(
-            [*NEWSLETTER, "digest", "send", str(digest_id), "--workers", str(args.workers)],
-            env,
-            args.stop_after,
-        )
-        received = sink.stop()
-        queued = re.search(r"for (\d+) subscribers in ([\d.]+) s", output)
-        phase = re.search(r"queued \d+ in ([\d.]+) s", output)
-        send_seconds = float(phase.group(1)) if phase else seconds
-        ours = received / send_seconds
-        print(f"subscribers:            {args.subscribers}")
-        print(f"database:               {args.database_url or 'sqlite'}")
-        print(f"message size:           {len(data)} bytes")
-        if queued:
-            print(f"queueing:               {queued.group(1)} deliveries in {queued.group(2)} s")
+        digests = set_up(env, args.subscribers, max(len(ours), 1))
+        data = one_message(digests[0])
+        load = os.getloadavg()
         print(
-            f"newsletter digest send: {received} messages; the command took {seconds:.1f} s "
-            f"in all, its sending phase {send_seconds:.1f} s = {ours:.0f} msg/s"
+            f"{args.subscribers} subscribers, {args.database_url or 'sqlite'}, "
+            f"{args.workers} connections, {len(data)} bytes a message, round trip "
+            f"{args.rtt_ms:g} ms{', aiosmtpd sink' if args.aiosmtpd else ''}; "
+            f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
         )
-        print(f"  peak RSS of the send: {peak_kib / 1024:.0f} MiB")
-        print(f"  CPU of the send:      {cpu:.1f} s ({cpu / max(received, 1) * 1000:.2f} ms/msg)")
-        if args.dkim:
-            signed_send(env, args, ours)
-        if args.skip_baseline:
-            return
-        baseline_sink = Sink()
-        baseline_seconds = plain_smtplib(baseline_sink.port, data, received, args.workers)
-        baseline_received = baseline_sink.stop()
-        theirs = baseline_received / baseline_seconds
-        print(
-            f"plain smtplib:          {baseline_received} messages in {baseline_seconds:.1f} s"
-            f" = {theirs:.0f} msg/s over {args.workers} connections"
-        )
-        print(f"ratio (ours / smtplib): {ours / theirs:.2f} (sending phases)")
-        print(f"ratio, whole command:   {received / seconds / theirs:.2f}")
+        results: list[Measured] = []
+        for round_ in range(args.rounds):
+            for index, way in enumerate(w for w in ways if w in OFFERS):
+                digest_id = digests[round_ * len(ours) // args.rounds + index]
+                result = send(way, digest_id, env, args.workers, args)
+                results.append(result)
+                print(result.line(), flush=True)
+            for way in (w for w in ways if w in BASELINES):
+                count = results[-1].messages if results else args.subscribers
+                results.append(baseline(way, data, count, args.workers, args))
+                print(results[-1].line(), flush=True)
+            report(results[-len(ways) :], args.workers, args.rtt_ms)
+        load = os.getloadavg()
+        print(f"load average after: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     finally:
-        if sink.process.poll() is None:
-            sink.stop()
-        shutil.rmtree(instance, ignore_errors=True)
-
-
-# --- DKIM: the same send from a second instance that signs every message ---------------------
-
-
-def signed_send(unsigned_env: dict[str, str], args: argparse.Namespace, unsigned: float) -> None:
-    """Set up a second instance like the first, with DKIM keys, send, print both rates."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    from newsletter.mail.dkim import new_rsa_key
-
-    instance = Path(tempfile.mkdtemp(prefix="newsletter-bench-dkim-"))
-    (instance / "dkim.pem").write_bytes(new_rsa_key())
-    ed25519_pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    (instance / "dkim-ed25519.pem").write_bytes(ed25519_pem)
-    sink = Sink()
-    env = {
-        **unsigned_env,
-        "NEWSLETTER_INSTANCE_PATH": str(instance),
-        "NEWSLETTER_MAIL_URL": f"smtp://127.0.0.1:{sink.port}",
-        "NEWSLETTER_DKIM_KEY_FILE": str(instance / "dkim.pem"),
-        "NEWSLETTER_DKIM_SELECTOR": "bench",
-    }
-    if args.dkim_ed25519:
-        env["NEWSLETTER_DKIM_ED25519_KEY_FILE"] = str(instance / "dkim-ed25519.pem")
-        env["NEWSLETTER_DKIM_ED25519_SELECTOR"] = "bench-ed25519"
-    env.pop("NEWSLETTER_DATABASE_URL", None)
-    try:
-        digest_id = set_up(env, args.subscribers)
-        output, seconds, _, cpu = run(
-            [*NEWSLETTER, "digest", "send", str(digest_id), "--workers", str(args.workers)], env
-        )
-        received = sink.stop()
-        phase = re.search(r"queued \d+ in ([\d.]+) s", output)
-        signed = received / (float(phase.group(1)) if phase else seconds)
-        keys = "RSA-2048 + Ed25519" if args.dkim_ed25519 else "RSA-2048"
-        print(
-            f"DKIM-signed ({keys}): {received} messages = {signed:.0f} msg/s, "
-            f"CPU {cpu / max(received, 1) * 1000:.2f} ms/msg"
-        )
-        print(f"ratio (signed / unsigned): {signed / unsigned:.2f} (sending phases)")
-    finally:
-        if sink.process.poll() is None:
-            sink.stop()
         shutil.rmtree(instance, ignore_errors=True)
 
 

@@ -28,7 +28,7 @@ from newsletter.migrate import upgrade
 from newsletter.web.dispatch import get_dispatcher
 from tests.support.mailbox import read_maildir
 from tests.support.postgres import running_postgres
-from tests.support.smtp import SMTPServer
+from tests.support.smtp import SERVER_KINDS, MailServer, SMTPServer
 
 DATABASES = ["sqlite", "postgresql"]
 
@@ -200,6 +200,16 @@ def sent_mail(app: Flask, outbox_path: Path) -> Callable[[], list[EmailMessage]]
 @pytest.fixture
 def smtp_server() -> Iterator[SMTPServer]:
     server = SMTPServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=list(SERVER_KINDS))
+def mail_server(request: pytest.FixtureRequest) -> Iterator[MailServer]:
+    """Each kind of real SMTP server in turn: aiosmtpd offering PIPELINING, and the asyncio
+    server offering PIPELINING and CHUNKING."""
+    server = SERVER_KINDS[request.param]()
     server.start()
     yield server
     server.stop()

@@ -20,7 +20,7 @@ from newsletter.runtime import get_runtime
 from newsletter.sending import ledger
 from newsletter.sending.engine import Sender, SendOptions
 from newsletter.sending.jobs import ClaimedDelivery, DigestJob
-from tests.support.smtp import SMTPServer
+from tests.support.smtp import MailServer
 
 FAST = SendOptions(
     workers=2,
@@ -100,7 +100,7 @@ def sender(app: Flask, digest_id: int, options: SendOptions = FAST) -> Sender:
     )
 
 
-def per_recipient(server: SMTPServer) -> Counter[str]:
+def per_recipient(server: MailServer) -> Counter[str]:
     """How many copies each envelope recipient got."""
     return Counter(r for message in server.received for r in message.recipients)
 

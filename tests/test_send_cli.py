@@ -36,7 +36,7 @@ from tests.sending_support import (
     per_recipient,
 )
 from tests.sending_support import states as delivery_states
-from tests.support.smtp import SMTPServer
+from tests.support.smtp import MailServer, SMTPServer
 
 NEWSLETTER = [sys.executable, "-m", "newsletter"]
 
@@ -177,7 +177,7 @@ def test_preview_and_send_warn_about_the_postal_address_in_the_same_words(
 
 
 def start_send(
-    base_config: dict[str, Any], server: SMTPServer, digest_id: int, *extra: str
+    base_config: dict[str, Any], server: MailServer, digest_id: int, *extra: str
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*NEWSLETTER, "digest", "send", str(digest_id), "--workers", "4", *extra],
@@ -189,7 +189,7 @@ def start_send(
 
 
 def resume_send(
-    base_config: dict[str, Any], server: SMTPServer, digest_id: int
+    base_config: dict[str, Any], server: MailServer, digest_id: int
 ) -> subprocess.CompletedProcess[str]:
     """Run ``digest send`` again, to the end, as staff would after a crash or a stop."""
     return subprocess.run(
@@ -203,22 +203,23 @@ def resume_send(
 
 @pytest.mark.parametrize("kill_after", [1, 600, 1500])
 def test_kill_9_then_resume_sends_each_message_once(
-    mail_app: Flask, base_config: dict[str, Any], smtp_server: SMTPServer, kill_after: int
+    mail_app: Flask, base_config: dict[str, Any], mail_server: MailServer, kill_after: int
 ) -> None:
+    """With PIPELINING, and with CHUNKING too (each message in one write with its envelope)."""
     digest_id = digest_for(mail_app, 2000)
-    process = start_send(base_config, smtp_server, digest_id)
-    wait_for(lambda: len(smtp_server.received) >= kill_after or process.poll() is not None)
+    process = start_send(base_config, mail_server, digest_id)
+    wait_for(lambda: len(mail_server.received) >= kill_after or process.poll() is not None)
     process.kill()
     process.wait(timeout=30)
     assert process.stdout is not None
     process.stdout.close()
-    resumed = resume_send(base_config, smtp_server, digest_id)
+    resumed = resume_send(base_config, mail_server, digest_id)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     states = delivery_states(mail_app, digest_id)
     unknown = {email for email, state in states.items() if state == DeliveryStatus.UNKNOWN}
     assert len(unknown) <= 4  # at most one message per worker was mid-transaction
     assert set(states.values()) <= {DeliveryStatus.SENT, DeliveryStatus.UNKNOWN}
-    received = per_recipient(smtp_server)
+    received = per_recipient(mail_server)
     assert max(received.values()) == 1, "somebody got the digest twice"
     expected = {address(n) for n in range(2000)}
     assert set(received) | unknown == expected

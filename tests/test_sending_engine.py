@@ -1,7 +1,11 @@
-"""The sending engine against a real SMTP server with faults, on both databases."""
+"""The sending engine against real SMTP servers with faults, on both databases: every test
+that talks to a server runs against aiosmtpd offering PIPELINING and against a server that
+offers CHUNKING as well, so that messages go with DATA after their envelope in one case and
+in one write with it in the other."""
 
 from __future__ import annotations
 
+import itertools
 import socket
 import sqlite3
 import threading
@@ -30,12 +34,59 @@ from newsletter.sending import ledger
 from newsletter.sending.engine import Outcome, RunResult
 from newsletter.sending.ratelimit import TokenBucket
 from tests.sending_support import FAST, address, per_recipient, queued_digest, sender, states
-from tests.support.smtp import SMTPServer
+from tests.support.smtp import SERVER_KINDS, MailServer, SMTPServer
+
+
+@pytest.fixture
+def smtp_server(mail_server: MailServer) -> MailServer:
+    return mail_server
 
 
 @pytest.fixture
 def mail_app(make_app: Callable[..., Flask], smtp_server: SMTPServer) -> Flask:
     return make_app(MAIL_URL=smtp_server.url)
+
+
+def stages() -> list[tuple[str, str]]:
+    """Each server with each stage it has (a server offering CHUNKING gets no DATA command)."""
+    return [
+        (kind, stage)
+        for kind in SERVER_KINDS
+        for stage in ["mail", "rcpt", "data", "end of data"]
+        if not (kind == "chunking" and stage == "data")
+    ]
+
+
+@pytest.mark.parametrize(("mail_server", "stage"), stages(), indirect=["mail_server"])
+def test_4xx_is_retried_and_5xx_fails_at_each_stage(
+    mail_app: Flask, mail_server: MailServer, stage: str
+) -> None:
+    # The first message to reach the stage is refused for now, the second for good.
+    answers = itertools.chain(["451 4.3.0 try again later", "554 5.7.1 refused"], [None] * 99)
+    hook = {
+        "mail": "mail_reply",
+        "rcpt": "rcpt_reply",
+        "data": "data_command_reply",
+        "end of data": "data_reply",
+    }[stage]
+    setattr(mail_server.handler, hook, lambda _value: next(answers))
+    digest_id = queued_digest(mail_app, 6)
+    result = sender(mail_app, digest_id).run()
+    assert result.outcome is Outcome.COMPLETE
+    assert result.counts[DeliveryStatus.SENT] == 5
+    assert result.counts[DeliveryStatus.FAILED] == 1
+    with session_factory(mail_app)() as session:
+        rows = session.execute(
+            select(Subscriber.email, Delivery.status, Delivery.attempts, Delivery.last_error)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.digest_id == digest_id)
+        ).all()
+    [failed] = [row for row in rows if row.status == DeliveryStatus.FAILED]
+    assert failed.last_error is not None and "554 5.7.1 refused" in failed.last_error
+    assert sorted(row.attempts for row in rows) == [1, 1, 1, 1, 1, 2]
+    assert per_recipient(mail_server) == Counter(
+        {row.email: 1 for row in rows if row.status == DeliveryStatus.SENT}
+    )
 
 
 def test_every_active_subscriber_gets_exactly_one(mail_app: Flask, smtp_server: SMTPServer) -> None:

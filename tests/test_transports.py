@@ -24,7 +24,6 @@ from newsletter.mail.transports import (
     PermanentFailure,
     SMTPTransport,
     TemporaryFailure,
-    UncertainDelivery,
     transport_from_url,
 )
 from newsletter.mail.urls import MailURL, parse_mail_url
@@ -115,23 +114,6 @@ def test_smtp_send_arrives_intact(smtp_server: SMTPServer) -> None:
     assert body == "First line\n.a line that starts with a dot\n"
 
 
-@pytest.mark.parametrize(
-    "data",
-    [
-        b"Subject: dots\r\n\r\n.\r\n..\r\n.end\r\nmiddle . dot\r\n",
-        b"X-First: .\r\n\r\nno dot starts a line\r\n",
-        b"Subject: no final line end\r\n\r\n.last",
-    ],
-)
-def test_smtp_sends_bytes_exactly_whatever_their_dots(smtp_server: SMTPServer, data: bytes) -> None:
-    connection = smtp(smtp_server.url).connect()
-    connection.send(data, SENDER, ["ada@example.org"])
-    connection.close()
-    [received] = smtp_server.received
-    expected = data if data.endswith(b"\r\n") else data + b"\r\n"
-    assert received.data.replace(b"\r\n", b"\n") == expected.replace(b"\r\n", b"\n")
-
-
 def test_temporary_refusal_at_rcpt(smtp_server: SMTPServer) -> None:
     smtp_server.handler.rcpt_reply = lambda address: (
         "451 4.3.0 Try again later" if address == "busy@example.org" else None
@@ -178,29 +160,6 @@ def test_refusal_after_data(smtp_server: SMTPServer) -> None:
     connection.close()
 
 
-def test_some_recipients_refused_still_delivers_to_the_rest(smtp_server: SMTPServer) -> None:
-    smtp_server.handler.rcpt_reply = lambda address: (
-        "550 5.1.1 No such user" if address.startswith("gone") else None
-    )
-    connection = smtp(smtp_server.url).connect()
-    connection.send(message(), SENDER, ["gone@example.org", "ada@example.org"])
-    connection.close()
-    [received] = smtp_server.received
-    assert received.recipients == ["ada@example.org"]
-
-
-def test_connection_dropped_after_data_is_uncertain(smtp_server: SMTPServer) -> None:
-    smtp_server.handler.drop_after_data = lambda _rcpts: True
-    connection = smtp(smtp_server.url).connect()
-    with pytest.raises(UncertainDelivery):
-        connection.send(message(), SENDER, ["ada@example.org"])
-    # The broken session is dropped; the next message opens a new one.
-    smtp_server.handler.drop_after_data = None
-    connection.send(message("After"), SENDER, ["ada@example.org"])
-    connection.close()
-    assert [item.message["Subject"] for item in smtp_server.received] == ["After"]
-
-
 def test_connection_refused() -> None:
     connection = smtp(f"smtp://127.0.0.1:{free_port()}?timeout=5").connect()
     with pytest.raises(ConnectionFailure, match="cannot connect to 127.0.0.1"):
@@ -232,6 +191,16 @@ class Recorder:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append((str(session.peer), envelope.content))
         return "250 OK"
+
+
+class PipeliningRecorder(Recorder):
+    """A Recorder whose server offers PIPELINING."""
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
 
 def authenticator(
@@ -365,13 +334,21 @@ def test_starttls_refuses_an_untrusted_certificate(
     assert recorder.messages == []
 
 
-def test_implicit_tls(trusted: Certificate) -> None:
-    recorder = Recorder()
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_implicit_tls_carries_many_messages_on_one_connection(
+    trusted: Certificate, pipelining: bool
+) -> None:
+    # The connection is checked for a close before each message; over TLS, with or without
+    # pipelining, it is kept for all of them.
+    recorder = PipeliningRecorder() if pipelining else Recorder()
     with serving(recorder, ssl_context=trusted.server_context()) as port:
         connection = smtp(f"smtps://127.0.0.1:{port}?timeout=5").connect()
-        connection.send(message(), SENDER, ["ada@example.org"])
+        for number in range(3):
+            connection.send(message(f"Message {number}"), SENDER, ["ada@example.org"])
         connection.close()
-    assert len(recorder.messages) == 1
+    peers = [peer for peer, _data in recorder.messages]
+    assert len(peers) == 3
+    assert len(set(peers)) == 1
 
 
 # --- URLs -----------------------------------------------------------------------------------

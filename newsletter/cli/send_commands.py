@@ -145,7 +145,10 @@ def _at_a_terminal() -> bool:
     default=4,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Sending threads, each with its own reused SMTP connection.",
+    help="Connections to the mail server, each with its own sending thread. Providers cap "
+    "them: Postmark asks for at most 10 at a time from one address, others refuse more with "
+    "421; Amazon SES caps messages per second instead (see --rate). A connection sends one "
+    "message per network round trip when the server offers PIPELINING and CHUNKING.",
 )
 @click.option(
     "--rate",

@@ -18,6 +18,7 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.message import EmailMessage
 from email.utils import format_datetime
 
 from newsletter.db import utcnow
@@ -25,9 +26,26 @@ from newsletter.mail.dkim import Signer
 from newsletter.mail.headers import address_field, mailbox_field, one_line, unstructured
 from newsletter.site import Site
 
-__all__ = ["AlternativeTemplate", "Outgoing", "new_boundary", "stable_message_id"]
+__all__ = [
+    "AlternativeTemplate",
+    "Message",
+    "Outgoing",
+    "message_bytes",
+    "new_boundary",
+    "stable_message_id",
+]
 
 CRLF = b"\r\n"
+
+#: A message object, or its bytes as they go on the wire (CRLF line ends).
+Message = EmailMessage | bytes
+
+
+def message_bytes(message: Message) -> bytes:
+    """The message as it goes on the wire: CRLF line ends."""
+    if isinstance(message, bytes):
+        return message
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
 
 def stable_message_id(site: Site, kind: str, number: int) -> str:
