@@ -30,16 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert  # noqa: E402  (after the path set-up above)
 
-from bench.smtp_sink import Sink  # noqa: E402  (after the path set-up above)
-from newsletter import create_app  # noqa: E402
-from newsletter.app_db import session_factory  # noqa: E402
-from newsletter.db import utcnow  # noqa: E402
-from newsletter.mail.digest import prepare_digest  # noqa: E402
-from newsletter.models import Digest, Subscriber  # noqa: E402
-from newsletter.people import Person  # noqa: E402
-from newsletter.runtime import get_runtime  # noqa: E402
+from bench.send import fill, one_message  # noqa: E402  (after the path set-up above)
+from bench.smtp_sink import Sink  # noqa: E402
 
 NEWSLETTER = [sys.executable, "-m", "newsletter"]
 CHUNK = 50_000
@@ -76,42 +69,8 @@ def set_up(env: dict[str, str], subscribers: int) -> int:
     run([*NEWSLETTER, "articles", "import", str(ROOT / "examples" / "feed.xml")], env)
     output = run([*NEWSLETTER, "digest", "create", "--max", "5"], env)[0]
     digest_id = int(re.search(r"\d+", output).group(0))  # type: ignore[union-attr]
-    run([sys.executable, __file__, "--add-subscribers", str(subscribers)], env)
+    run([sys.executable, __file__, "--add-subscribers", str(subscribers), str(digest_id)], env)
     return digest_id
-
-
-def add_subscribers(subscribers: int) -> None:
-    app = create_app()
-    now = utcnow()
-    with session_factory(app).begin() as session:
-        for start in range(0, subscribers, CHUNK):
-            session.execute(
-                insert(Subscriber),
-                [
-                    {
-                        "email": f"reader{n}@example.org",
-                        "email_key": f"reader{n}@example.org",
-                        "first_name": f"Reader{n}",
-                        "last_name": "Example",
-                        "status": "active",
-                        "token_nonce": f"{n:016x}",
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for n in range(start, min(start + CHUNK, subscribers))
-                ],
-            )
-
-
-def one_message(digest_id: int) -> bytes:
-    app = create_app()
-    runtime = get_runtime(app)
-    with runtime.sessions() as session:
-        prepared = prepare_digest(
-            session, runtime.site, runtime.renderer, session.get_one(Digest, digest_id)
-        )
-    recipient = Person(1, "0" * 16, "reader1@example.org", "Reader1", "Example")
-    return prepared.outgoing_for(recipient, "<bench.1@example.org>").data
 
 
 def plain_smtplib(port: int, data: bytes, count: int, connections: int) -> float:
@@ -150,12 +109,13 @@ def main() -> None:
     parser.add_argument(
         "--dkim-ed25519", action="store_true", help="with --dkim, add the Ed25519 signature"
     )
-    parser.add_argument("--add-subscribers", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--add-subscribers", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.dkim and args.database_url:
         parser.error("--dkim compares two fresh SQLite instances; leave out --database-url")
     if args.add_subscribers is not None:
-        add_subscribers(args.add_subscribers)
+        # The subscribers (and the one digest) as bench/send.py fills them.
+        fill(args.add_subscribers[0], args.add_subscribers[1], 1)
         return
 
     instance = Path(tempfile.mkdtemp(prefix="newsletter-bench-"))
