@@ -11,6 +11,7 @@ profile blocks them (``profile.cookie_controls_mode`` 1, see tests/support/brows
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -146,6 +147,17 @@ def test_the_two_profiles_allow_and_block_third_party_cookies(
         assert cookies == (["probe"] if name == "allowed" else []), name
 
 
+def frame_fits(page: Any, scope: Any, frame: Any, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while True:
+        inner = scope.locator("html").evaluate("html => html.scrollHeight")
+        if inner <= frame.evaluate("frame => frame.clientHeight") + 1:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        page.wait_for_timeout(50)
+
+
 @pytest.mark.parametrize("style", ["html", "script", "iframe"])
 def test_each_box_signs_people_up_from_the_article_page(
     sites: Sites, profiles: dict[str, Any], style: str
@@ -173,8 +185,8 @@ def test_each_box_signs_people_up_from_the_article_page(
             # The frame is as tall as the box: /embed.js set its height from the box's message.
             frame = page.locator("iframe.nl-frame")
             expect(frame).to_have_attribute("style", re.compile(r"height: \d+px"))
-            inner = scope.locator("html").evaluate("html => html.scrollHeight")
-            assert inner <= frame.evaluate("frame => frame.clientHeight") + 1
+            # The height arrives by postMessage after the page has shown, so give it a moment.
+            assert frame_fits(page, scope, frame), "the frame scrolls"
         if style != "html":
             assert page.url == article
         page.close()
