@@ -23,6 +23,7 @@ from newsletter.branding import parse_colour, parse_web_address
 from newsletter.mail.dkim import DkimKeyError, load_ed25519_key, load_rsa_key, valid_selector
 from newsletter.mail.urls import MailURLError, parse_mail_url
 from newsletter.origins import parse_origins
+from newsletter.schedule import ScheduleError, parse_rhythm, parse_schedule, parse_zone
 from newsletter.site import DkimKeys
 
 __all__ = ["ConfigError", "DEFAULTS", "load_config"]
@@ -66,9 +67,24 @@ DEFAULTS: dict[str, Any] = {
     "DKIM_SELECTOR": "",
     "DKIM_ED25519_KEY_FILE": "",
     "DKIM_ED25519_SELECTOR": "",
+    # Automatic digests (``newsletter digest auto``) and the welcome email.
+    "AUTOMATION": True,
+    "FEEDS": "",
+    "SCHEDULE": "weekly mon 09:00",
+    "TIMEZONE": "UTC",
+    "ARTICLE_SETTLE_MINUTES": 30,
+    "DEFAULT_RHYTHM": "each",
+    "WELCOME": False,
 }
 
-BOOLEAN_SETTINGS = ("DOUBLE_OPT_IN", "CHECK_DELIVERABILITY", "PRODUCTION", "LOG_ADDRESSES")
+BOOLEAN_SETTINGS = (
+    "DOUBLE_OPT_IN",
+    "CHECK_DELIVERABILITY",
+    "PRODUCTION",
+    "LOG_ADDRESSES",
+    "AUTOMATION",
+    "WELCOME",
+)
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,7 @@ NUMBER_SETTINGS = {
     "SMTP_TIMEOUT": Bounds(int, 1),
     "TRUSTED_PROXIES": Bounds(int, 0),
     "SIGNUP_MIN_SECONDS": Bounds(float, 0, 10, noun="seconds"),
+    "ARTICLE_SETTLE_MINUTES": Bounds(int, 0, 10080),
 }
 
 # Text settings are taken from the environment as typed: Flask would read
@@ -120,6 +137,10 @@ TEXT_SETTINGS = (
     "DKIM_SELECTOR",
     "DKIM_ED25519_KEY_FILE",
     "DKIM_ED25519_SELECTOR",
+    "FEEDS",
+    "SCHEDULE",
+    "TIMEZONE",
+    "DEFAULT_RHYTHM",
 )
 
 
@@ -221,6 +242,25 @@ def _check(config: dict[str, Any]) -> None:
     config["FRAME_ANCESTORS"] = _check_frame_ancestors(str(config["FRAME_ANCESTORS"]))
     _check_embedding(config)
     config["DKIM_KEYS"] = _dkim_keys(config)
+    _check_automation(config)
+
+
+def _check_automation(config: dict[str, Any]) -> None:
+    """The schedule, its time zone, the default rhythm and the feeds of ``digest auto``."""
+    try:
+        zone = parse_zone(str(config["TIMEZONE"]))
+    except ScheduleError as error:
+        raise ConfigError(f"{_setting('TIMEZONE')}: {error}") from None
+    try:
+        config["DIGEST_SCHEDULE"] = parse_schedule(str(config["SCHEDULE"]), zone)
+    except ScheduleError as error:
+        raise ConfigError(f"{_setting('SCHEDULE')}: {error}") from None
+    try:
+        config["DEFAULT_RHYTHM"] = parse_rhythm(str(config["DEFAULT_RHYTHM"]))
+    except ScheduleError as error:
+        raise ConfigError(f"{_setting('DEFAULT_RHYTHM')}: {error}") from None
+    feeds = config["FEEDS"]
+    config["FEEDS"] = feeds.split() if isinstance(feeds, str) else [str(feed) for feed in feeds]
 
 
 def _dkim_keys(config: dict[str, Any]) -> DkimKeys | None:

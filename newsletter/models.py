@@ -25,6 +25,7 @@ __all__ = [
     "DeliveryStatus",
     "Digest",
     "DigestArticle",
+    "DigestSlot",
     "DigestStatus",
     "Subscriber",
     "SubscriberStatus",
@@ -65,6 +66,7 @@ class DigestStatus(StrEnum):
 class DeliveryKind(StrEnum):
     CONFIRM = "confirm"
     DIGEST = "digest"
+    WELCOME = "welcome"
 
 
 class DeliveryStatus(StrEnum):
@@ -103,6 +105,14 @@ class Subscriber(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     confirmed_at: Mapped[datetime | None]
     unsubscribed_at: Mapped[datetime | None]
+    # How often they want digests (``newsletter.schedule.Rhythm``); None: the site's default.
+    rhythm: Mapped[str | None] = mapped_column(String(16))
+    # Their watermark: every article that became available up to this moment has been theirs
+    # to receive (in a digest or a welcome), so no later message holds it again. None: from
+    # when they confirmed (or joined).
+    received_through: Mapped[datetime | None]
+    # The schedule slot of their last automatic digest, which their rhythm counts from.
+    last_digest_slot: Mapped[datetime | None]
 
     consent_events: Mapped[list[ConsentEvent]] = relationship(
         back_populates="subscriber",
@@ -163,7 +173,11 @@ class Article(Base):
     published_at: Mapped[datetime] = mapped_column(index=True)
     content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the feed last changed what it says about the article (its content, not our reads).
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # When it had settled (unchanged long enough) and became available to automatic digests;
+    # set once and never moved, so a later edit never makes it new again.
+    available_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class Digest(Base):
@@ -228,8 +242,25 @@ class Delivery(Base):
     claimed_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    # Automatic digests and welcomes: the message holds the articles (of the person's topics)
+    # that became available after ``window_start`` (from the first, when None) and up to
+    # ``window_end``. Fixed when queued, so a resumed send builds the same message.
+    window_start: Mapped[datetime | None]
+    window_end: Mapped[datetime | None]
 
     subscriber: Mapped[Subscriber | None] = relationship()
+
+
+class DigestSlot(Base):
+    """A slot of the schedule that ``digest auto`` has dealt with, and the digest it sent."""
+
+    __tablename__ = "digest_slots"
+
+    slot_at: Mapped[datetime] = mapped_column(primary_key=True)
+    digest_id: Mapped[int | None] = mapped_column(ForeignKey("digests.id", ondelete="SET NULL"))
+    handled_at: Mapped[datetime]
+    # The readers whose rhythm made this slot theirs.
+    readers: Mapped[int] = mapped_column(default=0)
 
 
 class Suppression(Base):

@@ -37,6 +37,10 @@ class Site:
     secret_key: str = field(repr=False)
     tokens: Tokens
     dkim: DkimKeys | None = None
+    #: Send a welcome, with the latest articles of their topics, on confirmation.
+    welcome: bool = False
+    #: How often someone who never chose gets digests (``each``, ``weekly``, ``monthly``).
+    default_rhythm: str = "each"
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Site:
@@ -52,6 +56,8 @@ class Site:
             secret_key=config["SECRET_KEY"],
             tokens=Tokens(config["SECRET_KEY"], config["SECRET_KEY_FALLBACKS"]),
             dkim=config.get("DKIM_KEYS"),
+            welcome=bool(config.get("WELCOME", False)),
+            default_rhythm=str(config.get("DEFAULT_RHYTHM", "each")),
         )
 
     @cached_property

@@ -61,6 +61,15 @@ def build(instance: Path, **settings: Any) -> Any:
         ("SIGNUP_MIN_SECONDS", "nan", "seconds between 0 and 10"),
         ("SMTP_TIMEOUT", "true", "positive whole number"),
         ("RATELIMIT_STORAGE_URI", "bogus://x", "unknown storage scheme"),
+        ("SCHEDULE", "every monday", "'daily HH:MM' or 'weekly DAY HH:MM'"),
+        ("SCHEDULE", "daily 25:00", "HH:MM"),
+        ("SCHEDULE", "weekly someday 09:00", "unknown day 'someday'"),
+        ("TIMEZONE", "Mars/Olympus", "unknown time zone 'Mars/Olympus'"),
+        ("ARTICLE_SETTLE_MINUTES", "-1", "whole number between 0 and 10080"),
+        ("ARTICLE_SETTLE_MINUTES", "soon", "whole number between 0 and 10080"),
+        ("DEFAULT_RHYTHM", "hourly", "expected each, weekly or monthly"),
+        ("AUTOMATION", "maybe", "expected true or false"),
+        ("WELCOME", "2", "expected true or false"),
     ],
 )
 def test_bad_setting_names_itself(instance: Path, setting: str, value: str, explains: str) -> None:
@@ -93,6 +102,8 @@ def test_bad_url_message_hides_the_password(instance: Path, setting: str, value:
         ("DATABASE_URL", "nosuchdb://x"),
         ("DOUBLE_OPT_IN", "perhaps"),
         ("SIGNUP_RATE_LIMIT", "lots"),
+        ("SCHEDULE", "fortnightly"),
+        ("TIMEZONE", "Nowhere/Town"),
     ],
 )
 @pytest.mark.parametrize("command", [["db", "upgrade"], ["outbox", "flush"], ["--help"]])
@@ -154,6 +165,13 @@ def test_settings_come_from_the_environment(
         "CONSENT_STATEMENT": "Yes, {organisation} may email me.",
         "SIGNUP_MIN_SECONDS": "0.25",
         "TRUSTED_PROXIES": "1",
+        "FEEDS": "https://example.org/feed.xml  /srv/site/other.json",
+        "SCHEDULE": "weekly Friday 17:30",
+        "TIMEZONE": "Europe/London",
+        "ARTICLE_SETTLE_MINUTES": "45",
+        "DEFAULT_RHYTHM": "weekly",
+        "AUTOMATION": "off",
+        "WELCOME": "true",
     }.items():
         monkeypatch.setenv(f"NEWSLETTER_{name}", value)
     app = build(instance)
@@ -175,10 +193,18 @@ def test_settings_come_from_the_environment(
     assert config["CONSENT_STATEMENT"] == "Yes, 1984 may email me."
     assert config["SIGNUP_MIN_SECONDS"] == 0.25
     assert config["TRUSTED_PROXIES"] == 1
+    assert config["FEEDS"] == ["https://example.org/feed.xml", "/srv/site/other.json"]
+    assert config["DIGEST_SCHEDULE"].describe() == "weekly fri 17:30 Europe/London"
+    assert config["ARTICLE_SETTLE_MINUTES"] == 45
+    assert config["DEFAULT_RHYTHM"] == "weekly"
+    assert config["AUTOMATION"] is False
+    assert config["WELCOME"] is True
     assert not (instance / "secret_key").exists()
     site = get_runtime(app).site
     assert site.organisation == "1984"
     assert site.double_opt_in is False
+    assert site.welcome is True
+    assert site.default_rhythm == "weekly"
 
 
 def test_a_mapping_from_tests_wins_over_the_environment(

@@ -1,0 +1,131 @@
+"""Revision 0007 on a database with people, articles and a sent digest: old articles count as
+available since their last change and people as having received everything up to the upgrade,
+so automation mails nothing old; downgrade takes the new columns away and loses nothing else
+(SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import Engine, column, insert, inspect, select, table
+
+from newsletter.db import UTCDateTime, utcnow
+from newsletter.migrate import alembic_config, current_revision, upgrade
+from tests.support.migrations import add_ada, empty_engine
+
+WHEN = UTCDateTime(timezone=True)
+articles = table(
+    "articles",
+    column("id"),
+    column("guid"),
+    column("url"),
+    column("title"),
+    column("summary"),
+    column("body_html"),
+    column("published_at", WHEN),
+    column("content_hash"),
+    column("created_at", WHEN),
+    column("updated_at", WHEN),
+)
+digests = table(
+    "digests", column("id"), column("subject"), column("status"), column("created_at", WHEN)
+)
+deliveries = table(
+    "deliveries",
+    column("id"),
+    column("kind"),
+    column("digest_id"),
+    column("subscriber_id"),
+    column("status"),
+    column("attempts"),
+    column("created_at", WHEN),
+)
+EDITED = utcnow() - timedelta(days=3)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_at_0006(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    with empty_engine(request, tmp_path) as engine:
+        upgrade(engine, "0006")
+        with engine.begin() as connection:
+            add_ada(connection, "active")
+            connection.execute(
+                insert(articles).values(
+                    id=1,
+                    guid="a1",
+                    url="https://example.org/a1",
+                    title="Old news",
+                    summary="",
+                    body_html="",
+                    published_at=EDITED,
+                    content_hash="x",
+                    created_at=EDITED,
+                    updated_at=EDITED,
+                )
+            )
+            connection.execute(
+                insert(digests).values(id=1, subject="S", status="sent", created_at=EDITED)
+            )
+            connection.execute(
+                insert(deliveries).values(
+                    id=1,
+                    kind="digest",
+                    digest_id=1,
+                    subscriber_id=1,
+                    status="sent",
+                    attempts=1,
+                    created_at=EDITED,
+                )
+            )
+        yield engine
+
+
+def _columns(engine: Engine, name: str) -> set[str]:
+    return {each["name"] for each in inspect(engine).get_columns(name)}
+
+
+def test_upgrade_marks_the_old_as_had_and_downgrade_takes_it_away(engine_at_0006: Engine) -> None:
+    before = utcnow()
+    upgrade(engine_at_0006, "0007")
+
+    assert current_revision(engine_at_0006) == "0007"
+    new_articles = table("articles", column("available_at", WHEN), column("updated_at", WHEN))
+    people = table(
+        "subscribers",
+        column("rhythm"),
+        column("received_through", WHEN),
+        column("last_digest_slot", WHEN),
+    )
+    new_deliveries = table(
+        "deliveries", column("status"), column("window_start"), column("window_end")
+    )
+    with engine_at_0006.connect() as connection:
+        [(available, updated)] = connection.execute(select(new_articles)).all()
+        assert available == updated == EDITED.replace(microsecond=available.microsecond)
+        [(rhythm, received, slot)] = connection.execute(select(people)).all()
+        assert rhythm is None and slot is None
+        assert received >= before - timedelta(seconds=1)
+        assert connection.execute(select(new_deliveries)).all() == [("sent", None, None)]
+        assert connection.execute(select(table("digest_slots", column("slot_at")))).all() == []
+
+    command.downgrade(alembic_config(engine_at_0006), "0006")
+
+    assert current_revision(engine_at_0006) == "0006"
+    assert "available_at" not in _columns(engine_at_0006, "articles")
+    assert not {"rhythm", "received_through", "last_digest_slot"} & _columns(
+        engine_at_0006, "subscribers"
+    )
+    assert not {"window_start", "window_end"} & _columns(engine_at_0006, "deliveries")
+    assert "digest_slots" not in inspect(engine_at_0006).get_table_names()
+    with engine_at_0006.connect() as connection:
+        assert connection.execute(select(articles.c.title)).all() == [("Old news",)]
+        assert connection.execute(select(deliveries.c.status, deliveries.c.digest_id)).all() == [
+            ("sent", 1)
+        ]
+
+    upgrade(engine_at_0006, "0007")
+    assert "available_at" in _columns(engine_at_0006, "articles")
