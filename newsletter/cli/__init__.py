@@ -6,6 +6,7 @@ from flask import Flask
 
 from newsletter.cli import (
     articles_commands,
+    auto_commands,
     db_commands,
     digest_commands,
     dkim_commands,
@@ -25,6 +26,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(articles_commands.articles)
     digest_commands.digest.add_command(send_commands.send)
     digest_commands.digest.add_command(send_commands.status)
+    digest_commands.digest.add_command(auto_commands.auto)
     app.cli.add_command(digest_commands.digest)
     app.cli.add_command(subscribers_commands.subscribers)
     app.cli.add_command(topics_commands.topics)

@@ -23,11 +23,19 @@ from newsletter.cli.tables import RUN_STATES, state_counts
 from newsletter.models import DeliveryStatus
 from newsletter.runtime import Runtime, get_runtime
 from newsletter.sending.engine import Sender, SendOptions
-from newsletter.services.digest_sending import DigestSend, Finished, digest_status
+from newsletter.services.digest_sending import DigestSend, Finished, Queued, digest_status
 from newsletter.services.digests import get_digest
 from newsletter.services.errors import NotFound
 
-__all__ = ["send", "status"]
+__all__ = [
+    "MAX_ERRORS_OPTION",
+    "RATE_OPTION",
+    "WORKERS_OPTION",
+    "deliver",
+    "send",
+    "status",
+    "warn_about_settings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +49,7 @@ def _digest_send(runtime: Runtime, digest_id: int) -> DigestSend:
         raise click.ClickException(no_digest(digest_id)) from None
 
 
-def _warn_about_settings(runtime: Runtime) -> None:
+def warn_about_settings(runtime: Runtime) -> None:
     site = runtime.site
     if not site.base_url.startswith("https://"):
         click.echo(
@@ -138,9 +146,8 @@ def _at_a_terminal() -> bool:
     return sys.stdout.isatty() and sys.stderr.isatty()
 
 
-@click.command("send")
-@click.argument("digest_id", type=DIGEST_ID)
-@click.option(
+# The sending options `digest send` and `digest auto` share.
+WORKERS_OPTION = click.option(
     "--workers",
     default=4,
     show_default=True,
@@ -150,20 +157,20 @@ def _at_a_terminal() -> bool:
     "421; Amazon SES caps messages per second instead (see --rate). A connection sends one "
     "message per network round trip when the server offers PIPELINING and CHUNKING.",
 )
-@click.option(
+RATE_OPTION = click.option(
     "--rate",
     type=click.FloatRange(min=0.01),
     default=None,
     help="At most this many messages per second in all (default: unlimited).",
 )
-@click.option(
+BATCH_OPTION = click.option(
     "--batch",
     default=20,
     show_default=True,
     type=click.IntRange(1, 1000),
     help="Deliveries a worker claims at a time.",
 )
-@click.option(
+MAX_ERRORS_OPTION = click.option(
     "--max-errors",
     default=10,
     show_default=True,
@@ -171,6 +178,14 @@ def _at_a_terminal() -> bool:
     help="Stop after this many errors of the mail server in a row (down, login refused, "
     "no answer in time); the rest stay queued for the next run.",
 )
+
+
+@click.command("send")
+@click.argument("digest_id", type=DIGEST_ID)
+@WORKERS_OPTION
+@RATE_OPTION
+@BATCH_OPTION
+@MAX_ERRORS_OPTION
 @click.option(
     "--resend-unknown",
     is_flag=True,
@@ -203,7 +218,7 @@ def send(
     """
     runtime = get_runtime()
     sending = _digest_send(runtime, digest_id)
-    _warn_about_settings(runtime)
+    warn_about_settings(runtime)
     if dry_run:
         report = sending.dry_run()
         click.echo(
@@ -233,6 +248,13 @@ def send(
         max_errors=max_errors,
         lease=timedelta(seconds=current_app.config["SEND_LEASE"]),
     )
+    raise SystemExit(deliver(sending, queued, options))
+
+
+def deliver(sending: DigestSend, queued: Queued, options: SendOptions) -> int:
+    """Run the sender of a queued digest with its progress bar and Ctrl-C handling, print
+    the summary and the last line; return the exit status."""
+    digest_id = sending.digest.id
     sender = sending.sender(options, notice=lambda text: click.echo(text, err=True))
     with _ctrl_c_stops(sender), _progress(sender, queued.open):
         result = sender.run()
@@ -248,7 +270,7 @@ def send(
     ending = _ending(digest_id, finished.sent, finished.unknown)
     if ending:
         click.echo(ending)
-    raise SystemExit(result.outcome.value)
+    return result.outcome.value
 
 
 @click.command("status")

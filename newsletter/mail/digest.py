@@ -31,8 +31,10 @@ __all__ = [
     "ArticleView",
     "PreparedDigest",
     "SAMPLE_RECIPIENT",
+    "article_view",
     "article_views",
     "digest_reason",
+    "prepare_articles",
     "prepare_digest",
     "view_url",
 ]
@@ -72,6 +74,11 @@ def article_views(session: Session, digest_id: int) -> list[ArticleView]:
         .order_by(DigestArticle.position)
     )
     return [_view(article) for article in articles]
+
+
+def article_view(article: Article) -> ArticleView:
+    """What the templates show of one article."""
+    return _view(article)
 
 
 def _view(article: Article) -> ArticleView:
@@ -160,21 +167,34 @@ def prepare_digest(
     session: Session, site: Site, renderer: EmailRenderer, digest: Digest
 ) -> PreparedDigest:
     """Render and inline the article part once per digest."""
-    markers = slot_markers(SLOTS)
     articles = article_views(session, digest.id)
+    return prepare_articles(site, renderer, digest.id, digest.subject, articles)
+
+
+def prepare_articles(
+    site: Site,
+    renderer: EmailRenderer,
+    digest_id: int,
+    subject: str,
+    articles: list[ArticleView],
+    template: str = TEMPLATE,
+) -> PreparedDigest:
+    """Render and inline ``articles`` once, as the digest ``digest_id`` (or a welcome, with
+    its own ``template``) holds them for some of its readers."""
+    markers = slot_markers(SLOTS)
     context: dict[str, Any] = {
-        "subject": digest.subject,
+        "subject": subject,
         "organisation": site.organisation,
         "postal_address": site.postal_address,
         "reason": digest_reason(site),
-        "view_url": view_url(site, digest.id),
+        "view_url": view_url(site, digest_id),
         "articles": articles,
         "preheader": articles[0].summary if articles else "",
         **markers,
     }
-    rendered = renderer.render(TEMPLATE, context)
+    rendered = renderer.render(template, context)
     # Wrapped once, here: the per-person values sit in short lines of their own (the
     # greeting, the unsubscribe link), so messages need no wrapping of their own.
     text = Pieces.cut(wrap_text(rendered.text), markers)
     html_part = Pieces.cut(rendered.html, markers)
-    return PreparedDigest(site, digest.id, digest.subject, text, html_part)
+    return PreparedDigest(site, digest_id, subject, text, html_part)

@@ -74,21 +74,27 @@ def _existing(session: Session, guids: Sequence[str]) -> dict[str, Article]:
     return found
 
 
-def import_entries(session: Session, entries: Iterable[FeedEntry]) -> ImportResult:
+def import_entries(
+    session: Session, entries: Iterable[FeedEntry], now: datetime | None = None
+) -> ImportResult:
     """Add new articles and update changed ones, matched by guid (the link when a feed has none).
 
-    Importing the same feed again adds nothing. The caller commits, so a feed is stored
+    Importing the same feed again adds nothing. ``now`` is when the import happens (a
+    scheduled run's own time); an article's ``updated_at`` says when its content last
+    changed, which its settling counts from. The caller commits, so a feed is stored
     completely or not at all.
     """
     entries = list(entries)
     existing = _existing(session, [entry.guid for entry in entries])
     added = updated = unchanged = 0
-    now = utcnow()
+    now = now or utcnow()
     for entry in entries:
         fingerprint = content_hash(entry)
         article = existing.get(entry.guid)
         if article is None:
-            article = Article(guid=entry.guid, published_at=entry.published_at or now)
+            article = Article(
+                guid=entry.guid, published_at=entry.published_at or now, created_at=now
+            )
             session.add(article)
             existing[entry.guid] = article
             added += 1
@@ -107,6 +113,7 @@ def import_entries(session: Session, entries: Iterable[FeedEntry]) -> ImportResu
         article.image_url = entry.image_url
         article.image_alt = entry.image_alt
         article.content_hash = fingerprint
+        article.updated_at = now
         _store_categories(session, article, entry.categories)
     session.flush()
     return ImportResult(added=added, updated=updated, unchanged=unchanged)

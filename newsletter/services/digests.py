@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import exists, func, select, text
@@ -22,6 +23,7 @@ __all__ = [
     "get_digest",
     "get_published_digest",
     "pick_articles",
+    "subject_of",
 ]
 
 DEFAULT_MAX_ARTICLES = 10
@@ -86,9 +88,14 @@ def pick_articles(
 
 def default_subject(site: Site, articles: list[Article]) -> str:
     """The organisation and the top story, with how many more follow."""
-    more = f" (+{len(articles) - 1} more)" if len(articles) > 1 else ""
+    return subject_of(site, [article.title for article in articles])
+
+
+def subject_of(site: Site, titles: Sequence[str]) -> str:
+    """The organisation and the first of ``titles``, with how many more follow."""
+    more = f" (+{len(titles) - 1} more)" if len(titles) > 1 else ""
     room = SUBJECT_LENGTH - len(site.organisation) - len(more) - 2
-    return f"{site.organisation}: {shorten(articles[0].title, max(room, 20))}{more}"
+    return f"{site.organisation}: {shorten(titles[0], max(room, 20))}{more}"
 
 
 def _checked_subject(subject: str) -> str:
