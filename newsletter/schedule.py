@@ -18,6 +18,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
+    "RHYTHM_LABELS",
     "Rhythm",
     "Schedule",
     "ScheduleError",

@@ -137,6 +137,39 @@ def test_saving_changes_topics_and_name_and_records_what_was_shown_and_chosen(
     assert held(app, GRACE) == ("asylum", "north-korea")
 
 
+def test_how_often_shows_the_default_and_a_change_is_saved_and_recorded(
+    make_app: Callable[..., Flask], people: dict[str, Subscriber]
+) -> None:
+    app = make_app(DEFAULT_RHYTHM="weekly")
+    client = app.test_client()
+    path = f"/preferences/{token(app, people['ada'])}"
+    page = client.get(path).get_data(as_text=True)
+    assert "How often would you like our news?" in page
+    assert 'id="rhythm-weekly" name="rhythm" value="weekly" checked' in page
+    assert 'id="rhythm-each" name="rhythm" value="each">' in page
+
+    # Saving the default as it stands is no change.
+    unchanged = save(client, path, topics=["prisons"], rhythm="weekly")
+    assert "Nothing changed" in unchanged.get_data(as_text=True)
+    assert events(app, ConsentKind.CHANGED) == []
+
+    response = save(client, path, topics=["prisons"], rhythm="monthly")
+    html = response.get_data(as_text=True)
+    assert "How often: Once a month" in html
+    assert 'id="rhythm-monthly" name="rhythm" value="monthly" checked' in html
+    ada = subscriber(app, ADA)
+    assert ada is not None and ada.rhythm == "monthly"
+    (event,) = events(app, ConsentKind.CHANGED)
+    assert event.note == "changed: how often (monthly)"
+    assert json.loads(event.choices or "")["chosen"] == ["prisons"]
+
+    # A value the page never offers changes nothing.
+    made_up = save(client, path, topics=["prisons"], rhythm="hourly")
+    assert "Nothing changed" in made_up.get_data(as_text=True)
+    ada = subscriber(app, ADA)
+    assert ada is not None and ada.rhythm == "monthly"
+
+
 def test_ticking_none_means_everything_and_is_recorded(
     app: Flask, client: FlaskClient, people: dict[str, Subscriber]
 ) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.db import utcnow
 from newsletter.models import ConsentKind, Subscriber, SubscriberTopic
+from newsletter.schedule import Rhythm
 from newsletter.services.consent import Evidence, latest_given_event, record_event
 from newsletter.services.subscriptions import find_by_token
 from newsletter.services.topic_choices import TopicChoice, store
@@ -36,10 +37,12 @@ class Change:
     added: tuple[str, ...]
     removed: tuple[str, ...]
     names: tuple[str, ...]
+    #: The rhythm now chosen (``newsletter.schedule.Rhythm``), when it changed.
+    rhythm: str | None = None
 
     @property
     def anything(self) -> bool:
-        return bool(self.added or self.removed or self.names)
+        return bool(self.added or self.removed or self.names or self.rhythm)
 
 
 def held_topics(session: Session, subscriber_id: int) -> tuple[str, ...]:
@@ -53,11 +56,15 @@ def save_preferences(
     name: NameChange,
     choice: TopicChoice,
     evidence: Evidence,
+    rhythm: Rhythm | None = None,
+    default_rhythm: str = Rhythm.EACH,
 ) -> tuple[Subscriber, Change]:
-    """Give the person a preferences token names the topics and name chosen.
+    """Give the person a preferences token names the topics, name and rhythm chosen
+    (``rhythm`` None: as it is; someone who never chose has ``default_rhythm``).
 
     Saving what they already have changes nothing and records nothing. Otherwise one
-    ``changed`` consent event keeps the question, the topics offered and those now chosen.
+    ``changed`` consent event keeps the question, the topics offered and those now chosen,
+    and names a changed name or rhythm in its note.
     Raises :class:`~newsletter.services.errors.LinkNoLongerValid` when the token's person is
     gone or its nonce is not theirs.
     """
@@ -75,10 +82,15 @@ def save_preferences(
         )
         if old != new
     )
-    change = Change(tuple(sorted(after - before)), tuple(sorted(before - after)), names)
+    new_rhythm = None
+    if rhythm is not None and rhythm != (subscriber.rhythm or default_rhythm):
+        new_rhythm = rhythm.value
+    change = Change(tuple(sorted(after - before)), tuple(sorted(before - after)), names, new_rhythm)
     if not change.anything:
         return subscriber, change
     now = utcnow()
+    if new_rhythm is not None:
+        subscriber.rhythm = new_rhythm
     if before != after:
         session.execute(
             delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == subscriber.id)
@@ -88,7 +100,8 @@ def save_preferences(
     subscriber.last_name = name.last_name
     subscriber.updated_at = now
     given = latest_given_event(session, subscriber)
-    note = f"changed: {', '.join(names)}" if names else None
+    noted = [*names, f"how often ({new_rhythm})"] if new_rhythm else list(names)
+    note = f"changed: {', '.join(noted)}" if noted else None
     record_event(
         session,
         subscriber,

@@ -93,6 +93,10 @@ def person_record(session: Session, subscriber: Subscriber) -> dict[str, Any]:
         "suppressed": suppression_reason(session, subscriber.email),
         # Slugs of the topics chosen; none means everything.
         "topics": list(topics_of(session, [subscriber.id]).get(subscriber.id, ())),
+        # How often they chose to get digests; null: the site's default.
+        "rhythm": subscriber.rhythm,
+        # Every article that became available up to this moment was theirs to receive.
+        "received_through": _time(subscriber.received_through),
         "consent": consent,
         "deliveries": _delivery_summary(session, subscriber.id),
     }

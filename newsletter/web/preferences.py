@@ -17,6 +17,7 @@ from newsletter.app_db import get_session
 from newsletter.logs import person
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.runtime import get_runtime
+from newsletter.schedule import RHYTHM_LABELS, Rhythm, ScheduleError, parse_rhythm
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.services.preferences import Change, NameChange, held_topics, save_preferences
 from newsletter.services.privacy import person_record
@@ -58,6 +59,7 @@ def _page(
     chosen: tuple[str, ...],
     change: Change | None = None,
     notice: str | None = None,
+    rhythm: str | None = None,
 ) -> str:
     session = get_session()
     topics = offered_topics(session)
@@ -74,9 +76,23 @@ def _page(
         question=QUESTION,
         change=change,
         topic_name=lambda slug: names.get(slug, slug),
+        rhythms=RHYTHM_LABELS,
+        rhythm=rhythm or subscriber.rhythm or get_runtime().site.default_rhythm,
         notice=notice,
         to_correct=[name for name in ("first_name", "last_name") if form[name].errors],
     )
+
+
+def _rhythm(value: str | None) -> Rhythm | None:
+    """The "how often" chosen; None when the post has none, or one the page never offers
+    (ignored, like a topic that does not exist)."""
+    if value is None:
+        return None
+    try:
+        return parse_rhythm(value)
+    except ScheduleError:
+        log.info("preferences: a post named a rhythm that does not exist, ignored")
+        return None
 
 
 def _subscriber(token: str) -> tuple[TokenData, Subscriber]:
@@ -111,9 +127,11 @@ def save(token: str) -> Page:
     session = get_session()
     form = PreferencesForm()
     ticked = tuple(request.form.getlist("topics"))
+    rhythm = _rhythm(request.form.get("rhythm"))
     if not form.validate():
         notice = FORM_EXPIRED if form.csrf_failed else None
-        return _page(subscriber, token, form, ticked, notice=notice), 400
+        chosen = rhythm.value if rhythm else None
+        return _page(subscriber, token, form, ticked, notice=notice, rhythm=chosen), 400
     choice = read_choice(session, ticked)
     try:
         subscriber, change = save_preferences(
@@ -122,6 +140,8 @@ def save(token: str) -> Page:
             NameChange(form.first_name.data, form.last_name.data),
             choice,
             link_evidence(METHOD),
+            rhythm,
+            get_runtime().site.default_rhythm,
         )
     except LinkNoLongerValid:
         session.rollback()
