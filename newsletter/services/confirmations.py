@@ -13,18 +13,18 @@ lock, and rendering a message while holding it would keep signups waiting.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 
-from sqlalchemy import ColumnElement, event, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.db import utcnow
 from newsletter.mail.confirmation import ConfirmationTemplate
 from newsletter.mail.render import EmailRenderer
 from newsletter.mail.transports import Transport
+from newsletter.mail.welcome import welcome_message
 from newsletter.mail.wire import Outgoing
 from newsletter.models import Delivery, DeliveryKind, DeliveryStatus, Subscriber, SubscriberStatus
 from newsletter.people import Person, person_in, with_person
@@ -32,6 +32,8 @@ from newsletter.sending import ledger
 from newsletter.sending.engine import Outcome, Sender, SendOptions
 from newsletter.sending.jobs import ClaimedDelivery
 from newsletter.services.consent import latest_given_event
+from newsletter.services.hand_over import hand_over_after_commit, note_queued
+from newsletter.services.welcome import read_welcome
 from newsletter.site import Site
 from newsletter.suppressions import may_send_confirmation
 
@@ -45,8 +47,6 @@ __all__ = [
     "read_confirmation",
 ]
 
-#: Where a session keeps the confirmation deliveries its open transaction queued.
-QUEUED_KEY = "newsletter.queued_confirmations"
 # Confirmations are few; one connection is plenty, and a dead server should stop us quickly.
 FLUSH_OPTIONS = SendOptions(workers=1, batch=50, max_errors=3)
 
@@ -74,32 +74,8 @@ def queue_confirmation(session: Session, site: Site, subscriber: Subscriber) -> 
     )
     session.add(delivery)
     session.flush()
-    session.info.setdefault(QUEUED_KEY, []).append(delivery.id)
+    note_queued(session, delivery.id)
     return delivery
-
-
-def hand_over_after_commit(
-    sessions: sessionmaker[Session] | Session, hand_over: Callable[[list[int]], None]
-) -> None:
-    """Give ``hand_over`` the confirmation deliveries each transaction of ``sessions`` queued,
-    as soon as it has committed; a rollback forgets them (they were never written).
-
-    A savepoint's end is not the transaction's: only the outermost commit hands over.
-    """
-
-    def committed(session: Session) -> None:
-        if session.in_nested_transaction():
-            return
-        queued: list[int] = session.info.pop(QUEUED_KEY, [])
-        if queued:
-            hand_over(queued)
-
-    def rolled_back(session: Session) -> None:
-        if not session.in_nested_transaction():
-            session.info.pop(QUEUED_KEY, None)
-
-    event.listen(sessions, "after_commit", committed)
-    event.listen(sessions, "after_rollback", rolled_back)
 
 
 @dataclass(frozen=True)
@@ -130,11 +106,14 @@ def read_confirmation(session: Session, delivery_id: int) -> DueConfirmation | N
 
 
 class ConfirmationJob:
-    """Confirmation emails waiting in the outbox, as the sender's job."""
+    """Confirmation and welcome emails waiting in the outbox, as the sender's job.
+
+    A confirmation goes to a person still pending, a welcome to one now active; each
+    message checks its own (``read_confirmation``, ``read_welcome``)."""
 
     name = "confirmation emails"
     kind: str = DeliveryKind.CONFIRM
-    eligible: tuple[SubscriberStatus, ...] = (SubscriberStatus.PENDING,)
+    eligible: tuple[SubscriberStatus, ...] = (SubscriberStatus.PENDING, SubscriberStatus.ACTIVE)
 
     def __init__(
         self, sessions: sessionmaker[Session], site: Site, renderer: EmailRenderer
@@ -144,12 +123,22 @@ class ConfirmationJob:
         self.renderer = renderer
 
     def scope(self) -> ColumnElement[bool]:
-        return Delivery.kind == DeliveryKind.CONFIRM
+        return Delivery.kind.in_([DeliveryKind.CONFIRM, DeliveryKind.WELCOME])
 
     def compose(self, delivery: ClaimedDelivery) -> Outgoing | None:
         with self.sessions() as session:
-            due = read_confirmation(session, delivery.id)
+            kind = session.scalar(select(Delivery.kind).where(Delivery.id == delivery.id))
+            if kind == DeliveryKind.WELCOME:
+                welcome = read_welcome(session, delivery.id)
+            else:
+                due = read_confirmation(session, delivery.id)
         # Built after the transaction ends: on SQLite it holds the write lock signups wait for.
+        if kind == DeliveryKind.WELCOME:
+            if welcome is None:
+                return None
+            return welcome_message(
+                self.site, self.renderer, welcome.person, welcome.articles, delivery.id
+            )
         if due is None:
             return None
         return self._template.outgoing_for(due.person, due.consent_event_id, due.delivery_id)

@@ -25,6 +25,7 @@ from newsletter.services.confirmations import queue_confirmation
 from newsletter.services.consent import Evidence, record_event, statement_version
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.services.topic_choices import TopicChoice, store
+from newsletter.services.welcome import queue_welcome
 from newsletter.site import Site
 from newsletter.suppressions import lift_suppression
 from newsletter.tokens import TokenData
@@ -121,8 +122,14 @@ def find_by_token(session: Session, data: TokenData) -> Subscriber:
     return subscriber
 
 
-def confirm(session: Session, data: TokenData, evidence: Evidence) -> Subscriber:
-    """Make a pending subscriber active; pressing the button again changes nothing."""
+def confirm(
+    session: Session, data: TokenData, evidence: Evidence, site: Site | None = None
+) -> Subscriber:
+    """Make a pending subscriber active; pressing the button again changes nothing.
+
+    Their watermark moves to now, so their first digest holds what is new from here on, and
+    with ``site``'s welcome on, a welcome is queued (once: only the change to active does it).
+    """
     subscriber = find_by_token(session, data)
     if subscriber.status == SubscriberStatus.ACTIVE:
         return subscriber
@@ -151,6 +158,8 @@ def confirm(session: Session, data: TokenData, evidence: Evidence) -> Subscriber
             at=now,
         )
         lift_suppression(session, subscriber.email)
+        if site is not None:
+            queue_welcome(session, site, subscriber, now)
     return subscriber
 
 

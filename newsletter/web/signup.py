@@ -144,7 +144,7 @@ def confirm_subscription(token: str) -> Page:
         return page, 400
     session = get_session()
     try:
-        subscriber = confirm(session, data, web_evidence("confirmation link"))
+        subscriber = confirm(session, data, web_evidence("confirmation link"), site)
     except LinkNoLongerValid:
         session.rollback()
         return link_problem("This confirmation link is no longer valid.")
