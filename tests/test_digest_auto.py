@@ -4,6 +4,7 @@ databases, a real SMTP server, time given with ``--at``."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -216,3 +217,29 @@ def test_automation_off_does_nothing(
     assert result.exit_code == 0
     assert "Automation is off" in result.output
     assert smtp_server.received == []
+
+
+def test_status_without_an_id_shows_what_the_automation_did_and_will_do(
+    auto_app: Flask, smtp_server: SMTPServer, feed: SiteFeed
+) -> None:
+    reader(auto_app, "ada@example.org")
+    feed.publish("a1", at("2027-03-01 06:00"))
+    auto(auto_app, "2027-03-01 06:00")
+    auto(auto_app, "2027-03-01 09:00")
+    feed.publish("a2", at("2027-03-01 10:00"))
+    auto(auto_app, "2027-03-01 10:00")
+    shown = auto_app.test_cli_runner().invoke(args=["digest", "status"])
+    assert shown.exit_code == 0, shown.output
+    assert "Automatic digests: on; schedule daily 09:00 UTC." in shown.output
+    assert "articles still settling: 1" in shown.output
+    lines = shown.output.splitlines()
+    assert lines[-2].startswith("  Monday 1 March 2027 09:00 UTC: 1 readers due, digest 1 (sent)")
+    assert lines[-1].startswith(
+        "  Sunday 28 February 2027 09:00 UTC: 1 readers due, nothing new, no digest"
+    )
+    document = json.loads(
+        auto_app.test_cli_runner().invoke(args=["digest", "status", "--json"]).output
+    )
+    assert document["settling"] == 1
+    assert [slot["digest"] for slot in document["slots"]] == [1, None]
+    assert document["slots"][0]["slot"] == "2027-03-01T09:00:00Z"

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter.app_db import get_engine
 from newsletter.cli.articles_commands import database_problem
+from newsletter.cli.auto_status import describe_slot
 from newsletter.cli.send_commands import (
     MAX_ERRORS_OPTION,
     RATE_OPTION,
@@ -28,11 +29,10 @@ from newsletter.db import utcnow
 from newsletter.isotime import parse_timestamp
 from newsletter.run_lock import run_lock
 from newsletter.runtime import get_runtime
-from newsletter.schedule import Schedule
 from newsletter.sending.engine import SendOptions
 from newsletter.services.automation import Automation, AutoSettings, FeedImport, Plan
 
-__all__ = ["auto", "automation", "describe_slot"]
+__all__ = ["auto", "automation"]
 
 OK = 0
 
@@ -60,12 +60,6 @@ def automation() -> Automation:
         settle=timedelta(minutes=config["ARTICLE_SETTLE_MINUTES"]),
     )
     return Automation(runtime.sessions, runtime.site, runtime.renderer, runtime.transport, settings)
-
-
-def describe_slot(schedule: Schedule, moment: datetime) -> str:
-    """A slot as people read it: in the schedule's own time zone."""
-    local = moment.astimezone(schedule.zone)
-    return f"{local:%A} {local.day} {local:%B %Y %H:%M} {schedule.zone.key}"
 
 
 def _feed_line(report: FeedImport) -> None:

@@ -17,6 +17,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from newsletter.cli.auto_status import print_automation_status
 from newsletter.cli.notices import warn_about_postal_address
 from newsletter.cli.numbers import DIGEST_ID, no_digest
 from newsletter.cli.tables import RUN_STATES, state_counts
@@ -274,13 +275,20 @@ def deliver(sending: DigestSend, queued: Queued, options: SendOptions) -> int:
 
 
 @click.command("status")
-@click.argument("digest_id", type=DIGEST_ID)
+@click.argument("digest_id", type=DIGEST_ID, required=False)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the counts per delivery state as JSON."
 )
 @with_appcontext
-def status(digest_id: int, as_json: bool) -> None:
-    """Show how far the sending of digest DIGEST_ID has got."""
+def status(digest_id: int | None, as_json: bool) -> None:
+    """Show how far the sending of digest DIGEST_ID has got.
+
+    Without DIGEST_ID, show what `digest auto` did lately and what waits: the schedule, the
+    next slot, the articles still settling, the latest slots and their digests.
+    """
+    if digest_id is None:
+        print_automation_status(as_json)
+        return
     with get_runtime().sessions() as session:
         try:
             digest = get_digest(session, digest_id)

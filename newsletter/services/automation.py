@@ -50,8 +50,10 @@ __all__ = [
     "FeedImport",
     "Plan",
     "PlannedReader",
+    "AutoStatus",
+    "SlotRecord",
     "WindowedDigestJob",
-    "settling",
+    "automation_status",
 ]
 
 
@@ -272,6 +274,38 @@ def _planned_readers(session: Session, site: Site, digest_id: int) -> list[Plann
         from_id = max(windows) + 1
 
 
-def settling(session: Session) -> int:
-    """Articles imported but not yet settled (``digest status`` shows them)."""
-    return session.scalar(select(func.count()).where(Article.available_at.is_(None))) or 0
+@dataclass(frozen=True)
+class SlotRecord:
+    """A slot a run dealt with: when, how many readers it was for, the digest it sent."""
+
+    slot_at: datetime
+    handled_at: datetime
+    readers: int
+    digest_id: int | None
+    digest_status: str | None
+
+
+@dataclass(frozen=True)
+class AutoStatus:
+    #: Articles imported but not yet settled.
+    settling: int
+    #: The latest slots dealt with, newest first.
+    slots: list[SlotRecord]
+
+
+def automation_status(session: Session, slots: int = 5) -> AutoStatus:
+    """What the automation did lately and what waits (``digest status`` without an id)."""
+    settling = session.scalar(select(func.count()).where(Article.available_at.is_(None)))
+    rows = session.execute(
+        select(
+            DigestSlot.slot_at,
+            DigestSlot.handled_at,
+            DigestSlot.readers,
+            DigestSlot.digest_id,
+            Digest.status,
+        )
+        .join(Digest, Digest.id == DigestSlot.digest_id, isouter=True)
+        .order_by(DigestSlot.slot_at.desc())
+        .limit(slots)
+    ).all()
+    return AutoStatus(settling or 0, [SlotRecord(*row) for row in rows])
