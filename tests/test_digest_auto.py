@@ -243,3 +243,33 @@ def test_status_without_an_id_shows_what_the_automation_did_and_will_do(
     assert document["settling"] == 1
     assert [slot["digest"] for slot in document["slots"]] == [1, None]
     assert document["slots"][0]["slot"] == "2027-03-01T09:00:00Z"
+
+
+def test_a_send_stopped_by_the_mail_server_is_finished_with_each_readers_own_articles(
+    auto_app: Flask, smtp_server: SMTPServer, feed: SiteFeed
+) -> None:
+    with session_factory(auto_app)() as session:
+        make_topic(session, "asylum", "Asylum")
+        make_topic(session, "prisons", "Prisons")
+    reader(auto_app, "asylum@example.org", None, "asylum")
+    reader(auto_app, "prisons@example.org", None, "prisons")
+    feed.publish("a1", at("2027-03-01 06:00"), "Asylum")
+    feed.publish("p1", at("2027-03-01 06:00"), "Prisons")
+    auto(auto_app, "2027-03-01 06:00")
+    smtp_server.handler.greeting_reply = lambda: "421 4.3.2 not now"
+    stopped = auto(auto_app, "2027-03-01 09:05", "--max-errors", "2")
+    assert stopped.exit_code == 2, stopped.output
+    assert smtp_server.received == []
+    smtp_server.handler.greeting_reply = None
+    with session_factory(auto_app)() as session:
+        digest_id = session.scalars(select(Digest.id)).one()
+    # Staff may finish it by hand, as any digest: still each reader's own articles.
+    finished = auto_app.test_cli_runner().invoke(args=["digest", "send", str(digest_id)])
+    assert finished.exit_code == 0, finished.output
+    assert received_articles(smtp_server) == {
+        "asylum@example.org": Counter({"a1": 1}),
+        "prisons@example.org": Counter({"p1": 1}),
+    }
+    later = auto(auto_app, "2027-03-01 09:10")
+    assert "Nothing due until Tuesday 2 March 2027" in later.output
+    assert len(smtp_server.received) == 2

@@ -24,6 +24,7 @@ from newsletter.cli.tables import RUN_STATES, state_counts
 from newsletter.models import DeliveryStatus
 from newsletter.runtime import Runtime, get_runtime
 from newsletter.sending.engine import Sender, SendOptions
+from newsletter.services.automation import load_send
 from newsletter.services.digest_sending import DigestSend, Finished, Queued, digest_status
 from newsletter.services.digests import get_digest
 from newsletter.services.errors import NotFound
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 def _digest_send(runtime: Runtime, digest_id: int) -> DigestSend:
     try:
-        return DigestSend.load(
+        return load_send(
             runtime.sessions, runtime.site, runtime.renderer, runtime.transport, digest_id
         )
     except NotFound:

@@ -54,6 +54,7 @@ __all__ = [
     "SlotRecord",
     "WindowedDigestJob",
     "automation_status",
+    "load_send",
 ]
 
 
@@ -134,6 +135,26 @@ class AutoDigestSend(DigestSend):
         with self.sessions() as session:
             articles = DigestArticles.load(session, self.digest.id)
         return WindowedDigestJob(self.sessions, self.site, self.renderer, self.digest.id, articles)
+
+
+def load_send(
+    sessions: sessionmaker[Session],
+    site: Site,
+    renderer: EmailRenderer,
+    transport: Transport,
+    digest_id: int,
+) -> DigestSend:
+    """The send of digest ``digest_id``: an automatic digest's gives each reader their own
+    window (``digest send`` continuing one, ``--resend-unknown`` included), any other the
+    whole digest. Raises :class:`NotFound` when there is none."""
+    plain = DigestSend.load(sessions, site, renderer, transport, digest_id)
+    with sessions() as session:
+        automatic = session.scalar(
+            select(DigestSlot.slot_at).where(DigestSlot.digest_id == digest_id)
+        )
+    if automatic is None:
+        return plain
+    return AutoDigestSend(sessions, site, renderer, transport, plain.digest)
 
 
 @dataclass(frozen=True)
