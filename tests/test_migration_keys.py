@@ -129,7 +129,13 @@ def test_upgrade_rekeys_everyone_and_reports_what_it_cannot_decide(
     ]
     # Nothing is lost: every row, address, name and consent event is still there.
     with Session(engine_at_0002) as session:
-        stored = {row.id: row for row in session.scalars(select(Subscriber))}
+        # Columns of revision 0003 only: later revisions add others to the model.
+        stored = {
+            row.id: row
+            for row in session.execute(
+                select(Subscriber.id, Subscriber.email, Subscriber.first_name)
+            )
+        }
         assert {id_: row.email for id_, row in stored.items()} == {
             id_: email for id_, email, _key in PEOPLE
         }
