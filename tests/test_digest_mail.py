@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import re
 from email.message import EmailMessage
 from email.policy import SMTP, default
 from email.utils import parseaddr, parsedate_to_datetime
@@ -253,3 +254,15 @@ def test_encoded_parts_decode_to_the_personal_text(
     body = data.split(b"\r\n\r\n", 1)[1]
     assert max(len(line) for line in body.split(b"\r\n")) <= 76
     assert data.isascii()
+
+
+def test_the_preheader_is_hidden_by_layout_not_by_colour(app: Flask, session: Session) -> None:
+    # Text coloured like the background, or in a tiny font, is what spam filters look for.
+    html = prepared_digest(app, session).html_for(ADA)
+    match = re.search(r'<div class="preheader" style="([^"]*)">Summary of article 3\.</div>', html)
+    assert match, html[:2000]
+    style = match.group(1)
+    assert "display: none" in style
+    assert "opacity: 0" in style
+    assert "color" not in style
+    assert "font-size" not in style
