@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from newsletter.mail.dkim import DkimKeyError, load_ed25519_key, load_rsa_key, v
 from newsletter.mail.urls import MailURLError, parse_mail_url
 from newsletter.origins import parse_origins
 from newsletter.site import DkimKeys
+from newsletter.validation import InvalidValue, clean_email
 
 __all__ = ["ConfigError", "DEFAULTS", "load_config"]
 
@@ -66,6 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "DKIM_SELECTOR": "",
     "DKIM_ED25519_KEY_FILE": "",
     "DKIM_ED25519_SELECTOR": "",
+    # Where replies to any message go, when not to the sender.
+    "REPLY_TO": "",
 }
 
 BOOLEAN_SETTINGS = ("DOUBLE_OPT_IN", "CHECK_DELIVERABILITY", "PRODUCTION", "LOG_ADDRESSES")
@@ -120,6 +124,7 @@ TEXT_SETTINGS = (
     "DKIM_SELECTOR",
     "DKIM_ED25519_KEY_FILE",
     "DKIM_ED25519_SELECTOR",
+    "REPLY_TO",
 )
 
 
@@ -221,6 +226,7 @@ def _check(config: dict[str, Any]) -> None:
     config["FRAME_ANCESTORS"] = _check_frame_ancestors(str(config["FRAME_ANCESTORS"]))
     _check_embedding(config)
     config["DKIM_KEYS"] = _dkim_keys(config)
+    config["REPLY_TO"] = _check_reply_to(str(config["REPLY_TO"]))
 
 
 def _dkim_keys(config: dict[str, Any]) -> DkimKeys | None:
@@ -283,6 +289,27 @@ def _read_key(name: str, path: str, load: Callable[[bytes], object]) -> bytes:
     except DkimKeyError as error:
         raise ConfigError(f"{_setting(name)}: {path}: {error}") from None
     return data
+
+
+def _check_reply_to(value: str) -> str:
+    """One mailbox, ``Name <address>`` or a bare address, or empty for none."""
+    name = _setting("REPLY_TO")
+    if "\r" in value or "\n" in value:
+        raise ConfigError(f"{name}: must be one line")
+    text = value.strip()
+    if not text:
+        return ""
+    mailboxes = getaddresses([text])
+    if len(mailboxes) > 1:
+        raise ConfigError(f"{name}: expected one address, got {text!r}")
+    example = "Our office <office@example.org>"
+    address = mailboxes[0][1] if mailboxes else ""
+    try:
+        clean_email(address)
+    except InvalidValue:
+        message = f"{name}: expected an address such as {example}, got {text!r}"
+        raise ConfigError(message) from None
+    return text
 
 
 def _check_embedding(config: dict[str, Any]) -> None:

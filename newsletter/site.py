@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
 
 from newsletter.tokens import Tokens
 
@@ -37,6 +36,8 @@ class Site:
     secret_key: str = field(repr=False)
     tokens: Tokens
     dkim: DkimKeys | None = None
+    # Where replies go, when that is not the sender (a checked mailbox, or empty).
+    reply_to: str = ""
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Site:
@@ -52,6 +53,7 @@ class Site:
             secret_key=config["SECRET_KEY"],
             tokens=Tokens(config["SECRET_KEY"], config["SECRET_KEY_FALLBACKS"]),
             dkim=config.get("DKIM_KEYS"),
+            reply_to=config.get("REPLY_TO", ""),
         )
 
     @cached_property
@@ -65,9 +67,10 @@ class Site:
 
     @cached_property
     def list_id(self) -> str:
-        """``List-Id`` (RFC 2919): a name plus a dotted identifier under the site's host."""
-        host = urlsplit(self.base_url).hostname or self.sender_domain
-        return f"{self.organisation} <newsletter.{host}>"
+        """``List-Id`` (RFC 2919): a name plus a dotted identifier under the sender's domain,
+        the domain that signs the mail and that receivers hold the list's reputation against
+        (the web address may be another host, or change)."""
+        return f"{self.organisation} <newsletter.{self.sender_domain}>"
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"

@@ -84,7 +84,7 @@ def test_message_structure_and_headers(app: Flask, session: Session) -> None:
     unsubscribe = parsed["List-Unsubscribe"]
     assert unsubscribe.startswith("<https://news.example.org/unsubscribe/")
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert parsed["List-Id"] == "Open Rights Watch <newsletter.news.example.org>"
+    assert parsed["List-Id"] == "Open Rights Watch <newsletter.example.org>"
     token = unsubscribe.strip("<>").rsplit("/", 1)[1]
     data_in_token = site.tokens.read(Purpose.UNSUBSCRIBE, token)
     assert (data_in_token.subscriber_id, data_in_token.nonce) == (7, "n7")

@@ -18,11 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.links import list_headers, preferences_url, unsubscribe_url
+from newsletter.mail.campaign import campaign_template, digest_campaign
 from newsletter.mail.dkim import Signer
 from newsletter.mail.headers import one_line
 from newsletter.mail.pieces import Pieces, slot_markers, wrap_text
 from newsletter.mail.render import EmailRenderer
-from newsletter.mail.wire import AlternativeTemplate, Outgoing
+from newsletter.mail.wire import Outgoing
 from newsletter.models import Article, Digest, DigestArticle
 from newsletter.people import Person
 from newsletter.site import Site
@@ -112,7 +113,7 @@ class PreparedDigest:
         self._text = text
         self._html = html_part
         self._signer = Signer.for_site(site)
-        self._wire = AlternativeTemplate(site.sender, subject, signer=self._signer)
+        self._wire = campaign_template(site, subject, digest_campaign(digest_id), self._signer)
         for part, name in ((text, "digest.txt"), (html_part, "digest.html")):
             if "unsubscribe_url" not in part.slots:
                 # A digest without a way out must never be sent.
@@ -145,7 +146,9 @@ class PreparedDigest:
         text_values, html_values, link = self._values(recipient)
         wire = self._wire
         if subject is not None:
-            wire = AlternativeTemplate(self.site.sender, subject, signer=self._signer)
+            wire = campaign_template(
+                self.site, subject, digest_campaign(self.digest_id), self._signer
+            )
         return wire.assemble(
             to_name=f"{recipient.first_name} {recipient.last_name}",
             to_address=recipient.email,
