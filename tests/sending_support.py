@@ -20,7 +20,8 @@ from newsletter.runtime import get_runtime
 from newsletter.sending import ledger
 from newsletter.sending.engine import Sender, SendOptions
 from newsletter.sending.jobs import ClaimedDelivery, DigestJob
-from tests.support.smtp import MailServer
+from tests.support.articles import draft_digest
+from tests.support.smtp import MailServer, Received
 
 FAST = SendOptions(
     workers=2,
@@ -152,3 +153,15 @@ def environment(config: dict[str, Any], mail_url: str, **extra: str) -> dict[str
         **extra,
     )
     return env
+
+
+def digest_to_one(app: Flask, server: MailServer, **article_changes: object) -> Received:
+    """A digest of articles 1 and 2 sent by ``digest send`` to one active subscriber, as the
+    server received it."""
+    with session_factory(app).begin() as session:
+        add_subscribers(session, 1)
+    digest_id = draft_digest(app, **article_changes)
+    result = app.test_cli_runner().invoke(args=["digest", "send", str(digest_id)])
+    assert result.exit_code == 0, result.output
+    [received] = server.received
+    return received

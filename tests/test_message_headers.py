@@ -13,10 +13,10 @@ import pytest
 from flask import Flask
 
 from newsletter import ConfigError, create_app
-from newsletter.app_db import get_engine, session_factory
+from newsletter.app_db import get_engine
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import post_signup
-from tests.sending_support import add_subscribers
+from tests.sending_support import digest_to_one
 from tests.support.articles import draft_digest
 from tests.support.console import newsletter
 from tests.support.smtp import SMTPServer
@@ -25,14 +25,7 @@ REPLY_TO = "Press office <office@example.org>"
 
 
 def sent_digest(app: Flask, server: SMTPServer) -> EmailMessage:
-    """The digest as the one subscriber's copy reached the server."""
-    with session_factory(app).begin() as session:
-        add_subscribers(session, 1)
-    digest_id = draft_digest(app)
-    result = app.test_cli_runner().invoke(args=["digest", "send", str(digest_id)])
-    assert result.exit_code == 0, result.output
-    [received] = server.received
-    return received.message
+    return digest_to_one(app, server).message
 
 
 def sent_confirmation(app: Flask, server: SMTPServer) -> EmailMessage:

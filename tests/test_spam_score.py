@@ -9,13 +9,9 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from newsletter.app_db import session_factory
-from newsletter.runtime import get_runtime
-from newsletter.services.digests import create_digest
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import post_signup
-from tests.sending_support import add_subscribers
-from tests.support.articles import add_articles
+from tests.sending_support import digest_to_one
 from tests.support.smtp import SMTPServer
 from tests.support.spamassassin import SpamAssassin, SpamReport
 
@@ -36,16 +32,7 @@ def test_a_delivered_digest_scores_nothing(
     make_app: Callable[..., Flask], smtp_server: SMTPServer, spamassassin: SpamAssassin
 ) -> None:
     app = make_app(MAIL_URL=smtp_server.url)
-    with session_factory(app).begin() as session:
-        add_subscribers(session, 1)
-    with session_factory(app)() as session:
-        add_articles(session, [1, 2, 3], image_url="https://example.org/picture.jpg")
-        digest = create_digest(session, get_runtime(app).site)
-        session.commit()
-        digest_id = digest.id
-    result = app.test_cli_runner().invoke(args=["digest", "send", str(digest_id)])
-    assert result.exit_code == 0, result.output
-    [received] = smtp_server.received
+    received = digest_to_one(app, smtp_server, image_url="https://example.org/picture.jpg")
     assert_clean(spamassassin.check(received.data))
 
 

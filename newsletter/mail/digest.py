@@ -84,7 +84,9 @@ def _view(article: Article) -> ArticleView:
         iso_date=published.date().isoformat(),
         summary=article.summary,
         image_url=article.image_url,
-        image_alt=article.image_alt or article.title,
+        # The title is right beside the picture: without a description from the feed the
+        # picture is decorative (empty alt), rather than the title read out twice.
+        image_alt=article.image_alt or "",
     )
 
 

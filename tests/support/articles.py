@@ -40,10 +40,10 @@ def add_articles(session: Session, numbers: range | list[int], **changes: object
     session.commit()
 
 
-def draft_digest(app: Flask) -> int:
-    """Articles 1 and 2 imported, and a draft digest of them; its id."""
+def draft_digest(app: Flask, **changes: object) -> int:
+    """Articles 1 and 2 imported (with ``changes``), and a draft digest of them; its id."""
     with session_factory(app)() as session:
-        add_articles(session, [1, 2])
+        add_articles(session, [1, 2], **changes)
         digest = create_digest(session, get_runtime(app).site)
         session.commit()
         return digest.id
