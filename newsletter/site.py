@@ -8,6 +8,8 @@ from email.utils import parseaddr
 from functools import cached_property
 from typing import Any
 
+import idna
+
 from newsletter.tokens import Tokens
 
 __all__ = ["DkimKeys", "Site"]
@@ -66,11 +68,20 @@ class Site:
         return self.sender_address.rpartition("@")[2] or "localhost"
 
     @cached_property
+    def sender_domain_ascii(self) -> str:
+        """The sender's domain as DNS and header identifiers spell it: IDNA, lower case."""
+        try:
+            return str(idna.encode(self.sender_domain, uts46=True).decode("ascii"))
+        except (idna.IDNAError, UnicodeError):
+            # Not a domain DNS could hold; said as given rather than stopping every message.
+            return self.sender_domain.lower()
+
+    @cached_property
     def list_id(self) -> str:
         """``List-Id`` (RFC 2919): a name plus a dotted identifier under the sender's domain,
         the domain that signs the mail and that receivers hold the list's reputation against
         (the web address may be another host, or change)."""
-        return f"{self.organisation} <newsletter.{self.sender_domain}>"
+        return f"{self.organisation} <newsletter.{self.sender_domain_ascii}>"
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"

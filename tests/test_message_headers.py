@@ -4,6 +4,7 @@ databases."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import getaddresses
@@ -60,6 +61,18 @@ def test_list_id_is_under_the_senders_domain(
     app = make_app(MAIL_URL=smtp_server.url)
     message = SENDS[send](app, smtp_server)
     assert message["List-Id"] == "Open Rights Watch <newsletter.example.org>"
+
+
+def test_an_international_senders_list_id_is_ascii(
+    make_app: Callable[..., Flask], smtp_server: SMTPServer
+) -> None:
+    # RFC 2919: the identifier is a dot-atom, the domain's DNS (IDNA) form.
+    app = make_app(MAIL_URL=smtp_server.url, SENDER="Bücherei <news@Bücher.example>")
+    message = sent_confirmation(app, smtp_server)
+    assert message["List-Id"] == "Open Rights Watch <newsletter.xn--bcher-kva.example>"
+    # Too long for Gmail's sender identifier as it is: a digest of the ASCII form.
+    digest = hashlib.sha256(b"xn--bcher-kva.example").hexdigest()[:12]
+    assert message["Feedback-ID"] == f"confirmation:open-rights-watch:{digest}"
 
 
 @pytest.mark.parametrize("send", list(SENDS))

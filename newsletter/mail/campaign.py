@@ -15,7 +15,6 @@ import re
 import unicodedata
 
 from newsletter.mail.dkim import Signer
-from newsletter.mail.mailboxes import wire_address
 from newsletter.mail.wire import AlternativeTemplate
 from newsletter.site import Site
 
@@ -30,6 +29,7 @@ NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
 
 def digest_campaign(digest_id: int) -> str:
+    """The campaign field of digest ``digest_id``'s messages (and of staff's test sends)."""
     return f"digest-{digest_id}"
 
 
@@ -42,7 +42,7 @@ def _slug(text: str, fallback: str) -> str:
 def _sender_id(site: Site) -> str:
     """The sender's domain in ASCII, or, when Gmail would not take it as it is, a stable
     12-character digest of it."""
-    domain = wire_address(site.sender_address).rpartition("@")[2].lower() or site.sender_domain
+    domain = site.sender_domain_ascii
     if len(domain) in SENDER_ID_LENGTH:
         return domain
     return hashlib.sha256(domain.encode("ascii")).hexdigest()[:12]
