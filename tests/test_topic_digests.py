@@ -17,6 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from newsletter.app_db import session_factory
+from newsletter.mail.digest import subject_of_titles, version_subject
 from newsletter.models import Delivery, DeliveryStatus, Subscriber, SubscriberTopic, Topic
 from newsletter.runtime import get_runtime
 from newsletter.services.articles import import_entries
@@ -327,3 +328,21 @@ def test_preview_of_an_unknown_person_or_topic_or_nothing_to_read_is_one_error_l
     assert message in output.splitlines()[-1]
     assert "Traceback" not in output
     assert smtp_server.received == []
+
+
+def test_a_default_subject_is_made_again_from_the_version_and_staffs_own_gains_the_title(
+    app: Flask,
+) -> None:
+    site = get_runtime(app).site
+    titles = ["Court halts eviction", "Annual report", "Helpline open"]
+    whole = subject_of_titles(site, titles)
+    assert whole == f"{site.organisation}: Court halts eviction (+2 more)"
+    assert version_subject(site, whole, titles, titles) == whole
+    assert (
+        version_subject(site, whole, titles[1:], titles)
+        == f"{site.organisation}: Annual report (+1 more)"
+    )
+    assert version_subject(site, whole, titles[2:], titles) == f"{site.organisation}: Helpline open"
+    assert version_subject(site, "Our news", titles[1:], titles) == "Our news — Annual report"
+    assert version_subject(site, "Our news", titles[:2], titles) == "Our news"
+    assert version_subject(site, "Annual report out", titles[1:], titles) == "Annual report out"

@@ -34,6 +34,7 @@ from newsletter.mail.render import EmailRenderer
 from newsletter.mail.wire import AlternativeTemplate, Outgoing
 from newsletter.models import Article, ArticleCategory, Digest, DigestArticle, TopicMatch
 from newsletter.people import Person
+from newsletter.sanitise import shorten
 from newsletter.site import Site
 
 __all__ = [
@@ -42,9 +43,11 @@ __all__ = [
     "NothingToRead",
     "PreparedDigest",
     "SAMPLE_RECIPIENT",
+    "SUBJECT_LENGTH",
     "article_views",
     "digest_reason",
     "prepare_digest",
+    "subject_of_titles",
     "version_subject",
     "view_url",
 ]
@@ -57,6 +60,8 @@ VERSION_SLOTS = ("subject", "preheader")
 ARTICLE_MARKS = ("article_begin", "article_end")
 #: Between the digest's subject and the title of the person's first article.
 SUBJECT_SEPARATOR = " — "
+#: The longest subject a digest may have.
+SUBJECT_LENGTH = 300
 # Only for a person without a first name (none comes in through the form or the import).
 FALLBACK_NAME = "there"
 
@@ -178,22 +183,43 @@ class _Layout:
         return Pieces.concat(parts).bind(values)
 
 
-def version_subject(subject: str, first_title: str, top_title: str) -> str:
-    """The subject of a person's version: the digest's subject (staff's, or the default
-    naming the top article), then `` — `` and the title of the person's first article when
-    that is not the digest's top article and the subject does not name it already."""
-    title = one_line(first_title)
-    if not title or title == one_line(top_title) or title in subject:
+def subject_of_titles(site: Site, titles: Sequence[str]) -> str:
+    """The default subject: the organisation and the top story, with how many more follow."""
+    more = f" (+{len(titles) - 1} more)" if len(titles) > 1 else ""
+    room = SUBJECT_LENGTH - len(site.organisation) - len(more) - 2
+    return f"{site.organisation}: {shorten(titles[0], max(room, 20))}{more}"
+
+
+def version_subject(
+    site: Site, subject: str, titles: Sequence[str], all_titles: Sequence[str]
+) -> str:
+    """The subject of a version whose articles are ``titles`` (the digest's: ``all_titles``).
+
+    The default subject (as ``digest create`` makes it) is made again from the version's own
+    articles. Staff's own subject stays, followed by `` — `` and the title of the person's
+    first article when that is not the digest's top article (nor named in it already)."""
+    if subject == subject_of_titles(site, all_titles):
+        return subject_of_titles(site, titles)
+    title = one_line(titles[0])
+    if not title or title == one_line(all_titles[0]) or title in subject:
         return subject
     return f"{subject}{SUBJECT_SEPARATOR}{title}"
 
 
 @dataclass(frozen=True)
 class DigestVersion:
-    """The digest as the people of one set of articles get it: assembled once per campaign."""
+    """The digest as the people of one set of articles get it: assembled once per campaign.
+
+    Only the encoded pieces are kept (what messages are joined from): a send may keep
+    hundreds of versions, and the plain text of each is made again only for a preview."""
 
     article_ids: tuple[int, ...]
+    #: The articles' places among the digest's blocks, in the version's order.
+    indexes: tuple[int, ...]
     subject: str
+    #: The version's own values (subject, preheader), plain and escaped for HTML.
+    values: Mapping[str, str]
+    html_values: Mapping[str, str]
     text: Pieces
     html: Pieces
     wire: AlternativeTemplate
@@ -268,16 +294,24 @@ class PreparedDigest:
         return found
 
     def _assemble(self, article_ids: tuple[int, ...]) -> DigestVersion:
-        indexes = [self._index[article_id] for article_id in article_ids]
+        indexes = tuple(self._index[article_id] for article_id in article_ids)
         first = self._entries[indexes[0]]
-        subject = version_subject(self.subject, first.title, self._entries[0].title)
+        subject = version_subject(
+            self.site,
+            self.subject,
+            [self._entries[index].title for index in indexes],
+            [entry.title for entry in self._entries],
+        )
         values = {"subject": subject, "preheader": first.summary}
         html_values = {name: html.escape(value, quote=True) for name, value in values.items()}
         return DigestVersion(
             article_ids=article_ids,
+            indexes=indexes,
             subject=subject,
-            text=self._text.join(indexes, values),
-            html=self._html.join(indexes, html_values),
+            values=values,
+            html_values=html_values,
+            text=self._text.join(indexes, values).encoded_only(),
+            html=self._html.join(indexes, html_values).encoded_only(),
             wire=AlternativeTemplate(self.site.sender, subject, signer=self._signer),
         )
 
@@ -303,12 +337,16 @@ class PreparedDigest:
     def text_for(self, recipient: Person) -> str:
         """The plain-text part as ``recipient`` gets it; raises :class:`NothingToRead` when
         they get no email."""
-        return self._version_of(recipient).text.fill(self._values(recipient)[0])
+        version = self._version_of(recipient)
+        text = self._text.join(version.indexes, version.values)
+        return text.fill(self._values(recipient)[0])
 
     def html_for(self, recipient: Person) -> str:
         """The HTML part as ``recipient`` gets it; raises :class:`NothingToRead` when they
         get no email."""
-        return self._version_of(recipient).html.fill(self._values(recipient)[1])
+        version = self._version_of(recipient)
+        html_part = self._html.join(version.indexes, version.html_values)
+        return html_part.fill(self._values(recipient)[1])
 
     def subject_for(self, recipient: Person) -> str:
         """The subject ``recipient`` gets; raises :class:`NothingToRead` when they get no

@@ -126,6 +126,11 @@ class Pieces:
                 encoded.append(literal_qp)
         return Pieces(tuple(literals), tuple(slots), tuple(encoded))
 
+    def encoded_only(self) -> Pieces:
+        """These pieces without their plain text, for :meth:`fill_encoded` alone (which is
+        all a message needs); :meth:`fill` then leaves out everything but the values."""
+        return Pieces(("",) * len(self.literals), self.slots, self.encoded)
+
     def fill_encoded(self, values: Mapping[str, str]) -> str:
         """The same, as quoted-printable: only the values are encoded here."""
         encoded_values = {name: encode_piece(value) for name, value in values.items()}
