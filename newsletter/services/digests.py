@@ -8,8 +8,8 @@ from sqlalchemy import exists, func, select, text
 from sqlalchemy.orm import Session
 
 from newsletter.db import MAX_ID
+from newsletter.mail.digest import SUBJECT_LENGTH, subject_of_titles
 from newsletter.models import Article, Digest, DigestArticle, DigestStatus
-from newsletter.sanitise import shorten
 from newsletter.services.errors import NotFound, ServiceError
 from newsletter.site import Site
 
@@ -25,7 +25,6 @@ __all__ = [
 ]
 
 DEFAULT_MAX_ARTICLES = 10
-SUBJECT_LENGTH = 300
 PUBLISHED = (DigestStatus.SENDING, DigestStatus.SENT)
 # Any fixed number shared by every process composing digests on one PostgreSQL database.
 COMPOSE_LOCK_KEY = 7_311_842
@@ -86,9 +85,7 @@ def pick_articles(
 
 def default_subject(site: Site, articles: list[Article]) -> str:
     """The organisation and the top story, with how many more follow."""
-    more = f" (+{len(articles) - 1} more)" if len(articles) > 1 else ""
-    room = SUBJECT_LENGTH - len(site.organisation) - len(more) - 2
-    return f"{site.organisation}: {shorten(articles[0].title, max(room, 20))}{more}"
+    return subject_of_titles(site, [article.title for article in articles])
 
 
 def _checked_subject(subject: str) -> str:
