@@ -5,6 +5,7 @@ side in one run.
     .venv/bin/python bench/send.py --rtt-ms 20          # over a network with 20 ms round trips
     .venv/bin/python bench/send.py --database-url postgresql+psycopg://…/empty_db
     .venv/bin/python bench/send.py --subscribers 1000000 --only chunking --stop-after 60
+    .venv/bin/python bench/send.py --topics 8           # per-person digests beside the whole
 
 It creates a fresh instance with N active subscribers and one digest of 5 articles (from
 examples/feed.xml) for each way of sending, and times the real `newsletter digest send`
@@ -24,12 +25,21 @@ from as many threads over as many reused connections, with no database:
 It prints each rate, the sender's and the sink's CPU per message, the send's peak RSS, and
 the ratios; with --rtt-ms also the protocol's limits: connections / RTT with CHUNKING,
 connections / (2 RTT) with PIPELINING alone.
+
+With --topics N it measures digests made for each person instead: N topics, and ten more
+articles spread over their categories beside the feed's five (which match no topic: general
+news). The digest of all fifteen goes first to everyone holding no topic (everyone gets
+everything); then each subscriber is given a random subset of the N topics and a copy of the
+digest goes out again, each person getting their own version. Both with CHUNKING; it prints
+both rates, both peak RSS and the ratios (targets: at least 0.8 times the rate, peak memory
+within 10%).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 import shutil
 import signal
@@ -38,22 +48,34 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert, select  # noqa: E402  (after the path set-up above)
+from sqlalchemy.orm import Session  # noqa: E402
 
 from bench.smtp_sink import Sink  # noqa: E402  (after the path set-up above)
 from newsletter import create_app  # noqa: E402
 from newsletter.app_db import session_factory  # noqa: E402
 from newsletter.db import utcnow  # noqa: E402
+from newsletter.feeds import FeedEntry  # noqa: E402
 from newsletter.mail.digest import prepare_digest  # noqa: E402
-from newsletter.models import Digest, DigestArticle, Subscriber  # noqa: E402
+from newsletter.models import (  # noqa: E402
+    Article,
+    Digest,
+    DigestArticle,
+    Subscriber,
+    SubscriberTopic,
+    Topic,
+)
 from newsletter.people import Person  # noqa: E402
 from newsletter.runtime import get_runtime  # noqa: E402
+from newsletter.services.articles import import_entries  # noqa: E402
+from newsletter.services.topics import add_topic  # noqa: E402
 
 NEWSLETTER = [sys.executable, "-m", "newsletter"]
 CHUNK = 50_000
@@ -180,7 +202,7 @@ def baseline(
     return Measured(way, received, seconds, cpu, sink.cpu)
 
 
-def set_up(env: dict[str, str], subscribers: int, digests: int) -> list[int]:
+def set_up(env: dict[str, str], subscribers: int, digests: int, topics: int = 0) -> list[int]:
     """The schema, the subscribers and ``digests`` digests of the same articles, filled in by
     child processes.
 
@@ -191,13 +213,63 @@ def set_up(env: dict[str, str], subscribers: int, digests: int) -> list[int]:
     output = run([*NEWSLETTER, "digest", "create", "--max", "5"], env)
     first = int(re.search(r"\d+", output).group(0))  # type: ignore[union-attr]
     fill_command = [sys.executable, __file__, "--fill", str(subscribers), str(first), str(digests)]
-    output = run(fill_command, env)
+    output = run([*fill_command, "--topics", str(topics)], env)
     return [int(number) for number in output.split()]
 
 
-def fill(subscribers: int, first: int, digests: int) -> None:
+def topic_articles(session: Session, digest: Digest, topics: int) -> None:
+    """``topics`` topics, and ten articles spread over their categories added to ``digest``."""
+    for k in range(topics):
+        add_topic(session, f"topic-{k}", f"Topic {k}", [f"Topic {k}"])
+    newest = max(entry.article.published_at for entry in digest.entries)
+    entries = [
+        FeedEntry(
+            guid=f"bench-topic-article-{n}",
+            url=f"https://example.org/topics/{n}",
+            title=f"News under topic {n % topics}: article {n}",
+            summary=f"What happened, told in a sentence or two: article {n}.",
+            body_html=f"<p>Article {n}.</p>",
+            image_url=None,
+            image_alt=None,
+            published_at=newest - timedelta(minutes=n + 1),
+            categories=(f"Topic {n % topics}",),
+        )
+        for n in range(10)
+    ]
+    import_entries(session, entries)
+    session.flush()
+    position = len(digest.entries)
+    for entry in entries:
+        article = session.scalars(select(Article).where(Article.guid == entry.guid)).one()
+        digest.entries.append(DigestArticle(article=article, position=position))
+        position += 1
+    session.flush()
+
+
+def choose_topics(topics: int) -> None:
+    """Each subscriber holds a random subset of the topics (each topic with even odds)."""
+    app = create_app()
+    chance = random.Random(8)
+    with session_factory(app).begin() as session:
+        ids = [topic_id for (topic_id,) in session.execute(select(Topic.id).order_by(Topic.id))][
+            :topics
+        ]
+        people = session.scalars(select(Subscriber.id).order_by(Subscriber.id)).all()
+        for start in range(0, len(people), CHUNK):
+            session.execute(
+                insert(SubscriberTopic),
+                [
+                    {"subscriber_id": person, "topic_id": topic_id}
+                    for person in people[start : start + CHUNK]
+                    for topic_id in ids
+                    if chance.random() < 0.5
+                ],
+            )
+
+
+def fill(subscribers: int, first: int, digests: int, topics: int = 0) -> None:
     """Subscribers, and copies of digest ``first`` (another send of the same digest would
-    find everyone sent)."""
+    find everyone sent); with ``topics``, those topics and articles under them too."""
     app = create_app()
     now = utcnow()
     with session_factory(app).begin() as session:
@@ -219,6 +291,8 @@ def fill(subscribers: int, first: int, digests: int) -> None:
                 ],
             )
         original = session.get_one(Digest, first)
+        if topics:
+            topic_articles(session, original, topics)
         entries = session.scalars(
             select(DigestArticle).where(DigestArticle.digest_id == first)
         ).all()
@@ -291,6 +365,32 @@ def report(results: list[Measured], workers: int, rtt_ms: float) -> None:
         print(f"ratio {label}: {ours / theirs:.2f}{verdict}")
 
 
+def compare_topics(env: dict[str, str], args: argparse.Namespace) -> None:
+    """The whole digest to everyone, then a copy with each person's own version."""
+    first, second = set_up(env, args.subscribers, 2, args.topics)
+    data = one_message(first)
+    print(
+        f"{args.subscribers} subscribers, {args.database_url or 'sqlite'}, {args.workers} "
+        f"connections, {args.topics} topics, 15 articles (5 general news), {len(data)} bytes "
+        f"the whole message, round trip {args.rtt_ms:g} ms"
+    )
+    whole = replace(send("chunking", first, env, args.workers, args), way="everyone")
+    print(whole.line(), flush=True)
+    run([sys.executable, __file__, "--choose-topics", str(args.topics)], env)
+    own = replace(send("chunking", second, env, args.workers, args), way="own topics")
+    print(own.line(), flush=True)
+    rate = own.rate / whole.rate
+    memory = own.peak_kib / whole.peak_kib
+    print(
+        f"ratio rate own topics / everyone: {rate:.2f}  "
+        f"(target >= 0.8: {'met' if rate >= 0.8 else 'MISSED'})"
+    )
+    print(
+        f"ratio peak RSS own topics / everyone: {memory:.2f}  "
+        f"(target <= 1.10: {'met' if memory <= 1.10 else 'MISSED'})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--subscribers", type=int, default=10_000)
@@ -312,10 +412,21 @@ def main() -> None:
         action="store_true",
         help="the aiosmtpd sink instead (offers neither extension: lockstep and smtplib only)",
     )
+    parser.add_argument(
+        "--topics",
+        type=int,
+        default=0,
+        help="per-person digests: give the subscribers random subsets of this many topics and "
+        "compare with everyone getting everything",
+    )
     parser.add_argument("--fill", nargs=3, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--choose-topics", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fill is not None:
-        fill(*args.fill)
+        fill(*args.fill, topics=args.topics)
+        return
+    if args.choose_topics is not None:
+        choose_topics(args.choose_topics)
         return
     ways = [way for way in args.only.split(",") if way]
     if unknown := set(ways) - set(WAYS):
@@ -338,6 +449,9 @@ def main() -> None:
         env["NEWSLETTER_DATABASE_URL"] = args.database_url
     os.environ.update(env)
     try:
+        if args.topics:
+            compare_topics(env, args)
+            return
         digests = set_up(env, args.subscribers, max(len(ours), 1))
         data = one_message(digests[0])
         load = os.getloadavg()

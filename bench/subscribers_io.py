@@ -13,7 +13,9 @@ for both import and export, whatever the number of rows.
     .venv/bin/python bench/subscribers_io.py [--rows N] [--keep] [--database-url URL]
 
 ``--database-url`` runs against another database instead (an empty one, PostgreSQL say); it
-is migrated first.
+is migrated first. ``--topics N`` adds N topics (``newsletter topics add``, not measured)
+and a ``topics`` column giving each row a mix of them (none on every fifth row, one to three
+slugs on the others), which the import stores and the export writes back.
 """
 
 from __future__ import annotations
@@ -43,21 +45,34 @@ class Measurement:
     exit_status: int
 
 
-def generate(path: Path, rows: int) -> None:
-    """A realistic import file: mixed names (some non-ASCII), dates and sources."""
+def topic_slug(number: int) -> str:
+    return f"topic-{number}"
+
+
+def row_topics(number: int, topics: int) -> str:
+    """None on every fifth row, else one to three of the topics, separated by spaces."""
+    if number % 5 == 0:
+        return ""
+    count = 1 + number % 3
+    return " ".join(topic_slug((number + step * 3) % topics) for step in range(min(count, topics)))
+
+
+def generate(path: Path, rows: int, topics: int = 0) -> None:
+    """A realistic import file: mixed names (some non-ASCII), dates and sources, and with
+    ``topics`` a topics column."""
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["email", "first_name", "last_name", "consented_at", "source"])
+        header = ["email", "first_name", "last_name", "consented_at", "source"]
+        writer.writerow(header + (["topics"] if topics else []))
         for number in range(rows):
-            writer.writerow(
-                [
-                    f"person.{number}@example{number % 97}.org",
-                    FIRST_NAMES[number % len(FIRST_NAMES)],
-                    LAST_NAMES[number % len(LAST_NAMES)],
-                    f"2024-{1 + number % 12:02d}-{1 + number % 28:02d}T10:00:00Z",
-                    "paper form at the 2024 meeting" if number % 3 else "",
-                ]
-            )
+            row = [
+                f"person.{number}@example{number % 97}.org",
+                FIRST_NAMES[number % len(FIRST_NAMES)],
+                LAST_NAMES[number % len(LAST_NAMES)],
+                f"2024-{1 + number % 12:02d}-{1 + number % 28:02d}T10:00:00Z",
+                "paper form at the 2024 meeting" if number % 3 else "",
+            ]
+            writer.writerow(row + ([row_topics(number, topics)] if topics else []))
 
 
 def run(step: str, args: list[str], env: dict[str, str], log: Path) -> Measurement:
@@ -82,6 +97,9 @@ def main() -> int:
     parser.add_argument(
         "--database-url", help="an empty database to use instead of a fresh SQLite file"
     )
+    parser.add_argument(
+        "--topics", type=int, default=0, help="add this many topics and a topics column"
+    )
     options = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="newsletter-bench-"))
@@ -97,12 +115,13 @@ def main() -> int:
     exported = folder / "export.csv"
     try:
         started = time.perf_counter()
-        generate(people, options.rows)
+        generate(people, options.rows, options.topics)
         size_mb = people.stat().st_size / 1e6
         print(
             f"generated {options.rows:,} rows ({size_mb:.0f} MB) "
             f"in {time.perf_counter() - started:.1f} s; database: "
-            f"{'given URL' if options.database_url else 'fresh SQLite file'}",
+            f"{'given URL' if options.database_url else 'fresh SQLite file'}"
+            + (f"; {options.topics} topics" if options.topics else ""),
             flush=True,
         )
         steps = [
@@ -113,17 +132,33 @@ def main() -> int:
             ),
             ("export", ["subscribers", "export", "--out", str(exported)]),
         ]
+        # Topics are set up between the upgrade and the import, not measured.
+        setup = [
+            ["topics", "add", topic_slug(n), "--name", f"Topic {n}", "--match", f"Topic {n}"]
+            for n in range(options.topics)
+        ]
         results = []
         for step, args in steps:
             measured = run(step, args, env, folder / f"{step.replace(' ', '-')}.log")
+            if step == "db upgrade" and measured.exit_status == 0:
+                for number, topic_args in enumerate(setup):
+                    added = run("topics add", topic_args, env, folder / f"topic-{number}.log")
+                    if added.exit_status != 0:
+                        print((folder / f"topic-{number}.log").read_text(), file=sys.stderr)
+                        return 1
             results.append(measured)
             print(f"{step}: done in {measured.seconds:.1f} s", flush=True)
             if measured.exit_status != 0:
                 log = (folder / f"{step.replace(' ', '-')}.log").read_text()[-2000:]
                 print(f"{step} failed (exit {measured.exit_status}):\n{log}", file=sys.stderr)
                 return 1
-        with exported.open(encoding="utf-8") as handle:
-            exported_rows = sum(1 for _ in handle) - 1
+        with exported.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            exported_rows = 0
+            with_topics = 0
+            for row in reader:
+                exported_rows += 1
+                with_topics += bool(row.get("topics"))
         print()
         print(f"{'step':<12} {'rows':>10} {'wall s':>8} {'rows/s':>9} {'peak RSS MB':>12}")
         for measured in results:
@@ -134,10 +169,13 @@ def main() -> int:
                 f"{measured.peak_rss_mb:>12.1f}"
             )
         print(f"\nexported rows: {exported_rows:,} (expected {options.rows:,})")
+        expected_topics = sum(1 for n in range(options.rows) if n % 5) if options.topics else 0
+        if options.topics:
+            print(f"exported rows with topics: {with_topics:,} (expected {expected_topics:,})")
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"largest child process overall: {children:.1f} MB (target: under {TARGET_MB} MB)")
         worst = max(m.peak_rss_mb for m in results)
-        ok = worst < TARGET_MB and exported_rows == options.rows
+        ok = worst < TARGET_MB and exported_rows == options.rows and with_topics == expected_topics
         print("within target" if ok else "NOT within target")
         return 0 if ok else 1
     finally:

@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from newsletter.mail.urls import MailURLError, parse_mail_url
 from newsletter.origins import parse_origins
 from newsletter.schedule import ScheduleError, parse_rhythm, parse_schedule, parse_zone
 from newsletter.site import DkimKeys
+from newsletter.validation import InvalidValue, clean_email
 
 __all__ = ["ConfigError", "DEFAULTS", "load_config"]
 
@@ -75,6 +77,8 @@ DEFAULTS: dict[str, Any] = {
     "ARTICLE_SETTLE_MINUTES": 30,
     "DEFAULT_RHYTHM": "each",
     "WELCOME": False,
+    # Where replies to any message go, when not to the sender.
+    "REPLY_TO": "",
 }
 
 BOOLEAN_SETTINGS = (
@@ -141,6 +145,7 @@ TEXT_SETTINGS = (
     "SCHEDULE",
     "TIMEZONE",
     "DEFAULT_RHYTHM",
+    "REPLY_TO",
 )
 
 
@@ -261,6 +266,7 @@ def _check_automation(config: dict[str, Any]) -> None:
         raise ConfigError(f"{_setting('DEFAULT_RHYTHM')}: {error}") from None
     feeds = config["FEEDS"]
     config["FEEDS"] = feeds.split() if isinstance(feeds, str) else [str(feed) for feed in feeds]
+    config["REPLY_TO"] = _check_reply_to(str(config["REPLY_TO"]))
 
 
 def _dkim_keys(config: dict[str, Any]) -> DkimKeys | None:
@@ -323,6 +329,27 @@ def _read_key(name: str, path: str, load: Callable[[bytes], object]) -> bytes:
     except DkimKeyError as error:
         raise ConfigError(f"{_setting(name)}: {path}: {error}") from None
     return data
+
+
+def _check_reply_to(value: str) -> str:
+    """One mailbox, ``Name <address>`` or a bare address, or empty for none."""
+    name = _setting("REPLY_TO")
+    if "\r" in value or "\n" in value:
+        raise ConfigError(f"{name}: must be one line")
+    text = value.strip()
+    if not text:
+        return ""
+    mailboxes = getaddresses([text])
+    if len(mailboxes) > 1:
+        raise ConfigError(f"{name}: expected one address, got {text!r}")
+    example = "Our office <office@example.org>"
+    address = mailboxes[0][1] if mailboxes else ""
+    try:
+        clean_email(address)
+    except InvalidValue:
+        message = f"{name}: expected an address such as {example}, got {text!r}"
+        raise ConfigError(message) from None
+    return text
 
 
 def _check_embedding(config: dict[str, Any]) -> None:

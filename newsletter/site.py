@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
+
+import idna
 
 from newsletter.tokens import Tokens
 
@@ -41,6 +42,8 @@ class Site:
     welcome: bool = False
     #: How often someone who never chose gets digests (``each``, ``weekly``, ``monthly``).
     default_rhythm: str = "each"
+    # Where replies go, when that is not the sender (a checked mailbox, or empty).
+    reply_to: str = ""
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Site:
@@ -58,6 +61,7 @@ class Site:
             dkim=config.get("DKIM_KEYS"),
             welcome=bool(config.get("WELCOME", False)),
             default_rhythm=str(config.get("DEFAULT_RHYTHM", "each")),
+            reply_to=config.get("REPLY_TO", ""),
         )
 
     @cached_property
@@ -70,10 +74,20 @@ class Site:
         return self.sender_address.rpartition("@")[2] or "localhost"
 
     @cached_property
+    def sender_domain_ascii(self) -> str:
+        """The sender's domain as DNS and header identifiers spell it: IDNA, lower case."""
+        try:
+            return str(idna.encode(self.sender_domain, uts46=True).decode("ascii"))
+        except (idna.IDNAError, UnicodeError):
+            # Not a domain DNS could hold; said as given rather than stopping every message.
+            return self.sender_domain.lower()
+
+    @cached_property
     def list_id(self) -> str:
-        """``List-Id`` (RFC 2919): a name plus a dotted identifier under the site's host."""
-        host = urlsplit(self.base_url).hostname or self.sender_domain
-        return f"{self.organisation} <newsletter.{host}>"
+        """``List-Id`` (RFC 2919): a name plus a dotted identifier under the sender's domain,
+        the domain that signs the mail and that receivers hold the list's reputation against
+        (the web address may be another host, or change)."""
+        return f"{self.organisation} <newsletter.{self.sender_domain_ascii}>"
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the tests need on a fresh Debian machine with Python, then runs lint,
 # formatting, types, import contracts and the whole test suite (SQLite and PostgreSQL, SMTP,
-# browser, Redis).
+# browser, Redis, SpamAssassin).
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k signup -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
   || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# The spam score of the messages we send is checked with SpamAssassin's local rules.
+command -v spamassassin >/dev/null 2>&1 || missing+=(spamassassin)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
@@ -31,6 +33,8 @@ python3 -m venv .venv
 # PostgreSQL is started by the test session itself (tests/support/postgres.py) as the
 # postgres user when run as root, and stopped at the end; so is Redis (tests/support/redis.py),
 # on 127.0.0.1 and a free port, for the tests of limits shared by several web instances.
+# SpamAssassin runs once per checked message, offline (`spamassassin -t -L`); where it is
+# missing those tests are left out, except when CI is set, where they fail instead.
 # Two processes (pytest-xdist), one per core of the machines this runs on: the suite takes
 # about half as long, and each process starts its own servers.
 .venv/bin/pytest -n 2 "$@"

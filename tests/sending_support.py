@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -20,7 +23,8 @@ from newsletter.runtime import get_runtime
 from newsletter.sending import ledger
 from newsletter.sending.engine import Sender, SendOptions
 from newsletter.sending.jobs import ClaimedDelivery, DigestJob
-from tests.support.smtp import MailServer
+from tests.support.articles import draft_digest
+from tests.support.smtp import MailServer, Received
 
 FAST = SendOptions(
     workers=2,
@@ -152,3 +156,61 @@ def environment(config: dict[str, Any], mail_url: str, **extra: str) -> dict[str
         **extra,
     )
     return env
+
+
+def digest_to_one(app: Flask, server: MailServer, **article_changes: object) -> Received:
+    """A digest of articles 1 and 2 sent by ``digest send`` to one active subscriber, as the
+    server received it."""
+    with session_factory(app).begin() as session:
+        add_subscribers(session, 1)
+    digest_id = draft_digest(app, **article_changes)
+    result = app.test_cli_runner().invoke(args=["digest", "send", str(digest_id)])
+    assert result.exit_code == 0, result.output
+    [received] = server.received
+    return received
+
+
+NEWSLETTER = [sys.executable, "-m", "newsletter"]
+
+
+def start_send(
+    base_config: dict[str, Any], server: MailServer, digest_id: int, *extra: str
+) -> subprocess.Popen[str]:
+    """``digest send`` in a process of its own, as staff start it."""
+    return subprocess.Popen(
+        [*NEWSLETTER, "digest", "send", str(digest_id), "--workers", "4", *extra],
+        env=environment(base_config, server.url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def resume_send(
+    base_config: dict[str, Any], server: MailServer, digest_id: int
+) -> subprocess.CompletedProcess[str]:
+    """Run ``digest send`` again, to the end, as staff would after a crash or a stop."""
+    return subprocess.run(
+        [*NEWSLETTER, "digest", "send", str(digest_id)],
+        env=environment(base_config, server.url),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def kill_9_and_resume(
+    base_config: dict[str, Any], server: MailServer, digest_id: int, kill_after: int
+) -> subprocess.CompletedProcess[str]:
+    """Start a send, kill -9 it once ``kill_after`` messages arrived (or it ended), and run
+    it again to the end."""
+    process = start_send(base_config, server, digest_id)
+    deadline = time.monotonic() + 60
+    while len(server.received) < kill_after and process.poll() is None:
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+    process.kill()
+    process.wait(timeout=30)
+    assert process.stdout is not None
+    process.stdout.close()
+    return resume_send(base_config, server, digest_id)

@@ -119,7 +119,7 @@ def test_confirmation_email_content(
     assert match, unsubscribe
     assert match.group(1) in text
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert message["List-Id"] == "Open Rights Watch <newsletter.news.example.org>"
+    assert message["List-Id"] == "Open Rights Watch <newsletter.example.org>"
 
 
 def test_confirmation_carries_no_name_whatever_was_stored(

@@ -12,26 +12,15 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from newsletter.app_db import session_factory
 from newsletter.models import Delivery, Subscriber
-from newsletter.runtime import get_runtime
-from newsletter.services.digests import create_digest
-from tests.support.articles import add_articles
+from tests.support.articles import draft_digest
 from tests.support.mailbox import body_text
 from tests.support.people import add_subscriber
 from tests.support.smtp import SMTPServer
 
 
-def draft(app: Flask) -> int:
-    with session_factory(app)() as session:
-        add_articles(session, [1, 2])
-        digest = create_digest(session, get_runtime(app).site)
-        session.commit()
-        return digest.id
-
-
 def test_preview_prints_the_text_version(app: Flask, runner: FlaskCliRunner) -> None:
-    digest_id = draft(app)
+    digest_id = draft_digest(app)
     result = runner.invoke(args=["digest", "preview", str(digest_id)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -45,7 +34,7 @@ def test_preview_prints_the_text_version(app: Flask, runner: FlaskCliRunner) -> 
 
 
 def test_preview_writes_the_html(app: Flask, runner: FlaskCliRunner, tmp_path: Path) -> None:
-    digest_id = draft(app)
+    digest_id = draft_digest(app)
     out = tmp_path / "digest.html"
     result = runner.invoke(args=["digest", "preview", str(digest_id), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -62,7 +51,7 @@ def test_preview_sends_a_test_message(
     make_app: Callable[..., Flask], smtp_server: SMTPServer, session: Session
 ) -> None:
     app = make_app(MAIL_URL=smtp_server.url)
-    digest_id = draft(app)
+    digest_id = draft_digest(app)
     runner = app.test_cli_runner()
     result = runner.invoke(args=["digest", "preview", str(digest_id), "--to", "editor@example.net"])
     assert result.exit_code == 0, result.output
@@ -114,7 +103,7 @@ def test_a_preview_sent_with_to_has_the_shape_of_a_real_delivery(
     make_app: Callable[..., Flask], smtp_server: SMTPServer, session: Session
 ) -> None:
     app = make_app(MAIL_URL=smtp_server.url)
-    digest_id = draft(app)
+    digest_id = draft_digest(app)
     # A subscriber with the sample reader's name: their message differs from the preview only
     # in the headers and the unsubscribe link.
     add_subscriber(session, "alex@example.org", first_name="Alex", last_name="Sample")
@@ -139,7 +128,7 @@ def test_preview_to_and_out_together(
     tmp_path: Path,
     sent_mail: Callable[[], list[EmailMessage]],
 ) -> None:
-    digest_id = draft(app)
+    digest_id = draft_digest(app)
     out = tmp_path / "d.html"
     result = runner.invoke(
         args=["digest", "preview", str(digest_id), "--to", "me@example.net", "--out", str(out)]
@@ -154,7 +143,7 @@ def test_preview_problems_print_one_line(
     make_app: Callable[..., Flask], smtp_server: SMTPServer, tmp_path: Path
 ) -> None:
     app = make_app(MAIL_URL=smtp_server.url)
-    digest_id = draft(app)
+    digest_id = draft_digest(app)
     runner = app.test_cli_runner()
     cases = [
         (["digest", "preview", "42"], "Error: no digest with id 42; `newsletter digest create`"),
@@ -184,7 +173,7 @@ def test_preview_problems_print_one_line(
 
 def test_preview_warns_without_a_postal_address(make_app: Callable[..., Flask]) -> None:
     app = make_app(POSTAL_ADDRESS="")
-    digest_id = draft(app)
+    digest_id = draft_digest(app)
     result = app.test_cli_runner().invoke(args=["digest", "preview", str(digest_id)])
     assert result.exit_code == 0
     assert "Warning: NEWSLETTER_POSTAL_ADDRESS is empty" in result.stderr

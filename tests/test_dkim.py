@@ -130,6 +130,33 @@ def test_a_confirmation_is_signed(
     )
 
 
+def test_reply_to_and_feedback_id_are_signed(
+    make_app: Callable[..., Flask], smtp_server: SMTPServer, key_files: tuple[Path, Path]
+) -> None:
+    # Gmail trusts Feedback-ID only under the sender's signature; Reply-To is where a
+    # reader's answer goes, so nobody on the way may change or add it.
+    app = make_app(
+        MAIL_URL=smtp_server.url,
+        DKIM_KEY_FILE=str(key_files[0]),
+        DKIM_SELECTOR=SELECTOR,
+        REPLY_TO="Press office <office@example.org>",
+    )
+    assert post_signup(app.test_client()).status_code == 303
+    get_dispatcher(app).drain()
+    [received] = smtp_server.received
+    rsa_pem = key_files[0].read_bytes()
+    signature = dkim.DKIM(received.data)
+    assert signature.verify(dnsfunc=dns_for(rsa_pem))
+    assert {b"reply-to", b"feedback-id"} <= set(signature.include_headers)
+    for header, forged in (
+        (b"Reply-To: Press office", b"Reply-To: Pressed office"),
+        (b"Feedback-ID: confirmation", b"Feedback-ID: digest-9"),
+    ):
+        assert header in received.data
+        changed = received.data.replace(header, forged)
+        assert not dkim.verify(changed, dnsfunc=dns_for(rsa_pem))
+
+
 def test_a_test_send_of_a_preview_is_signed(
     signing_app: Flask, smtp_server: SMTPServer, rsa_pem: bytes, ed25519_pem: bytes
 ) -> None:

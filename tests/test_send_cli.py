@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -29,16 +28,18 @@ from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, Su
 from newsletter.people import Person
 from newsletter.runtime import get_runtime
 from tests.sending_support import (
+    NEWSLETTER,
     add_articles_and_digest,
     add_subscribers,
     address,
     environment,
+    kill_9_and_resume,
     per_recipient,
+    resume_send,
+    start_send,
 )
 from tests.sending_support import states as delivery_states
 from tests.support.smtp import MailServer, SMTPServer
-
-NEWSLETTER = [sys.executable, "-m", "newsletter"]
 
 
 @pytest.fixture
@@ -176,44 +177,13 @@ def test_preview_and_send_warn_about_the_postal_address_in_the_same_words(
     assert warnings == [POSTAL_ADDRESS_MISSING, POSTAL_ADDRESS_MISSING]
 
 
-def start_send(
-    base_config: dict[str, Any], server: MailServer, digest_id: int, *extra: str
-) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*NEWSLETTER, "digest", "send", str(digest_id), "--workers", "4", *extra],
-        env=environment(base_config, server.url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def resume_send(
-    base_config: dict[str, Any], server: MailServer, digest_id: int
-) -> subprocess.CompletedProcess[str]:
-    """Run ``digest send`` again, to the end, as staff would after a crash or a stop."""
-    return subprocess.run(
-        [*NEWSLETTER, "digest", "send", str(digest_id)],
-        env=environment(base_config, server.url),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.mark.parametrize("kill_after", [1, 600, 1500])
 def test_kill_9_then_resume_sends_each_message_once(
     mail_app: Flask, base_config: dict[str, Any], mail_server: MailServer, kill_after: int
 ) -> None:
     """With PIPELINING, and with CHUNKING too (each message in one write with its envelope)."""
     digest_id = digest_for(mail_app, 2000)
-    process = start_send(base_config, mail_server, digest_id)
-    wait_for(lambda: len(mail_server.received) >= kill_after or process.poll() is not None)
-    process.kill()
-    process.wait(timeout=30)
-    assert process.stdout is not None
-    process.stdout.close()
-    resumed = resume_send(base_config, mail_server, digest_id)
+    resumed = kill_9_and_resume(base_config, mail_server, digest_id, kill_after)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     states = delivery_states(mail_app, digest_id)
     unknown = {email for email, state in states.items() if state == DeliveryStatus.UNKNOWN}

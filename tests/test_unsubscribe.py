@@ -699,7 +699,7 @@ def test_list_headers_give_one_click_unsubscribe(app: Flask) -> None:
     assert list_headers(site, url) == {
         "List-Unsubscribe": f"<{url}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        "List-Id": "Open Rights Watch <newsletter.news.example.org>",
+        "List-Id": "Open Rights Watch <newsletter.example.org>",
     }
 
 
@@ -716,7 +716,7 @@ def test_confirmation_email_carries_the_headers_unencoded(
 
     assert parsed["List-Unsubscribe"] == f"<{link}>"
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert parsed["List-Id"] == "Open Rights Watch <newsletter.news.example.org>"
+    assert parsed["List-Id"] == "Open Rights Watch <newsletter.example.org>"
     header_lines = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
     assert f"List-Unsubscribe: <{link}>".encode() in header_lines
     assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in header_lines

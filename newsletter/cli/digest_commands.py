@@ -27,7 +27,9 @@ from newsletter.services.digests import (
     create_digest,
     get_digest,
 )
-from newsletter.services.errors import NotFound
+from newsletter.services.errors import NotFound, ServiceError
+from newsletter.services.privacy import find_subscriber
+from newsletter.services.topics import find_topic, topic_ids_of
 from newsletter.validation import InvalidValue, clean_email
 
 __all__ = ["digest"]
@@ -109,6 +111,37 @@ def _prepared(digest_id: int) -> PreparedDigest:
         raise database_problem(error) from None
 
 
+def _reader(as_email: str | None, topic_slug: str | None) -> Person:
+    """Whose version a preview shows: a sample reader who chose nothing (everything), the
+    subscriber ``as_email`` with their topics, or a sample reader of one topic. Links are
+    always the sample's, which match no one: a preview never carries a working link of a
+    real person's."""
+    if as_email is not None and topic_slug is not None:
+        raise click.UsageError("give --as or --topic, not both")
+    if as_email is None and topic_slug is None:
+        return SAMPLE_RECIPIENT
+    session = get_session()
+    try:
+        if topic_slug is not None:
+            topic = find_topic(session, topic_slug)
+            return replace(SAMPLE_RECIPIENT, topic_ids=(topic.id,))
+        assert as_email is not None
+        subscriber = find_subscriber(session, as_email)
+        if subscriber is None:
+            raise click.ClickException(f"--as: there is no subscriber {as_email}")
+        return replace(
+            SAMPLE_RECIPIENT,
+            email=subscriber.email,
+            first_name=subscriber.first_name,
+            last_name=subscriber.last_name,
+            topic_ids=topic_ids_of(session, subscriber.id),
+        )
+    except ServiceError as error:
+        raise click.ClickException(f"--topic: {error}") from None
+    except SQLAlchemyError as error:
+        raise database_problem(error) from None
+
+
 @digest.command("preview")
 @click.argument("digest_id", metavar="ID", type=DIGEST_ID)
 @click.option(
@@ -125,20 +158,47 @@ def _prepared(digest_id: int) -> PreparedDigest:
     default=None,
     help="Write the HTML version, as a reader sees it, to FILE.",
 )
+@click.option(
+    "--as",
+    "as_email",
+    metavar="EMAIL",
+    default=None,
+    help="Show the version subscriber EMAIL gets: the articles of their topics and general "
+    "news, with their name.",
+)
+@click.option(
+    "--topic",
+    "topic_slug",
+    metavar="SLUG",
+    default=None,
+    help="Show the version of someone who chose only topic SLUG.",
+)
 @with_appcontext
-def preview(digest_id: int, to_address: str | None, out: Path | None) -> None:
+def preview(
+    digest_id: int,
+    to_address: str | None,
+    out: Path | None,
+    as_email: str | None,
+    topic_slug: str | None,
+) -> None:
     """Show digest ID as a subscriber would get it, addressed to a sample reader.
 
-    With neither option, print the plain-text version.
+    With neither --to nor --out, print the plain-text version. Without --as or --topic it is
+    the version of someone who chose no topic: every article.
     """
     site = get_runtime().site
-    recipient = SAMPLE_RECIPIENT
+    recipient = _reader(as_email, topic_slug)
     if to_address is not None:
         try:
-            recipient = replace(SAMPLE_RECIPIENT, email=clean_email(to_address))
+            recipient = replace(recipient, email=clean_email(to_address))
         except InvalidValue as error:
             raise click.ClickException(f"--to: {error}") from None
     prepared = _prepared(digest_id)
+    if prepared.version(recipient.topic_ids) is None:
+        who = as_email if as_email is not None else f"a reader of topic {topic_slug}"
+        raise click.ClickException(
+            f"{who} gets no email of digest {digest_id}: nothing in it is in their topics"
+        )
     warn_about_postal_address(site)
     if out is not None:
         try:
@@ -149,7 +209,7 @@ def preview(digest_id: int, to_address: str | None, out: Path | None) -> None:
     if to_address is not None:
         _send_test(prepared, recipient)
     if out is None and to_address is None:
-        click.echo(f"Subject: {prepared.subject}\n")
+        click.echo(f"Subject: {prepared.subject_for(recipient)}\n")
         click.echo(prepared.text_for(recipient), nl=False)
 
 
@@ -159,7 +219,8 @@ def _send_test(prepared: PreparedDigest, recipient: Person) -> None:
     # Each test message gets its own Message-ID: mail services drop a second message with an
     # ID they have already seen, so a re-sent preview would silently never arrive.
     message_id = stable_message_id(site, f"preview.{prepared.digest_id}", time.time_ns())
-    message = prepared.outgoing_for(recipient, message_id, subject=TEST_PREFIX + prepared.subject)
+    subject = TEST_PREFIX + prepared.subject_for(recipient)
+    message = prepared.outgoing_for(recipient, message_id, subject=subject)
     connection = runtime.transport.connect()
     try:
         connection.send(message.data, site.sender_address, [recipient.email])

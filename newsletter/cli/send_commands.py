@@ -227,6 +227,10 @@ def send(
             f"dry run: rendered {report.messages} messages ({report.bytes / 1e6:.1f} MB) in "
             f"{report.seconds:.1f} s; nothing was sent or changed"
         )
+        if report.skipped:
+            click.echo(
+                f"{report.skipped} would get no email: nothing in the digest is in their topics"
+            )
         if report.unbuilt:
             click.echo(
                 f"{report.unbuilt} could not be built and would fail "

@@ -11,10 +11,11 @@ from __future__ import annotations
 import html
 
 from newsletter.links import confirm_url, list_headers, preferences_url, unsubscribe_url
+from newsletter.mail.campaign import CONFIRMATION, campaign_template
 from newsletter.mail.dkim import Signer
 from newsletter.mail.pieces import Pieces, slot_markers, wrap_text
 from newsletter.mail.render import EmailRenderer
-from newsletter.mail.wire import AlternativeTemplate, Outgoing, stable_message_id
+from newsletter.mail.wire import Outgoing, stable_message_id
 from newsletter.people import Person
 from newsletter.site import Site
 
@@ -42,7 +43,7 @@ class ConfirmationTemplate:
         self._text = Pieces.cut(wrap_text(rendered.text), markers)
         self._html = Pieces.cut(rendered.html, markers)
         subject = f"Please confirm your subscription to {site.organisation}"
-        self._wire = AlternativeTemplate(site.sender, subject, signer=Signer.for_site(site))
+        self._wire = campaign_template(site, subject, CONFIRMATION, Signer.for_site(site))
 
     def outgoing_for(self, person: Person, consent_event_id: int, delivery_id: int) -> Outgoing:
         """The message of delivery ``delivery_id`` asking ``person`` to confirm the consent

@@ -37,9 +37,11 @@ __all__ = [
 ]
 
 # What Gmail and Yahoo need covered for a one-click unsubscribe to count, plus what a reader
-# sees. A name listed but absent from a message is signed as absent: nobody can add it later.
+# sees and where their answer goes, and Feedback-ID, which Gmail trusts only when signed. A
+# name listed but absent from a message is signed as absent: nobody can add it later.
 SIGNED_HEADERS = (
     b"from",
+    b"reply-to",
     b"to",
     b"subject",
     b"date",
@@ -47,6 +49,7 @@ SIGNED_HEADERS = (
     b"list-id",
     b"list-unsubscribe",
     b"list-unsubscribe-post",
+    b"feedback-id",
     b"mime-version",
     b"content-type",
 )

@@ -92,6 +92,45 @@ class Pieces:
         """The text with ``values`` in their slots."""
         return self._join(self.literals, self.slots, values)
 
+    @classmethod
+    def concat(cls, parts: Iterable[Pieces]) -> Pieces:
+        """The pieces of ``parts`` one after the other, as if rendered together. Encoded
+        pieces join as they are (each ends with a newline or a soft line break), so a text
+        assembled from parts encoded once is never encoded again."""
+        literals: list[str] = [""]
+        encoded: list[str] = [""]
+        slots: list[str] = []
+        for part in parts:
+            literals[-1] += part.literals[0]
+            encoded[-1] += part.encoded[0]
+            literals.extend(part.literals[1:])
+            encoded.extend(part.encoded[1:])
+            slots.extend(part.slots)
+        return cls(tuple(literals), tuple(slots), tuple(encoded))
+
+    def bind(self, values: Mapping[str, str]) -> Pieces:
+        """These pieces with the slots named in ``values`` filled in for good; the other slots
+        stay open. For values shared by many messages (a version's subject, say)."""
+        literals = [self.literals[0]]
+        encoded = [self.encoded[0]]
+        slots: list[str] = []
+        for slot, literal, literal_qp in zip(
+            self.slots, self.literals[1:], self.encoded[1:], strict=True
+        ):
+            if slot in values:
+                literals[-1] += values[slot] + literal
+                encoded[-1] += encode_piece(values[slot]) + literal_qp
+            else:
+                slots.append(slot)
+                literals.append(literal)
+                encoded.append(literal_qp)
+        return Pieces(tuple(literals), tuple(slots), tuple(encoded))
+
+    def encoded_only(self) -> Pieces:
+        """These pieces without their plain text, for :meth:`fill_encoded` alone (which is
+        all a message needs); :meth:`fill` then leaves out everything but the values."""
+        return Pieces(("",) * len(self.literals), self.slots, self.encoded)
+
     def fill_encoded(self, values: Mapping[str, str]) -> str:
         """The same, as quoted-printable: only the values are encoded here."""
         encoded_values = {name: encode_piece(value) for name, value in values.items()}

@@ -93,12 +93,14 @@ class AlternativeTemplate:
         subject: str,
         headers: Mapping[str, str] | None = None,
         signer: Signer | None = None,
+        reply_to: str = "",
     ) -> None:
         self.signer = signer
         self.boundary = new_boundary()
         shared = [
             f"Subject: {unstructured(subject)}",
             f"From: {mailbox_field(sender)}",
+            *([f"Reply-To: {mailbox_field(reply_to)}"] if reply_to else []),
             *(f"{name}: {unstructured(value)}" for name, value in (headers or {}).items()),
             "MIME-Version: 1.0",
             f'Content-Type: multipart/alternative; boundary="{self.boundary}"',

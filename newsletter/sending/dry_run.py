@@ -13,8 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.models import Delivery, DeliveryStatus, Subscriber
-from newsletter.people import Person, with_person
-from newsletter.sending.jobs import ClaimedDelivery, Job
+from newsletter.people import person_in, with_person
+from newsletter.sending.jobs import ClaimedDelivery, Job, Skip
 
 __all__ = ["DryRunReport", "dry_run"]
 
@@ -29,6 +29,8 @@ class DryRunReport:
     #: Messages that could not be built, and why the first of them could not.
     unbuilt: int = 0
     first_problem: str = ""
+    #: People who would get no message (nothing in the digest is in their topics).
+    skipped: int = 0
 
 
 def _recipients(session: Session, job: Job, draft: bool) -> Iterator[ClaimedDelivery]:
@@ -44,13 +46,15 @@ def _recipients(session: Session, job: Job, draft: bool) -> Iterator[ClaimedDeli
             .where(job.scope(), Delivery.status == DeliveryStatus.QUEUED)
         )
     rows = session.execute(query.execution_options(yield_per=STREAM_BATCH))
-    for delivery_id, *person in rows:
-        yield ClaimedDelivery(delivery_id, Person(*person))
+    for row in rows:
+        person = person_in(row)
+        if person is not None:
+            yield ClaimedDelivery(row[0], person)
 
 
 def dry_run(sessions: sessionmaker[Session], job: Job, draft: bool) -> DryRunReport:
     started = time.monotonic()
-    count = size = unbuilt = 0
+    count = size = unbuilt = skipped = 0
     first_problem = ""
     with sessions() as session:
         for delivery in _recipients(session, job, draft):
@@ -64,7 +68,11 @@ def dry_run(sessions: sessionmaker[Session], job: Job, draft: bool) -> DryRunRep
                 continue
             if message is None:
                 continue
+            if isinstance(message, Skip):
+                skipped += 1
+                continue
             count += 1
             size += len(message.data)
         session.rollback()
-    return DryRunReport(count, size, time.monotonic() - started, unbuilt, first_problem)
+    seconds = time.monotonic() - started
+    return DryRunReport(count, size, seconds, unbuilt, first_problem, skipped)

@@ -35,7 +35,7 @@ from newsletter.mail.transports import (
 )
 from newsletter.models import Delivery, DeliveryStatus, Subscriber
 from newsletter.sending import ledger
-from newsletter.sending.jobs import ClaimedDelivery, Job
+from newsletter.sending.jobs import ClaimedDelivery, Job, Skip
 from newsletter.sending.message_writes import Accepted, MessageWrites, message_writes
 from newsletter.sending.ratelimit import TokenBucket
 from newsletter.suppressions import record_hard_bounce
@@ -301,9 +301,10 @@ class Sender:
             # One person's data (an address no domain can have, say) must not stop the run.
             self._record_unbuilt(delivery, error)
             return
-        if message is None:
+        if message is None or isinstance(message, Skip):
+            reason = message.reason if message is not None else None
             with self.engine.begin() as db:
-                ledger.skip(db, self.owner, delivery.id)
+                ledger.skip(db, self.owner, delivery.id, reason)
             self._count(DeliveryStatus.SKIPPED)
             return
         try:

@@ -18,7 +18,7 @@ from newsletter.models import Delivery, DeliveryKind, SubscriberStatus
 from newsletter.people import Person
 from newsletter.site import Site
 
-__all__ = ["ClaimedDelivery", "DigestJob", "Job"]
+__all__ = ["ClaimedDelivery", "DigestJob", "Job", "Skip"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,14 @@ class ClaimedDelivery:
 
     id: int
     person: Person
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A delivery with nothing to send (nothing in a digest is in the person's topics): it
+    becomes ``skipped``, with ``reason`` as its last error."""
+
+    reason: str
 
 
 class Job(Protocol):
@@ -40,20 +48,25 @@ class Job(Protocol):
     def scope(self) -> ColumnElement[bool]:
         """The deliveries that belong to this job."""
 
-    def compose(self, delivery: ClaimedDelivery) -> Outgoing | None:
-        """The message for ``delivery``, or None when it is no longer due (then skipped).
+    def compose(self, delivery: ClaimedDelivery) -> Outgoing | Skip | None:
+        """The message for ``delivery``, or None when it is no longer due, or a :class:`Skip`
+        saying why there is nothing to send (either way it is skipped).
 
         Called with no transaction open, after the delivery was marked ``sending``."""
 
 
 class DigestJob:
-    """One digest to its queued recipients; the article part is rendered once."""
+    """One digest to its queued recipients, each with the articles of their topics; each
+    article is rendered once."""
 
     kind: str = DeliveryKind.DIGEST
     eligible: tuple[SubscriberStatus, ...] = (SubscriberStatus.ACTIVE,)
 
     def __init__(
-        self, digest_id: int, site: Site, compose: Callable[[ClaimedDelivery, str], Outgoing]
+        self,
+        digest_id: int,
+        site: Site,
+        compose: Callable[[ClaimedDelivery, str], Outgoing | Skip],
     ) -> None:
         self.digest_id = digest_id
         self.name = f"digest {digest_id}"
@@ -63,6 +76,6 @@ class DigestJob:
     def scope(self) -> ColumnElement[bool]:
         return Delivery.digest_id == self.digest_id
 
-    def compose(self, delivery: ClaimedDelivery) -> Outgoing | None:
+    def compose(self, delivery: ClaimedDelivery) -> Outgoing | Skip | None:
         message_id = stable_message_id(self.site, f"digest{self.digest_id}", delivery.id)
         return self._compose(delivery, message_id)

@@ -325,7 +325,8 @@ def record_accepted(db: SessionOrConnection, owner: str, accepted: list[tuple[in
     return recorded
 
 
-def skip(db: SessionOrConnection, owner: str, delivery_id: int) -> None:
+def skip(db: SessionOrConnection, owner: str, delivery_id: int, reason: str | None = None) -> None:
+    """A claimed delivery that will not be sent; ``reason`` is kept as its last error."""
     db.execute(
         update(Delivery)
         .where(
@@ -333,7 +334,9 @@ def skip(db: SessionOrConnection, owner: str, delivery_id: int) -> None:
             Delivery.claimed_by == owner,
             Delivery.status.in_(OPEN_STATES),
         )
-        .values(status=DeliveryStatus.SKIPPED, claimed_by=None, claimed_until=None)
+        .values(
+            status=DeliveryStatus.SKIPPED, claimed_by=None, claimed_until=None, last_error=reason
+        )
     )
 
 

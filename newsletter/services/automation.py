@@ -12,7 +12,6 @@ due, which articles have settled and where watermarks move all follow from it.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,18 +21,25 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.feeds import FeedError, load_feed
-from newsletter.mail.digest import PreparedDigest, prepare_articles
+from newsletter.mail.digest import PreparedDigest, prepare_digest
 from newsletter.mail.render import EmailRenderer
 from newsletter.mail.transports import Transport
-from newsletter.mail.wire import Outgoing, stable_message_id
-from newsletter.models import Article, Delivery, Digest, DigestSlot, DigestStatus, Subscriber
+from newsletter.mail.wire import Outgoing
+from newsletter.models import (
+    Article,
+    Delivery,
+    Digest,
+    DigestArticle,
+    DigestSlot,
+    DigestStatus,
+    Subscriber,
+)
+from newsletter.people import person_in, with_person
 from newsletter.schedule import Schedule
-from newsletter.sending.jobs import ClaimedDelivery, DigestJob
+from newsletter.sending.jobs import ClaimedDelivery, DigestJob, Skip
 from newsletter.services.articles import ImportResult, import_entries
 from newsletter.services.digest_sending import DigestSend
 from newsletter.services.due_readers import (
-    DigestArticles,
-    DigestEntry,
     QueuedSlot,
     ReaderWindows,
     queue_slot,
@@ -52,9 +58,10 @@ __all__ = [
     "PlannedReader",
     "AutoStatus",
     "SlotRecord",
-    "WindowedDigestJob",
+    "NOTHING_NEW",
     "automation_status",
     "load_send",
+    "windowed_job",
 ]
 
 
@@ -75,66 +82,37 @@ class FeedImport:
     problem: str | None = None
 
 
-class WindowedDigestJob(DigestJob):
-    """An automatic digest: each reader gets the articles of their window and topics.
+#: Why a due reader's delivery is skipped: nothing in their topics became available in
+#: their window.
+NOTHING_NEW = "nothing new in their topics since their last digest"
 
-    Each distinct set of articles is rendered once and shared by every reader who gets it;
-    a reader with nothing in their window is skipped.
-    """
 
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        site: Site,
-        renderer: EmailRenderer,
-        digest_id: int,
-        articles: DigestArticles,
-    ) -> None:
-        super().__init__(digest_id, site, self._whole)
-        self.renderer = renderer
-        self.articles = articles
-        self.windows = ReaderWindows(sessions, digest_id)
-        self._prepared: dict[tuple[int, ...], PreparedDigest] = {}
-        self._render_lock = threading.Lock()
+def windowed_job(
+    sessions: sessionmaker[Session], site: Site, prepared: PreparedDigest
+) -> DigestJob:
+    """An automatic digest's job: each reader gets the articles of their topics that became
+    available in their delivery's window; each distinct set is assembled once (the digest's
+    versions), and a reader with nothing in it is skipped."""
+    windows = ReaderWindows(sessions, prepared.digest_id)
 
-    def _whole(self, delivery: ClaimedDelivery, message_id: str) -> Outgoing:
-        raise AssertionError("an automatic digest is composed per window")  # pragma: no cover
+    def compose(delivery: ClaimedDelivery, message_id: str) -> Outgoing | Skip:
+        window = windows.of(delivery.id)
+        version = prepared.version_within(delivery.person.topic_ids, window.holds)
+        if version is None:
+            return Skip(NOTHING_NEW)
+        return prepared.outgoing_for(delivery.person, message_id, version=version)
 
-    def entries_for(self, delivery_id: int) -> tuple[DigestEntry, ...]:
-        window = self.windows.of(delivery_id)
-        return self.articles.chosen(window.start, window.end, window.topics)
-
-    def prepared(self, entries: tuple[DigestEntry, ...]) -> PreparedDigest:
-        key = tuple(entry.article_id for entry in entries)
-        with self._render_lock:
-            found = self._prepared.get(key)
-            if found is None:
-                found = prepare_articles(
-                    self.site,
-                    self.renderer,
-                    self.digest_id,
-                    self.articles.subject(self.site, entries),
-                    [entry.view for entry in entries],
-                )
-                self._prepared[key] = found
-            return found
-
-    def compose(self, delivery: ClaimedDelivery) -> Outgoing | None:
-        entries = self.entries_for(delivery.id)
-        if not entries:
-            return None
-        message_id = stable_message_id(self.site, f"digest{self.digest_id}", delivery.id)
-        return self.prepared(entries).outgoing_for(delivery.person, message_id)
+    return DigestJob(prepared.digest_id, site, compose)
 
 
 class AutoDigestSend(DigestSend):
-    """The send of an automatic digest: as any digest's, with each reader's own articles."""
+    """The send of an automatic digest: as any digest's, with each reader's own window."""
 
     @cached_property
-    def job(self) -> WindowedDigestJob:
+    def job(self) -> DigestJob:
         with self.sessions() as session:
-            articles = DigestArticles.load(session, self.digest.id)
-        return WindowedDigestJob(self.sessions, self.site, self.renderer, self.digest.id, articles)
+            prepared = prepare_digest(session, self.site, self.renderer, self.digest)
+        return windowed_job(self.sessions, self.site, prepared)
 
 
 def load_send(
@@ -253,7 +231,7 @@ class Automation:
                 queued = queue_slot(session, self.site, self.settings.schedule, slot, now)
                 readers = []
                 if queued is not None and queued.digest_id is not None:
-                    readers = _planned_readers(session, self.site, queued.digest_id)
+                    readers = _planned_readers(session, self.site, self.renderer, queued.digest_id)
                 return Plan(
                     now, feeds, settled, unfinished, slot if queued else None, queued, readers
                 )
@@ -272,8 +250,19 @@ def _unfinished(session: Session) -> list[int]:
     )
 
 
-def _planned_readers(session: Session, site: Site, digest_id: int) -> list[PlannedReader]:
-    articles = DigestArticles.load(session, digest_id)
+def _planned_readers(
+    session: Session, site: Site, renderer: EmailRenderer, digest_id: int
+) -> list[PlannedReader]:
+    digest = session.get_one(Digest, digest_id)
+    prepared = prepare_digest(session, site, renderer, digest)
+    titles = {
+        article_id: title
+        for article_id, title in session.execute(
+            select(Article.id, Article.title)
+            .join(DigestArticle, DigestArticle.article_id == Article.id)
+            .where(DigestArticle.digest_id == digest_id)
+        )
+    }
     readers: list[PlannedReader] = []
     from_id = 0
     while True:
@@ -281,17 +270,22 @@ def _planned_readers(session: Session, site: Site, digest_id: int) -> list[Plann
         if not windows:
             return readers
         people = {
-            delivery_id: (email, rhythm)
-            for delivery_id, email, rhythm in session.execute(
-                select(Delivery.id, Subscriber.email, rhythm_of(site.default_rhythm))
+            row[0]: (person_in(row), row[1])
+            for row in session.execute(
+                with_person(Delivery.id, rhythm_of(site.default_rhythm))
                 .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
                 .where(Delivery.id.in_(sorted(windows)))
             )
         }
         for delivery_id, window in sorted(windows.items()):
-            email, rhythm = people[delivery_id]
-            entries = articles.chosen(window.start, window.end, window.topics)
-            readers.append(PlannedReader(email, rhythm, tuple(e.view.title for e in entries)))
+            person, rhythm = people[delivery_id]
+            if person is None:
+                continue
+            version = prepared.version_within(person.topic_ids, window.holds)
+            chosen = version.article_ids if version is not None else ()
+            readers.append(
+                PlannedReader(person.email, rhythm, tuple(titles[each] for each in chosen))
+            )
         from_id = max(windows) + 1
 
 

@@ -28,11 +28,22 @@ from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, Su
 from newsletter.sending import ledger
 from newsletter.sending.dry_run import DryRunReport, dry_run
 from newsletter.sending.engine import RunResult, Sender, SendOptions
-from newsletter.sending.jobs import ClaimedDelivery, DigestJob
+from newsletter.sending.jobs import ClaimedDelivery, DigestJob, Skip
 from newsletter.services.digests import get_digest
 from newsletter.site import Site
 
-__all__ = ["DigestSend", "DigestStatusReport", "Finished", "Queued", "digest_status"]
+__all__ = [
+    "NOTHING_TO_READ",
+    "DigestSend",
+    "DigestStatusReport",
+    "Finished",
+    "Queued",
+    "digest_status",
+]
+
+#: Why a person gets no email of a digest: nothing in it is in their topics, and there is no
+#: general news. Kept as the delivery's last error.
+NOTHING_TO_READ = "nothing in their topics"
 
 
 @dataclass(frozen=True)
@@ -112,11 +123,14 @@ class DigestSend:
 
     @cached_property
     def job(self) -> DigestJob:
-        """The sender's job: the article part rendered once, each message built from it."""
+        """The sender's job: each article rendered once, each person's message built from the
+        articles of the topics they held when their delivery was claimed."""
         with self.sessions() as session:
             prepared = prepare_digest(session, self.site, self.renderer, self.digest)
 
-        def compose(delivery: ClaimedDelivery, message_id: str) -> Outgoing:
+        def compose(delivery: ClaimedDelivery, message_id: str) -> Outgoing | Skip:
+            if prepared.version(delivery.person.topic_ids) is None:
+                return Skip(NOTHING_TO_READ)
             return prepared.outgoing_for(delivery.person, message_id)
 
         return DigestJob(self.digest.id, self.site, compose)

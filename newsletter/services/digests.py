@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import exists, func, select, text
 from sqlalchemy.orm import Session
 
 from newsletter.db import MAX_ID
+from newsletter.mail.digest import SUBJECT_LENGTH, subject_of_titles
 from newsletter.models import Article, Digest, DigestArticle, DigestStatus
-from newsletter.sanitise import shorten
 from newsletter.services.errors import NotFound, ServiceError
 from newsletter.site import Site
 
@@ -23,11 +22,9 @@ __all__ = [
     "get_digest",
     "get_published_digest",
     "pick_articles",
-    "subject_of",
 ]
 
 DEFAULT_MAX_ARTICLES = 10
-SUBJECT_LENGTH = 300
 PUBLISHED = (DigestStatus.SENDING, DigestStatus.SENT)
 # Any fixed number shared by every process composing digests on one PostgreSQL database.
 COMPOSE_LOCK_KEY = 7_311_842
@@ -88,14 +85,7 @@ def pick_articles(
 
 def default_subject(site: Site, articles: list[Article]) -> str:
     """The organisation and the top story, with how many more follow."""
-    return subject_of(site, [article.title for article in articles])
-
-
-def subject_of(site: Site, titles: Sequence[str]) -> str:
-    """The organisation and the first of ``titles``, with how many more follow."""
-    more = f" (+{len(titles) - 1} more)" if len(titles) > 1 else ""
-    room = SUBJECT_LENGTH - len(site.organisation) - len(more) - 2
-    return f"{site.organisation}: {shorten(titles[0], max(room, 20))}{more}"
+    return subject_of_titles(site, [article.title for article in articles])
 
 
 def _checked_subject(subject: str) -> str:

@@ -16,7 +16,6 @@ delivery) and never with readers × articles.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,10 +34,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from newsletter.db import UTCDateTime, rowcount
-from newsletter.mail.digest import ArticleView, article_view
+from newsletter.mail.digest import subject_of_titles
 from newsletter.models import (
     Article,
-    ArticleCategory,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
@@ -48,15 +46,11 @@ from newsletter.models import (
     DigestStatus,
     Subscriber,
     SubscriberStatus,
-    SubscriberTopic,
-    TopicMatch,
 )
 from newsletter.schedule import Rhythm, Schedule
-from newsletter.services.digests import subject_of
 from newsletter.site import Site
 
 __all__ = [
-    "DigestArticles",
     "QueuedSlot",
     "ReaderWindow",
     "ReaderWindows",
@@ -175,7 +169,7 @@ def queue_slot(
     digest_id = None
     if articles:
         digest = Digest(
-            subject=subject_of(site, [article.title for article in articles]),
+            subject=subject_of_titles(site, [article.title for article in articles]),
             status=DigestStatus.SENDING,
             created_at=now,
             send_started_at=now,
@@ -230,75 +224,21 @@ def queue_slot(
 
 
 @dataclass(frozen=True)
-class DigestEntry:
-    article_id: int
-    available_at: datetime
-    #: The topics whose categories the article has; none: general news, for everyone.
-    topic_ids: frozenset[int]
-    view: ArticleView
-
-
-class DigestArticles:
-    """An automatic digest's articles in order, and which of them each window and choice of
-    topics takes: the articles of the topics chosen (all, for no topic) plus general news."""
-
-    def __init__(self, entries: Sequence[DigestEntry]) -> None:
-        self.entries = tuple(entries)
-
-    @classmethod
-    def load(cls, session: Session, digest_id: int) -> DigestArticles:
-        rows = session.execute(
-            select(Article)
-            .join(DigestArticle, DigestArticle.article_id == Article.id)
-            .where(DigestArticle.digest_id == digest_id)
-            .order_by(DigestArticle.position)
-        ).scalars()
-        articles = list(rows)
-        topics: dict[int, set[int]] = {}
-        for article_id, topic_id in session.execute(
-            select(ArticleCategory.article_id, TopicMatch.topic_id)
-            .join(TopicMatch, TopicMatch.category_key == ArticleCategory.category_key)
-            .join(DigestArticle, DigestArticle.article_id == ArticleCategory.article_id)
-            .where(DigestArticle.digest_id == digest_id)
-        ):
-            topics.setdefault(article_id, set()).add(topic_id)
-        return cls(
-            [
-                DigestEntry(
-                    article.id,
-                    article.available_at or article.updated_at,
-                    frozenset(topics.get(article.id, ())),
-                    article_view(article),
-                )
-                for article in articles
-            ]
-        )
-
-    def chosen(
-        self, start: datetime | None, end: datetime | None, topics: frozenset[int]
-    ) -> tuple[DigestEntry, ...]:
-        """The entries in the window (``start``, ``end``] a reader of ``topics`` gets."""
-        return tuple(
-            entry
-            for entry in self.entries
-            if (start is None or entry.available_at > start)
-            and (end is None or entry.available_at <= end)
-            and (not topics or not entry.topic_ids or entry.topic_ids & topics)
-        )
-
-    def subject(self, site: Site, entries: Iterable[DigestEntry]) -> str:
-        return subject_of(site, [entry.view.title for entry in entries])
-
-
-@dataclass(frozen=True)
 class ReaderWindow:
+    """A delivery's window: the articles that became available after ``start`` (from the
+    first, when None) and up to ``end``."""
+
     start: datetime | None
     end: datetime | None
-    topics: frozenset[int]
+
+    def holds(self, available_at: datetime) -> bool:
+        return (self.start is None or available_at > self.start) and (
+            self.end is None or available_at <= self.end
+        )
 
 
 class ReaderWindows:
-    """Each delivery's window and its reader's topics, read in chunks as senders ask.
+    """Each delivery's window, read in chunks as senders ask.
 
     A send asks once per message; claims go in id order, so reading the next
     ``WINDOW_CHUNK`` deliveries at a time keeps that to one query per chunk. The worker
@@ -338,23 +278,9 @@ def read_windows(
     """The windows of the digest's deliveries from ``from_id`` on, ``limit`` of them (all,
     for None)."""
     query = (
-        select(Delivery.id, Delivery.subscriber_id, Delivery.window_start, Delivery.window_end)
+        select(Delivery.id, Delivery.window_start, Delivery.window_end)
         .where(Delivery.digest_id == digest_id, Delivery.id >= from_id)
         .order_by(Delivery.id)
     )
     rows = session.execute(query if limit is None else query.limit(limit)).all()
-    people = [row[1] for row in rows if row[1] is not None]
-    topics: dict[int, set[int]] = {}
-    if people:
-        for subscriber_id, topic_id in session.execute(
-            select(SubscriberTopic.subscriber_id, SubscriberTopic.topic_id).where(
-                SubscriberTopic.subscriber_id.in_(people)
-            )
-        ):
-            topics.setdefault(subscriber_id, set()).add(topic_id)
-    return {
-        delivery_id: ReaderWindow(
-            start, end, frozenset(topics.get(subscriber_id, ())) if subscriber_id else frozenset()
-        )
-        for delivery_id, subscriber_id, start, end in rows
-    }
+    return {delivery_id: ReaderWindow(start, end) for delivery_id, start, end in rows}

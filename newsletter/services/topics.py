@@ -33,6 +33,7 @@ __all__ = [
     "list_topics",
     "remove_topic",
     "topic_ids_by_slug",
+    "topic_ids_of",
     "topics_of",
 ]
 
@@ -207,6 +208,17 @@ def list_topics(session: Session) -> list[TopicListing]:
 def topic_ids_by_slug(session: Session) -> dict[str, int]:
     """Every topic's id by its slug."""
     return {slug: id_ for slug, id_ in session.execute(select(Topic.slug, Topic.id))}
+
+
+def topic_ids_of(session: Session, subscriber_id: int) -> tuple[int, ...]:
+    """The ids of the topics one subscriber holds, ascending; none means everything."""
+    return tuple(
+        session.scalars(
+            select(SubscriberTopic.topic_id)
+            .where(SubscriberTopic.subscriber_id == subscriber_id)
+            .order_by(SubscriberTopic.topic_id)
+        )
+    )
 
 
 def topics_of(session: Session, subscriber_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:

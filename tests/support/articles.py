@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from flask import Flask
 from sqlalchemy.orm import Session
 
+from newsletter.app_db import session_factory
 from newsletter.feeds import FeedEntry
+from newsletter.runtime import get_runtime
 from newsletter.services.articles import import_entries
+from newsletter.services.digests import create_digest
 
-__all__ = ["DAY_ONE", "add_articles", "entry"]
+__all__ = ["DAY_ONE", "add_articles", "draft_digest", "entry"]
 
 DAY_ONE = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -34,3 +38,12 @@ def add_articles(session: Session, numbers: range | list[int], **changes: object
     """Import articles ``numbers`` and commit."""
     import_entries(session, [entry(number, **changes) for number in numbers])
     session.commit()
+
+
+def draft_digest(app: Flask, **changes: object) -> int:
+    """Articles 1 and 2 imported (with ``changes``), and a draft digest of them; its id."""
+    with session_factory(app)() as session:
+        add_articles(session, [1, 2], **changes)
+        digest = create_digest(session, get_runtime(app).site)
+        session.commit()
+        return digest.id
