@@ -9,9 +9,9 @@ rhythms (every digest, weekly, monthly) and over the topics (one topic, two, or 
 and a feed of 40 articles over a week in those topics and general news. A first `digest
 auto` run imports the feed; the timed one, at Monday's slot, composes the digest (every
 reader is due: nobody had one yet) and sends each reader the articles of their topics, one
-rendering per distinct set. Then `digest create` and `digest send` of the same articles to
-everyone, against a fresh sink. Both send to the sink of bench/smtp_sink.py (PIPELINING and
-CHUNKING) on 127.0.0.1 with the same number of connections.
+assembly per distinct set. Then, with everyone's topics cleared, `digest send` of a digest of
+the same articles: every reader gets all of them. Each against a fresh sink of
+bench/smtp_sink.py (PIPELINING and CHUNKING) on 127.0.0.1, with the same connections.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert, select  # noqa: E402  (after the path set-up above)
+from sqlalchemy import delete, insert, select  # noqa: E402  (after the path set-up above)
 
 from bench.smtp_sink import Sink  # noqa: E402
 from newsletter import create_app  # noqa: E402
@@ -124,9 +124,11 @@ def fill(readers: int) -> None:
 
 
 def copy_digest() -> None:
-    """A draft digest of the automatic digest's articles, for everyone (`digest send`)."""
+    """A draft digest of the automatic digest's articles, and everyone's topics cleared, so
+    that `digest send` gives every reader every article."""
     app = create_app()
     with session_factory(app).begin() as session:
+        session.execute(delete(SubscriberTopic))
         automatic = session.scalars(select(Digest).order_by(Digest.id)).first()
         assert automatic is not None, "the automatic run composed no digest"
         copy = Digest(subject=automatic.subject)

@@ -93,7 +93,9 @@ def test_confirming_sends_one_welcome_with_the_latest_articles_of_their_topics(
     assert "Hello Ada," in text and "Welcome, and thank you" in text
     assert "/preferences/" in text and "/unsubscribe/" in text
     assert ARTICLE.findall(text) == ["a4", "a3", "a2"]  # the latest three, asylum only
-    assert "/preferences/" in body_text(welcome, "html")
+    page = body_text(welcome, "html")
+    assert "/preferences/" in page
+    assert "View in browser" not in page and "/digests/" not in page
     assert welcome["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
     # Pressing Confirm again is no new subscription.
