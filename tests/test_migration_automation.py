@@ -44,6 +44,25 @@ deliveries = table(
     column("attempts"),
     column("created_at", WHEN),
 )
+events = table(
+    "consent_events", column("subscriber_id"), column("kind"), column("at", WHEN), column("method")
+)
+topics = table(
+    "topics",
+    column("id"),
+    column("slug"),
+    column("name"),
+    column("description"),
+    column("created_at", WHEN),
+)
+held = table("subscriber_topics", column("subscriber_id"), column("topic_id"))
+categories = table(
+    "article_categories",
+    column("article_id"),
+    column("category_key"),
+    column("category"),
+    column("position"),
+)
 EDITED = utcnow() - timedelta(days=3)
 
 
@@ -69,6 +88,20 @@ def engine_at_0006(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[E
             )
             connection.execute(
                 insert(digests).values(id=1, subject="S", status="sent", created_at=EDITED)
+            )
+            connection.execute(
+                insert(events).values(subscriber_id=1, kind="given", at=EDITED, method="web form")
+            )
+            connection.execute(
+                insert(topics).values(
+                    id=1, slug="asylum", name="Asylum", description="", created_at=EDITED
+                )
+            )
+            connection.execute(insert(held).values(subscriber_id=1, topic_id=1))
+            connection.execute(
+                insert(categories).values(
+                    article_id=1, category_key="asylum", category="Asylum", position=0
+                )
             )
             connection.execute(
                 insert(deliveries).values(
@@ -123,6 +156,10 @@ def test_upgrade_marks_the_old_as_had_and_downgrade_takes_it_away(engine_at_0006
     assert "digest_slots" not in inspect(engine_at_0006).get_table_names()
     with engine_at_0006.connect() as connection:
         assert connection.execute(select(articles.c.title)).all() == [("Old news",)]
+        # Nothing that hangs from a person or an article went with the columns.
+        assert connection.execute(select(events.c.kind)).all() == [("given",)]
+        assert connection.execute(select(held)).all() == [(1, 1)]
+        assert connection.execute(select(categories.c.category)).all() == [("Asylum",)]
         assert connection.execute(select(deliveries.c.status, deliveries.c.digest_id)).all() == [
             ("sent", 1)
         ]

@@ -33,14 +33,14 @@ depends_on = None
 
 def upgrade() -> None:
     when = newsletter.db.UTCDateTime(timezone=True)
-    with op.batch_alter_table("articles", schema=None) as batch_op:
+    with op.batch_alter_table("articles", recreate="never") as batch_op:
         batch_op.add_column(sa.Column("available_at", when, nullable=True))
         batch_op.create_index(batch_op.f("ix_articles_available_at"), ["available_at"])
-    with op.batch_alter_table("subscribers", schema=None) as batch_op:
+    with op.batch_alter_table("subscribers", recreate="never") as batch_op:
         batch_op.add_column(sa.Column("rhythm", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("received_through", when, nullable=True))
         batch_op.add_column(sa.Column("last_digest_slot", when, nullable=True))
-    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+    with op.batch_alter_table("deliveries", recreate="never") as batch_op:
         batch_op.add_column(sa.Column("window_start", when, nullable=True))
         batch_op.add_column(sa.Column("window_end", when, nullable=True))
     op.create_table(
@@ -65,13 +65,16 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("digest_slots")
-    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+    # Columns are dropped in place (SQLite 3.35 and later can): a batch copy would drop and
+    # re-create the tables, and with foreign keys on, dropping ``subscribers`` or
+    # ``articles`` deletes every row that cascades from them (consent, topics, categories).
+    with op.batch_alter_table("deliveries", recreate="never") as batch_op:
         batch_op.drop_column("window_end")
         batch_op.drop_column("window_start")
-    with op.batch_alter_table("subscribers", schema=None) as batch_op:
+    with op.batch_alter_table("subscribers", recreate="never") as batch_op:
         batch_op.drop_column("last_digest_slot")
         batch_op.drop_column("received_through")
         batch_op.drop_column("rhythm")
-    with op.batch_alter_table("articles", schema=None) as batch_op:
+    with op.batch_alter_table("articles", recreate="never") as batch_op:
         batch_op.drop_index(batch_op.f("ix_articles_available_at"))
         batch_op.drop_column("available_at")
