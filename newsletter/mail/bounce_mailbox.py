@@ -155,6 +155,14 @@ class ImapMailbox:
             raise MailboxError(f"cannot connect to {url.shown}: {error}") from None
         try:
             self.imap.login(url.username, url.password)
+            # Servers announce more after login (MOVE among them) than in their greeting.
+            _, announced = self.imap.capability()
+            self.capabilities = set(
+                b" ".join(item for item in announced if isinstance(item, bytes))
+                .decode()
+                .upper()
+                .split()
+            )
             status, _ = self.imap.select(_quoted(url.folder))
         except (OSError, imaplib.IMAP4.error) as error:
             self.close()
@@ -185,7 +193,7 @@ class ImapMailbox:
             # CREATE fails when the folder exists: that is the usual case, not an error.
             self._call("CREATE", lambda: self.imap.create(folder))
             self._processed_ready = True
-        if "MOVE" in self.imap.capabilities:
+        if "MOVE" in self.capabilities:
             status, data = self._call("UID MOVE", lambda: self.imap.uid("MOVE", name, folder))
         else:
             status, data = self._call("UID COPY", lambda: self.imap.uid("COPY", name, folder))
