@@ -118,3 +118,19 @@ def test_a_report_without_a_message_id_gets_a_key_from_its_bytes() -> None:
     raw = exim_bounce(PLAIN, "ada@example.org").replace(b"Message-ID:", b"X-Old-ID:")
     assert one(raw).report_id.startswith("sha256:")
     assert one(raw).report_id == one(raw).report_id
+
+
+def test_a_delivery_report_with_no_recipient_blocks_cannot_be_read() -> None:
+    raw = (
+        b"From: MAILER-DAEMON@mail.example.net\r\n"
+        b"To: bounces@news.example.org\r\n"
+        b"Subject: Undelivered Mail Returned to Sender\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nSomething went wrong.\r\n"
+        b"--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        b"Reporting-MTA: dns; mail.example.net\r\n\r\n"
+        b"--b--\r\n"
+    )
+    with pytest.raises(UnreadableReport):
+        read_report(raw, VERP)

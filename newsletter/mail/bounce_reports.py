@@ -81,19 +81,14 @@ def read_report(raw: bytes, verp: Verp | None) -> list[Report]:
     key = report_key(message, raw)
     delivery_id = _verp_delivery(message, verp)
     reports = _structured(message, key)
+    if reports == []:
+        return []  # a standard notice, read, asking for nothing
     if reports is None:
         reports = _mta_formats(message, key)
-    if not reports and reports is not None and _is_notice(message):
-        return []
     if not reports:
         raise UnreadableReport("no delivery status, complaint or bounce found in it")
     original = _original_message_id(message)
     return [replace(r, delivery_id=delivery_id, message_id=original) for r in reports]
-
-
-def _is_notice(message: Message) -> bool:
-    """A standard report whose blocks were read and asked for nothing."""
-    return message.get_content_type() == "multipart/report"
 
 
 def _structured(message: Message, key: str) -> list[Report] | None:
