@@ -468,3 +468,18 @@ def test_ses_subscriptions_are_confirmed_on_sns_hosts_only(
     elsewhere = dict(confirmation, SubscribeURL="https://attacker.example/?Action=Confirm")
     assert post_sns(web, sns(elsewhere)).status_code == 403
     assert fetch.fetched == []  # the certificate is remembered; the address never fetched
+
+
+def test_control_characters_in_a_report_are_dropped_not_a_500(
+    web: FlaskClient, session: Session, ada: Subscriber
+) -> None:
+    payload = {
+        "email": "ada@example.org\u0000",
+        "type": "soft",
+        "reason": "mailbox\u0000 full\u0007",
+        "id": "evt\u0000-1",
+    }
+    assert generic(web, payload).status_code == 200
+    assert generic(web, dict(payload, email="nobody\u0000@example.org")).status_code == 200
+    stored = session.scalars(select(BounceReport)).one()
+    assert (stored.reason, stored.report_id) == ("mailbox full", "generic:evt-1")

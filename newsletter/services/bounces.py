@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.addresses import email_key
+from newsletter.controls import replace_controls
 from newsletter.db import utcnow
 from newsletter.isotime import iso_utc
 from newsletter.mail.bounce_reports import Report
@@ -100,8 +101,10 @@ def record_report(
         delivery_id=delivery.id if delivery is not None else None,
         kind=report.kind.value,
         source=source,
-        reason=report.reason,
-        report_id=report.report_id[:REPORT_ID_LENGTH],
+        # Reports are written by strangers: PostgreSQL refuses NUL in text, and the rest
+        # of the control characters mean nothing in a reason.
+        reason=replace_controls(report.reason),
+        report_id=replace_controls(report.report_id)[:REPORT_ID_LENGTH],
         at=now,
     )
     try:
@@ -113,7 +116,7 @@ def record_report(
     if report.kind is BounceKind.HARD:
         record_hard_bounce(session, subscriber)
         if delivery is not None:
-            delivery.last_error = f"bounced: {report.reason}"[:LAST_ERROR_LENGTH]
+            delivery.last_error = f"bounced: {stored.reason}"[:LAST_ERROR_LENGTH]
     elif report.kind is BounceKind.SOFT:
         sent = delivery.sent_at if delivery is not None and delivery.sent_at else now
         if (
@@ -122,7 +125,7 @@ def record_report(
         ):
             subscriber.status = SubscriberStatus.BOUNCED
     else:
-        evidence = Evidence(method=f"complaint report ({source})", note=report.reason or None)
+        evidence = Evidence(method=f"complaint report ({source})", note=stored.reason or None)
         withdraw(session, (Subscriber.id == subscriber.id,), ConsentKind.COMPLAINT, evidence)
         suppress(session, subscriber.email, COMPLAINT_REASON)
     session.flush()
@@ -136,8 +139,9 @@ def _subject(session: Session, report: Report) -> tuple[Subscriber, Delivery | N
     if report.delivery_id is not None:
         delivery = session.get(Delivery, report.delivery_id)
     if delivery is None and report.message_id:
+        message_id = replace_controls(report.message_id).strip()
         delivery = session.scalar(
-            select(Delivery).where(Delivery.message_id == report.message_id.strip()).limit(1)
+            select(Delivery).where(Delivery.message_id == message_id).limit(1)
         )
     if delivery is not None:
         if delivery.subscriber_id is None:
@@ -146,10 +150,7 @@ def _subject(session: Session, report: Report) -> tuple[Subscriber, Delivery | N
         return (subscriber, delivery) if subscriber is not None else None
     if not report.email:
         return None
-    try:
-        key = email_key(report.email)
-    except ValueError:
-        return None
+    key = email_key(replace_controls(report.email))
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email_key == key))
     if subscriber is None:
         return None

@@ -59,7 +59,8 @@ def init_app(app: Flask) -> None:
 
 def _fetch() -> Fetch:
     """The SNS fetch (tests set ``SNS_FETCH``), remembering certificates it got."""
-    fetch: Fetch = current_app.config.get("SNS_FETCH") or fetch_https
+    given = current_app.config.get("SNS_FETCH")
+    fetch: Fetch = given if callable(given) else fetch_https
     cache: dict[str, bytes] = current_app.extensions[CERTIFICATES]
 
     def cached(url: str) -> bytes:
