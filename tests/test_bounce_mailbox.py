@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import imaplib
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -196,9 +195,7 @@ def test_two_runs_at_once_act_on_a_report_once(
 
 @pytest.fixture
 def imap_account(imap_server: ImapServer) -> tuple[str, str]:
-    user, password = f"bounces{uuid.uuid4().hex[:10]}", uuid.uuid4().hex
-    imap_server.add_user(user, password)
-    return user, password
+    return imap_server.new_account()
 
 
 def folder_subjects(imap: imaplib.IMAP4, folder: str) -> list[str]:
@@ -214,6 +211,7 @@ def folder_subjects(imap: imaplib.IMAP4, folder: str) -> list[str]:
 
 
 def test_an_imap_mailbox_is_read_and_handled_reports_are_moved(
+    request: pytest.FixtureRequest,
     make_app: Callable[..., Flask],
     session: Session,
     imap_server: ImapServer,
@@ -224,6 +222,7 @@ def test_an_imap_mailbox_is_read_and_handled_reports_are_moved(
     verp = get_runtime(app).site.verp
     messages = people(session, verp)  # type: ignore[arg-type]
     imap = imap_server.connect(user, password)
+    request.addfinalizer(imap.logout)
     for raw in messages.values():
         assert imap.append("INBOX", None, None, raw)[0] == "OK"
 
@@ -245,7 +244,6 @@ def test_an_imap_mailbox_is_read_and_handled_reports_are_moved(
     again = app.test_cli_runner().invoke(args=["bounces", "process"])
     assert again.output.startswith("Read 0 reports")
     assert folder_subjects(imap, "INBOX") == ["Out of office: Our news this week"]
-    imap.logout()
 
 
 def test_mailbox_problems_are_one_line(

@@ -12,6 +12,7 @@ import grp
 import imaplib
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -70,24 +71,29 @@ userdb {{
 """
 
 
-@dataclass(frozen=True)
+@dataclass
 class ImapServer:
     host: str
     port: int
     maildirs: Path
-    passwd: Path
+    # Accounts made before Dovecot starts: it may not notice a passwd-file changed twice
+    # within one second, so none is added while it runs.
+    accounts: list[tuple[str, str]]
 
-    def add_user(self, name: str, password: str) -> None:
-        """A new account; Dovecot reads the passwd-file at each login."""
-        with self.passwd.open("a") as handle:
-            handle.write(f"{name}:{{PLAIN}}{password}::::::\n")
+    def new_account(self) -> tuple[str, str]:
+        """A user and password no test has used yet, with an empty mailbox."""
+        return self.accounts.pop()
 
     def url(self, user: str, password: str, folder: str = "INBOX") -> str:
         return f"imap://{user}:{password}@{self.host}:{self.port}/{folder}"
 
     def connect(self, user: str, password: str) -> imaplib.IMAP4:
         imap = imaplib.IMAP4(self.host, self.port, timeout=10)
-        imap.login(user, password)
+        try:
+            imap.login(user, password)
+        except imaplib.IMAP4.error:
+            imap.shutdown()
+            raise
         return imap
 
 
@@ -100,8 +106,8 @@ def _answers(port: int) -> bool:
 
 
 @contextmanager
-def running_dovecot(startup_timeout: float = 30) -> Iterator[ImapServer]:
-    """Start Dovecot with no accounts yet (see ``ImapServer.add_user``); yield where it
+def running_dovecot(accounts: int = 40, startup_timeout: float = 30) -> Iterator[ImapServer]:
+    """Start Dovecot with this many accounts (see ``ImapServer.new_account``); yield where it
     listens."""
     if not os.path.exists(DOVECOT):
         raise RuntimeError("dovecot is not installed: apt-get install dovecot-imapd")
@@ -112,7 +118,10 @@ def running_dovecot(startup_timeout: float = 30) -> Iterator[ImapServer]:
         port = free_port()
         for sub in ("run", "state", "mail", "home"):
             (root / sub).mkdir()
-        (root / "passwd").write_text("")
+        made = [(f"bounces{n}", secrets.token_hex(12)) for n in range(accounts)]
+        (root / "passwd").write_text(
+            "".join(f"{name}:{{PLAIN}}{password}::::::\n" for name, password in made)
+        )
         config = root / "dovecot.conf"
         config.write_text(
             CONFIG.format(
@@ -138,7 +147,7 @@ def running_dovecot(startup_timeout: float = 30) -> Iterator[ImapServer]:
             startup_timeout=startup_timeout,
         ):
             try:
-                yield ImapServer("127.0.0.1", port, root / "mail", root / "passwd")
+                yield ImapServer("127.0.0.1", port, root / "mail", made)
             finally:
                 # runuser passes the stop on to Dovecot; this makes sure its children go too.
                 subprocess.run(
