@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.db import utcnow
-from newsletter.mail.bounce_mailbox import MaildirMailbox
+from newsletter.mail.bounce_mailbox import ImapMailbox, MaildirMailbox, parse_mailbox_url
 from newsletter.models import (
     BounceReport,
     ConsentEvent,
@@ -283,3 +283,47 @@ def test_a_maildir_run_never_deletes(
         assert result.exit_code == 0
     assert maildir_files(maildir) == before
     assert not (maildir / ".processed").exists() or not os.listdir(maildir / ".processed" / "cur")
+
+
+@pytest.mark.parametrize("without", [{"MOVE"}, {"MOVE", "UIDPLUS"}])
+def test_a_server_without_move_gets_copy_and_expunge(
+    request: pytest.FixtureRequest,
+    make_app: Callable[..., Flask],
+    session: Session,
+    imap_server: ImapServer,
+    imap_account: tuple[str, str],
+    without: set[str],
+) -> None:
+    user, password = imap_account
+    app = make_app()
+    add_subscriber(session, "cy@example.org", "Cy", "Young")
+    imap = imap_server.connect(user, password)
+    request.addfinalizer(imap.logout)
+    imap.append("INBOX", None, None, exim_bounce(BOUNCES, "cy@example.org"))
+    imap.append("INBOX", None, None, out_of_office(BOUNCES))
+    # A message a person marked deleted but did not expunge.
+    imap.append("INBOX", r"(\Deleted)", None, out_of_office(BOUNCES).replace(b"Out", b"Gone"))
+
+    mailbox = ImapMailbox(parse_mailbox_url(imap_server.url(user, password)))
+    mailbox.capabilities -= without
+    try:
+        run = process_mailbox(get_runtime(app).sessions, mailbox, None, 3)
+    finally:
+        mailbox.close()
+
+    # The message a person marked deleted is theirs: not read, not removed.
+    assert (run.moved, run.applied["hard"], len(run.unread)) == (1, 1, 1)
+    assert folder_subjects(imap, "processed") == [
+        "Mail delivery failed: returning message to sender"
+    ]
+    left = folder_subjects(imap, "INBOX")
+    assert "Gone of office: Our news this week" in left
+    assert "Out of office: Our news this week" in left
+    # Without UIDPLUS the handled message's original stays, marked deleted, never read again.
+    assert len(left) == (3 if "UIDPLUS" in without else 2)
+    again = ImapMailbox(parse_mailbox_url(imap_server.url(user, password)))
+    again.capabilities -= without
+    try:
+        assert [name for name, _ in again.messages()] == ["2"]
+    finally:
+        again.close()

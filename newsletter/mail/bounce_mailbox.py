@@ -173,7 +173,7 @@ class ImapMailbox:
         self._processed_ready = False
 
     def messages(self) -> Iterator[tuple[str, bytes]]:
-        status, data = self._call("UID SEARCH", lambda: self.imap.uid("SEARCH", "ALL"))
+        status, data = self._call("UID SEARCH", lambda: self.imap.uid("SEARCH", "UNDELETED"))
         found = data[0] if status == "OK" and data and isinstance(data[0], bytes) else b""
         for uid in found.decode("ascii").split():
             status, parts = self._call("UID FETCH", partial(self._fetch, uid))
@@ -200,7 +200,11 @@ class ImapMailbox:
             if status == "OK":
                 flags = r"(\Deleted)"
                 self._call("UID STORE", lambda: self.imap.uid("STORE", name, "+FLAGS", flags))
-                self._call("EXPUNGE", self.imap.expunge)
+                # Only this message goes: a plain EXPUNGE would also take messages a person
+                # marked deleted. Without UIDPLUS the copy left behind stays marked, and is
+                # not read again (the search skips deleted messages).
+                if "UIDPLUS" in self.capabilities:
+                    self._call("UID EXPUNGE", lambda: self.imap.uid("EXPUNGE", name))
         if status != "OK":
             raise MailboxError(f"cannot move message {name} to {self.url.processed}: {data!r}")
 
