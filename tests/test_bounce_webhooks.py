@@ -483,3 +483,11 @@ def test_control_characters_in_a_report_are_dropped_not_a_500(
     assert generic(web, dict(payload, email="nobody\u0000@example.org")).status_code == 200
     stored = session.scalars(select(BounceReport)).one()
     assert (stored.reason, stored.report_id) == ("mailbox full", "generic:evt-1")
+
+
+def test_a_delivery_number_past_any_id_is_an_unknown_report(
+    web: FlaskClient, session: Session
+) -> None:
+    for number in (2**31, 10**30, -1, 0):
+        assert generic(web, {"delivery": number, "type": "hard"}).status_code == 200
+    assert report_count(session) == 0

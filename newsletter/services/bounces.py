@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.addresses import email_key
 from newsletter.controls import replace_controls
-from newsletter.db import utcnow
+from newsletter.db import MAX_ID, utcnow
 from newsletter.isotime import iso_utc
 from newsletter.mail.bounce_reports import Report
 from newsletter.models import (
@@ -136,7 +136,8 @@ def _subject(session: Session, report: Report) -> tuple[Subscriber, Delivery | N
     """Whom the report is about and which delivery: by VERP, then the quoted Message-ID,
     then the address (with that person's last sent message as the delivery)."""
     delivery: Delivery | None = None
-    if report.delivery_id is not None:
+    # A number past the largest id names no row (and would fail inside the driver).
+    if report.delivery_id is not None and 0 < report.delivery_id <= MAX_ID:
         delivery = session.get(Delivery, report.delivery_id)
     if delivery is None and report.message_id:
         message_id = replace_controls(report.message_id).strip()
