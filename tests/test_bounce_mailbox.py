@@ -129,10 +129,11 @@ def test_a_maildir_is_read_once_and_what_cannot_be_read_stays(
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == (
-        "Read 6 reports and moved them to processed: 3 hard bounces, 0 soft bounces, 1 complaints."
+        "Handled 6 messages, moved to processed: hard bounces 3, soft bounces 0, complaints 1."
     )
     assert lines[1] == (
-        "Already handled: 0; about unknown addresses (ignored): 1; notices needing nothing: 1."
+        "Reports already handled before: 0; about unknown addresses (ignored): 1; "
+        "notices needing nothing: 1."
     )
     assert lines[2].startswith(f"Left in maildir://{maildir}, not reports")
     assert "Out of office: Our news this week" in lines[3] and "6.away" in lines[3]
@@ -146,7 +147,7 @@ def test_a_maildir_is_read_once_and_what_cannot_be_read_stays(
 
     again = app.test_cli_runner().invoke(args=["bounces", "process"])
     assert again.exit_code == 0
-    assert again.output.splitlines()[0].startswith("Read 0 reports")
+    assert again.output.splitlines()[0].startswith("Handled 0 messages")
     assert "6.away" in again.output
     assert list(maildir_files(maildir).values()) == [away]
     check_effects(session)
@@ -230,7 +231,7 @@ def test_an_imap_mailbox_is_read_and_handled_reports_are_moved(
 
     assert result.exit_code == 0, result.output
     assert result.output.startswith(
-        "Read 6 reports and moved them to processed: 3 hard bounces, 0 soft bounces, 1 complaints."
+        "Handled 6 messages, moved to processed: hard bounces 3, soft bounces 0, complaints 1."
     )
     assert "Out of office" in result.output
     check_effects(session)
@@ -242,7 +243,7 @@ def test_an_imap_mailbox_is_read_and_handled_reports_are_moved(
     assert len(unseen[0].split()) == 1
 
     again = app.test_cli_runner().invoke(args=["bounces", "process"])
-    assert again.output.startswith("Read 0 reports")
+    assert again.output.startswith("Handled 0 messages")
     assert folder_subjects(imap, "INBOX") == ["Out of office: Our news this week"]
 
 

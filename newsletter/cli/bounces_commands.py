@@ -65,11 +65,11 @@ def process() -> None:
     finally:
         mailbox.close()
     where = parse_mailbox_url(url)
-    acted = state_counts(run.applied, KIND_NAMES, names=KIND_NAMES, form="{count} {state}")
-    click.echo(f"Read {run.moved} reports and moved them to {where.processed}: {acted}.")
+    acted = state_counts(run.applied, KIND_NAMES, names=KIND_NAMES)
+    click.echo(f"Handled {run.moved} messages, moved to {where.processed}: {acted}.")
     click.echo(
-        f"Already handled: {run.repeats}; about unknown addresses (ignored): {run.unknown}; "
-        f"notices needing nothing: {run.notices}."
+        f"Reports already handled before: {run.repeats}; about unknown addresses (ignored): "
+        f"{run.unknown}; notices needing nothing: {run.notices}."
     )
     if run.unread:
         click.echo(
