@@ -6,6 +6,7 @@ from flask import Flask
 
 from newsletter.cli import (
     articles_commands,
+    bounces_commands,
     db_commands,
     digest_commands,
     dkim_commands,
@@ -30,3 +31,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(topics_commands.topics)
     app.cli.add_command(embed_commands.embed)
     app.cli.add_command(dkim_commands.dkim)
+    app.cli.add_command(bounces_commands.bounces)
