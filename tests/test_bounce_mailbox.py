@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import imaplib
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -30,6 +32,7 @@ from newsletter.runtime import get_runtime
 from newsletter.services.bounce_mailbox import process_mailbox
 from newsletter.services.privacy import suppression_reason
 from newsletter.verp import Verp
+from tests.sending_support import NEWSLETTER, environment
 from tests.support.bounce_samples import (
     arf_complaint,
     exim_bounce,
@@ -328,3 +331,29 @@ def test_a_server_without_move_gets_copy_and_expunge(
         assert [name for name, _ in again.messages()] == ["2"]
     finally:
         again.close()
+
+
+def test_a_detector_tripping_over_a_message_prints_no_traceback(
+    make_app: Callable[..., Flask], base_config: dict[str, Any], tmp_path: Path
+) -> None:
+    # An empty file trips one of the mail-server detectors, which logs its exception; the run
+    # is a process of its own, as cron starts it, so nothing of the test's logging is in play.
+    maildir = tmp_path / "bounces"
+    for folder in ("new", "cur", "tmp"):
+        (maildir / folder).mkdir(parents=True)
+    (maildir / "new" / "empty.eml").write_bytes(b"")
+    make_app()  # the schema
+    run = subprocess.run(
+        [*NEWSLETTER, "bounces", "process"],
+        env=environment(
+            base_config, base_config["MAIL_URL"], NEWSLETTER_BOUNCE_MAILBOX=f"maildir://{maildir}"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("Handled 0 messages")
+    assert "new/empty.eml" in run.stdout
+    assert "Traceback" not in run.stderr and "Exception" not in run.stderr, run.stderr
+    assert (maildir / "new" / "empty.eml").exists()

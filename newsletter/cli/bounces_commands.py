@@ -66,7 +66,8 @@ def process() -> None:
         mailbox.close()
     where = parse_mailbox_url(url)
     acted = state_counts(run.applied, KIND_NAMES, names=KIND_NAMES)
-    click.echo(f"Handled {run.moved} messages, moved to {where.processed}: {acted}.")
+    messages = "message" if run.moved == 1 else "messages"
+    click.echo(f"Handled {run.moved} {messages}, moved to {where.processed}: {acted}.")
     click.echo(
         f"Reports already handled before: {run.repeats}; about unknown addresses (ignored): "
         f"{run.unknown}; notices needing nothing: {run.notices}."

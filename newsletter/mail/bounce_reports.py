@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import email
 import hashlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from email.message import Message
@@ -32,6 +33,13 @@ from newsletter.models import BounceKind
 from newsletter.verp import Verp
 
 __all__ = ["Report", "UnreadableReport", "read_report", "report_key"]
+
+# The detectors log each exception one of them raises on a malformed message, traceback and
+# all, then go on with the others. Such a message is listed as unreadable by the command that
+# reads the mailbox; its traceback would only bury that line.
+_detectors_log = logging.getLogger("flufl.bounce")
+_detectors_log.addHandler(logging.NullHandler())
+_detectors_log.propagate = False
 
 # Headers a receiving mail server writes with the envelope recipient: where a VERP address
 # survives even when the report itself quotes nothing of our message.
