@@ -25,6 +25,7 @@ from newsletter.web import (
     security,
     signup,
     unsubscribe,
+    webhooks,
 )
 
 __all__ = ["ConfigError", "create_app"]
@@ -76,6 +77,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(preferences.bp)
     app.register_blueprint(embed.bp)
     app.register_blueprint(branding.bp)
+    app.register_blueprint(webhooks.bp)
 
 
 def _register_extensions(app: Flask) -> None:
@@ -83,6 +85,7 @@ def _register_extensions(app: Flask) -> None:
     limits.init_app(app)
     security.init_app(app)
     embed.init_app(app)
+    webhooks.init_app(app)
 
 
 def _register_errorhandlers(app: Flask) -> None:

@@ -21,10 +21,12 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from newsletter import csp
 from newsletter.branding import parse_colour, parse_web_address
+from newsletter.mail.bounce_mailbox import parse_mailbox_url
 from newsletter.mail.dkim import DkimKeyError, load_ed25519_key, load_rsa_key, valid_selector
 from newsletter.mail.urls import MailURLError, parse_mail_url
 from newsletter.origins import parse_origins
 from newsletter.schedule import ScheduleError, parse_rhythm, parse_schedule, parse_zone
+from newsletter.signatures import load_sendgrid_key
 from newsletter.site import DkimKeys
 from newsletter.validation import InvalidValue, clean_email
 
@@ -79,6 +81,17 @@ DEFAULTS: dict[str, Any] = {
     "WELCOME": False,
     # Where replies to any message go, when not to the sender.
     "REPLY_TO": "",
+    # Bounces and complaints: the VERP return path, the mailbox reports arrive in, and the
+    # credentials of each provider's webhook (an empty one leaves that webhook off).
+    "BOUNCE_ADDRESS": "",
+    "BOUNCE_MAILBOX": "",
+    "SOFT_BOUNCE_LIMIT": 3,
+    "WEBHOOK_TOKEN": "",
+    "WEBHOOK_RATE_LIMIT": "600 per minute",
+    "POSTMARK_WEBHOOK_CREDENTIALS": "",
+    "MAILGUN_SIGNING_KEY": "",
+    "SENDGRID_PUBLIC_KEY": "",
+    "SNS_TOPIC_ARNS": "",
 }
 
 BOOLEAN_SETTINGS = (
@@ -116,6 +129,7 @@ NUMBER_SETTINGS = {
     "TRUSTED_PROXIES": Bounds(int, 0),
     "SIGNUP_MIN_SECONDS": Bounds(float, 0, 10, noun="seconds"),
     "ARTICLE_SETTLE_MINUTES": Bounds(int, 0, 10080),
+    "SOFT_BOUNCE_LIMIT": Bounds(int, 1),
 }
 
 # Text settings are taken from the environment as typed: Flask would read
@@ -146,6 +160,14 @@ TEXT_SETTINGS = (
     "TIMEZONE",
     "DEFAULT_RHYTHM",
     "REPLY_TO",
+    "BOUNCE_ADDRESS",
+    "BOUNCE_MAILBOX",
+    "WEBHOOK_TOKEN",
+    "WEBHOOK_RATE_LIMIT",
+    "POSTMARK_WEBHOOK_CREDENTIALS",
+    "MAILGUN_SIGNING_KEY",
+    "SENDGRID_PUBLIC_KEY",
+    "SNS_TOPIC_ARNS",
 )
 
 
@@ -232,7 +254,8 @@ def _check(config: dict[str, Any]) -> None:
         value = str(config[name])
         if "\r" in value or "\n" in value:
             raise ConfigError(f"{_setting(name)}: must be one line")
-    _check_rate_limit(str(config["SIGNUP_RATE_LIMIT"]))
+    _check_rate_limit("SIGNUP_RATE_LIMIT", str(config["SIGNUP_RATE_LIMIT"]))
+    _check_rate_limit("WEBHOOK_RATE_LIMIT", str(config["WEBHOOK_RATE_LIMIT"]))
     level = str(config["LOG_LEVEL"]).upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ConfigError(f"{_setting('LOG_LEVEL')}: expected DEBUG, INFO, WARNING or ERROR")
@@ -267,6 +290,46 @@ def _check_automation(config: dict[str, Any]) -> None:
     feeds = config["FEEDS"]
     config["FEEDS"] = feeds.split() if isinstance(feeds, str) else [str(feed) for feed in feeds]
     config["REPLY_TO"] = _check_reply_to(str(config["REPLY_TO"]))
+    _check_bounces(config)
+
+
+def _check_bounces(config: dict[str, Any]) -> None:
+    """The bounce address, the bounce mailbox and the webhooks' keys."""
+    for name in (
+        "BOUNCE_ADDRESS",
+        "BOUNCE_MAILBOX",
+        "WEBHOOK_TOKEN",
+        "POSTMARK_WEBHOOK_CREDENTIALS",
+        "MAILGUN_SIGNING_KEY",
+        "SENDGRID_PUBLIC_KEY",
+        "SNS_TOPIC_ARNS",
+    ):
+        config[name] = str(config[name]).strip()
+        if "\r" in config[name] or "\n" in config[name]:
+            raise ConfigError(f"{_setting(name)}: must be one line")
+    address = config["BOUNCE_ADDRESS"]
+    if address:
+        local, at, domain = address.rpartition("@")
+        if not at or not local or "." not in domain or "+" in local or " " in address:
+            message = (
+                f"{_setting('BOUNCE_ADDRESS')}: expected an address without '+', such as "
+                f"bounces@news.example.org, got {address!r}"
+            )
+            raise ConfigError(message)
+    if config["BOUNCE_MAILBOX"]:
+        try:
+            parse_mailbox_url(config["BOUNCE_MAILBOX"])
+        except ValueError as error:
+            raise ConfigError(f"{_setting('BOUNCE_MAILBOX')}: {error}") from None
+    credentials = config["POSTMARK_WEBHOOK_CREDENTIALS"]
+    if credentials and ":" not in credentials:
+        message = f"{_setting('POSTMARK_WEBHOOK_CREDENTIALS')}: expected USER:PASSWORD"
+        raise ConfigError(message)
+    if config["SENDGRID_PUBLIC_KEY"]:
+        try:
+            load_sendgrid_key(config["SENDGRID_PUBLIC_KEY"])
+        except ValueError as error:
+            raise ConfigError(f"{_setting('SENDGRID_PUBLIC_KEY')}: {error}") from None
 
 
 def _dkim_keys(config: dict[str, Any]) -> DkimKeys | None:
@@ -441,9 +504,9 @@ def _check_frame_ancestors(value: str) -> str:
         raise ConfigError(message) from None
 
 
-def _check_rate_limit(value: str) -> None:
+def _check_rate_limit(name: str, value: str) -> None:
     try:
         parse_many(value)
     except ValueError:
-        message = f"{_setting('SIGNUP_RATE_LIMIT')}: cannot parse {value!r} (try '10 per minute')"
+        message = f"{_setting(name)}: cannot parse {value!r} (try '10 per minute')"
         raise ConfigError(message) from None

@@ -17,6 +17,8 @@ __all__ = [
     "FORM_SIGNUP",
     "Article",
     "ArticleCategory",
+    "BounceKind",
+    "BounceReport",
     "ConsentEvent",
     "ConsentKind",
     "ConsentStatement",
@@ -55,6 +57,16 @@ class ConsentKind(StrEnum):
     WITHDRAWN = "withdrawn"
     # The person changed their topics or name on their preferences page.
     CHANGED = "changed"
+    # A withdrawal by pressing "report spam": their mail provider told us (a complaint report).
+    COMPLAINT = "complaint"
+
+
+class BounceKind(StrEnum):
+    """What a bounce or complaint report says about a person's address."""
+
+    HARD = "hard"
+    SOFT = "soft"
+    COMPLAINT = "complaint"
 
 
 class DigestStatus(StrEnum):
@@ -274,6 +286,32 @@ class Suppression(Base):
     # Hashed from the whole address case-folded, as before keys kept look-alikes apart: such
     # an entry covers every address that folds to it (see addresses.folded_suppression_hash).
     folded: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class BounceReport(Base):
+    """One bounce or complaint report about one person, as it arrived.
+
+    ``report_id`` is the raw report's Message-ID (or the provider's event id): unique per
+    person, so a report read twice, by two runs at once or a provider's retry, acts once.
+    """
+
+    __tablename__ = "bounce_reports"
+    __table_args__ = (
+        UniqueConstraint("report_id", "subscriber_id", name="uq_bounce_reports_report"),
+        Index("ix_bounce_reports_subscriber_at", "subscriber_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    # Where it came from: "mailbox", or the webhook's provider (ses, postmark, …).
+    source: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    report_id: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 SLUG_LENGTH = 64

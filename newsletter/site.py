@@ -11,6 +11,7 @@ from typing import Any
 import idna
 
 from newsletter.tokens import Tokens
+from newsletter.verp import Verp
 
 __all__ = ["DkimKeys", "Site"]
 
@@ -44,6 +45,9 @@ class Site:
     default_rhythm: str = "each"
     # Where replies go, when that is not the sender (a checked mailbox, or empty).
     reply_to: str = ""
+    # The VERP return path's base (NEWSLETTER_BOUNCE_ADDRESS); empty: the sender's address.
+    bounce_address: str = ""
+    secret_key_fallbacks: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Site:
@@ -62,12 +66,27 @@ class Site:
             welcome=bool(config.get("WELCOME", False)),
             default_rhythm=str(config.get("DEFAULT_RHYTHM", "each")),
             reply_to=config.get("REPLY_TO", ""),
+            bounce_address=config.get("BOUNCE_ADDRESS", ""),
+            secret_key_fallbacks=tuple(config["SECRET_KEY_FALLBACKS"]),
         )
 
     @cached_property
     def sender_address(self) -> str:
         """The bare address of the From header, used as the envelope sender."""
         return parseaddr(self.sender)[1]
+
+    @cached_property
+    def verp(self) -> Verp | None:
+        """The signed return paths, when a bounce address is set."""
+        if not self.bounce_address:
+            return None
+        return Verp(self.bounce_address, self.secret_key, self.secret_key_fallbacks)
+
+    def return_path(self, delivery_id: int) -> str:
+        """The envelope sender of one delivery's message: its VERP address when bounces
+        are collected, otherwise the sender's own address."""
+        verp = self.verp
+        return verp.address(delivery_id) if verp is not None else self.sender_address
 
     @cached_property
     def sender_domain(self) -> str:

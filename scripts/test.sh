@@ -15,6 +15,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/n
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # The spam score of the messages we send is checked with SpamAssassin's local rules.
 command -v spamassassin >/dev/null 2>&1 || missing+=(spamassassin)
+# The IMAP server the bounce mailbox tests read reports from.
+[ -x /usr/sbin/dovecot ] && [ -x /usr/lib/dovecot/imap ] || missing+=(dovecot-imapd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
@@ -32,7 +34,9 @@ python3 -m venv .venv
 .venv/bin/lint-imports
 # PostgreSQL is started by the test session itself (tests/support/postgres.py) as the
 # postgres user when run as root, and stopped at the end; so is Redis (tests/support/redis.py),
-# on 127.0.0.1 and a free port, for the tests of limits shared by several web instances.
+# on 127.0.0.1 and a free port, for the tests of limits shared by several web instances, and
+# Dovecot (tests/support/dovecot.py), as the dovecot user when run as root, for the bounce
+# mailbox over IMAP.
 # SpamAssassin runs once per checked message, offline (`spamassassin -t -L`); where it is
 # missing those tests are left out, except when CI is set, where they fail instead.
 # Two processes (pytest-xdist), one per core of the machines this runs on: the suite takes

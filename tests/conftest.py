@@ -124,6 +124,15 @@ def redis_url(redis_server: str) -> str:
     return redis_server
 
 
+@pytest.fixture(scope="session")
+def imap_server() -> Iterator[Any]:
+    """Dovecot for the session, started the first time a test asks for it."""
+    from tests.support.dovecot import running_dovecot
+
+    with running_dovecot() as server:
+        yield server
+
+
 @pytest.fixture
 def outbox_path(tmp_path: Path) -> Path:
     return tmp_path / "outbox"

@@ -19,6 +19,7 @@ from newsletter.migrate import head_revision
 TABLES = {
     "alembic_version",
     "articles",
+    "bounce_reports",
     "consent_events",
     "consent_statements",
     "deliveries",

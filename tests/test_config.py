@@ -246,17 +246,22 @@ def test_generated_secret_key_persists_across_app_instances(instance: Path) -> N
 def test_workers_starting_together_agree_on_one_key(instance: Path) -> None:
     instance.mkdir()
     keys: list[str] = []
+    problems: list[BaseException] = []
     start = threading.Barrier(8)
 
     def worker() -> None:
         start.wait()
-        keys.append(build(instance).config["SECRET_KEY"])
+        try:
+            keys.append(build(instance).config["SECRET_KEY"])
+        except BaseException as problem:  # reported below, with what went wrong
+            problems.append(problem)
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert problems == []
     assert len(keys) == 8
     assert set(keys) == {(instance / "secret_key").read_text()}
     assert sorted(path.name for path in instance.iterdir()) == ["secret_key"]

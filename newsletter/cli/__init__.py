@@ -7,6 +7,7 @@ from flask import Flask
 from newsletter.cli import (
     articles_commands,
     auto_commands,
+    bounces_commands,
     db_commands,
     digest_commands,
     dkim_commands,
@@ -32,3 +33,4 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(topics_commands.topics)
     app.cli.add_command(embed_commands.embed)
     app.cli.add_command(dkim_commands.dkim)
+    app.cli.add_command(bounces_commands.bounces)

@@ -87,11 +87,15 @@ class Sender:
         job: Job,
         options: SendOptions | None = None,
         notice: Callable[[str], None] | None = None,
+        return_path: Callable[[int], str] | None = None,
     ) -> None:
         self.sessions = sessions
         self.engine: Engine = sessions.kw["bind"]
         self.transport = transport
         self.sender_address = sender_address
+        # The envelope sender of each delivery's message (a VERP address names the delivery,
+        # so a bounce finds its way back); the sender's own address by default.
+        self.return_path = return_path or (lambda _delivery_id: sender_address)
         self.job = job
         self.options = options or SendOptions()
         self.owner = ledger.sender_id()
@@ -308,7 +312,7 @@ class Sender:
             self._count(DeliveryStatus.SKIPPED)
             return
         try:
-            connection.send(message.data, self.sender_address, [delivery.person.email])
+            connection.send(message.data, self.return_path(delivery.id), [delivery.person.email])
         except SendError as error:
             self._record_failure(delivery, error)
             return

@@ -180,7 +180,12 @@ class Outbox:
 
     def _sender(self) -> Sender:
         return Sender(
-            self.sessions, self.transport, self.site.sender_address, self.job, FLUSH_OPTIONS
+            self.sessions,
+            self.transport,
+            self.site.sender_address,
+            self.job,
+            FLUSH_OPTIONS,
+            return_path=self.site.return_path,
         )
 
     def send_one(self, delivery_id: int) -> Counter[str]:

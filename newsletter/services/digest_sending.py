@@ -157,7 +157,13 @@ class DigestSend:
     def sender(self, options: SendOptions, notice: Callable[[str], None] | None = None) -> Sender:
         """The sender for this digest; ``run()`` it, ``interrupt()`` it from another thread."""
         return Sender(
-            self.sessions, self.transport, self.site.sender_address, self.job, options, notice
+            self.sessions,
+            self.transport,
+            self.site.sender_address,
+            self.job,
+            options,
+            notice,
+            return_path=self.site.return_path,
         )
 
     def finish(self, result: RunResult, queued: Queued) -> Finished:

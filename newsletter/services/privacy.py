@@ -18,12 +18,14 @@ from newsletter.addresses import email_key
 from newsletter.db import rowcount
 from newsletter.isotime import iso_utc
 from newsletter.models import (
+    BounceReport,
     ConsentEvent,
     Delivery,
     DeliveryStatus,
     Subscriber,
     SubscriberTopic,
 )
+from newsletter.services.bounces import reports_of
 from newsletter.services.topics import topics_of
 from newsletter.suppressions import earliest_suppression, suppress
 
@@ -99,6 +101,8 @@ def person_record(session: Session, subscriber: Subscriber) -> dict[str, Any]:
         "received_through": _time(subscriber.received_through),
         "consent": consent,
         "deliveries": _delivery_summary(session, subscriber.id),
+        # What mail providers reported back: bounces and complaints.
+        "bounce_reports": [row.as_dict() for row in reports_of(session, subscriber.id)],
     }
 
 
@@ -175,6 +179,7 @@ def erase(session: Session, subscriber: Subscriber) -> Erasure:
     # must go even on a database where foreign keys were left unenforced.
     session.execute(delete(ConsentEvent).where(ConsentEvent.subscriber_id == erasure_id))
     session.execute(delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == erasure_id))
+    session.execute(delete(BounceReport).where(BounceReport.subscriber_id == erasure_id))
     session.execute(
         update(Delivery)
         .where(Delivery.subscriber_id == erasure_id)

@@ -7,7 +7,7 @@ wins records the withdrawal, and every other one finds the work done.
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.db import rowcount, utcnow
@@ -19,10 +19,10 @@ from newsletter.models import (
     SubscriberStatus,
 )
 from newsletter.services.consent import Evidence, latest_given_event, record_event
-from newsletter.services.subscriptions import find_by_token
+from newsletter.services.errors import LinkNoLongerValid
 from newsletter.tokens import TokenData
 
-__all__ = ["SKIPPED_REASON", "unsubscribe"]
+__all__ = ["SKIPPED_REASON", "unsubscribe", "withdraw"]
 
 # Kept on each delivery the withdrawal cancels, so staff can tell why it never went out.
 SKIPPED_REASON = "subscriber unsubscribed"
@@ -37,6 +37,29 @@ def unsubscribe(session: Session, data: TokenData, evidence: Evidence) -> Subscr
     Raises :class:`~newsletter.services.errors.LinkNoLongerValid` when the subscriber is gone
     or the token's nonce is not theirs; nothing is changed then.
     """
+    subscriber, _ = withdraw(
+        session,
+        (Subscriber.id == data.subscriber_id, Subscriber.token_nonce == data.nonce),
+        ConsentKind.WITHDRAWN,
+        evidence,
+    )
+    if subscriber is None:
+        raise LinkNoLongerValid("this link is no longer valid")
+    return subscriber
+
+
+def withdraw(
+    session: Session,
+    who: tuple[ColumnElement[bool], ...],
+    kind: ConsentKind,
+    evidence: Evidence,
+) -> tuple[Subscriber | None, bool]:
+    """Take the subscriber ``who`` selects off the list, once: the subscriber (None when
+    nobody matches) and whether this call did it.
+
+    The call that changes the status records a withdrawal event of ``kind`` (``withdrawn``
+    for a link, ``complaint`` for a spam report) and skips every delivery still queued.
+    """
     now = utcnow()
     # The UPDATE is the transaction's first statement on purpose. On SQLite a transaction that
     # writes before reading waits for the write lock (busy timeout); one that read first holds
@@ -45,24 +68,22 @@ def unsubscribe(session: Session, data: TokenData, evidence: Evidence) -> Subscr
     changed = rowcount(
         session.execute(
             update(Subscriber)
-            .where(
-                Subscriber.id == data.subscriber_id,
-                Subscriber.token_nonce == data.nonce,
-                Subscriber.status != SubscriberStatus.UNSUBSCRIBED,
-            )
+            .where(*who, Subscriber.status != SubscriberStatus.UNSUBSCRIBED)
             .values(status=SubscriberStatus.UNSUBSCRIBED, unsubscribed_at=now, updated_at=now)
             .execution_options(synchronize_session=False)
         )
     )
-    subscriber = find_by_token(session, data)
+    subscriber = session.scalar(select(Subscriber).where(*who))
+    if subscriber is None:
+        return None, False
     session.refresh(subscriber)
     if changed != 1:
-        return subscriber
+        return subscriber, False
     given = latest_given_event(session, subscriber)
     record_event(
         session,
         subscriber,
-        ConsentKind.WITHDRAWN,
+        kind,
         evidence,
         given.statement if given is not None else None,
         at=now,
@@ -74,4 +95,4 @@ def unsubscribe(session: Session, data: TokenData, evidence: Evidence) -> Subscr
         .execution_options(synchronize_session=False)
     )
     session.flush()
-    return subscriber
+    return subscriber, True

@@ -1,4 +1,4 @@
-"""Rate limits on signup POSTs, per client address."""
+"""Rate limits per client address: on signup POSTs, and on the bounce webhooks."""
 
 from __future__ import annotations
 
@@ -15,10 +15,15 @@ from newsletter.config import ConfigError
 __all__ = ["init_app"]
 
 LIMITED_ENDPOINTS = ("signup.subscribe", "signup.renew_confirmation")
+WEBHOOK_ENDPOINTS = ("webhooks.receive",)
 
 
 def _signup_limit() -> str:
     return str(current_app.config["SIGNUP_RATE_LIMIT"])
+
+
+def _webhook_limit() -> str:
+    return str(current_app.config["WEBHOOK_RATE_LIMIT"])
 
 
 def init_app(app: Flask) -> None:
@@ -33,10 +38,14 @@ def init_app(app: Flask) -> None:
     except ConfigurationError as error:
         # An unknown scheme, or redis:// without the redis package installed.
         raise ConfigError(f"NEWSLETTER_RATELIMIT_STORAGE_URI: {error}") from None
-    for endpoint in LIMITED_ENDPOINTS:
-        # Flask-Limiter checks a decorated limit in the wrapper it returns, so the wrapper must
-        # replace the view; the limit is never checked otherwise.
-        view = app.view_functions[endpoint]
-        limited = limiter.limit(_signup_limit, methods=["POST"])(view)
-        app.view_functions[endpoint] = cast(RouteCallable, limited)
+    for endpoints, limit in (
+        (LIMITED_ENDPOINTS, _signup_limit),
+        (WEBHOOK_ENDPOINTS, _webhook_limit),
+    ):
+        for endpoint in endpoints:
+            # Flask-Limiter checks a decorated limit in the wrapper it returns, so the wrapper
+            # must replace the view; the limit is never checked otherwise.
+            view = app.view_functions[endpoint]
+            limited = limiter.limit(limit, methods=["POST"])(view)
+            app.view_functions[endpoint] = cast(RouteCallable, limited)
     app.extensions["newsletter.limiter"] = limiter
