@@ -158,7 +158,7 @@ def _at_a_terminal() -> bool:
 )
 @click.option(
     "--batch",
-    default=20,
+    default=100,
     show_default=True,
     type=click.IntRange(1, 1000),
     help="Deliveries a worker claims at a time.",

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SendOptions:
     workers: int = 4
-    batch: int = 20
+    batch: int = 100
     rate: float | None = None
     max_errors: int = 10
     lease: timedelta = timedelta(seconds=30)

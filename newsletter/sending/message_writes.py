@@ -222,7 +222,8 @@ def _sqlite_statements(
 
 def _datetime_param(dialect: Dialect) -> Callable[[datetime], Any]:
     """How ``sent_at`` goes to the driver: as SQLAlchemy would store it."""
-    process = Delivery.__table__.c.sent_at.type.bind_processor(dialect)
+    column_type = Delivery.__table__.c.sent_at.type
+    process = column_type.dialect_impl(dialect).bind_processor(dialect)
     return process if process is not None else (lambda value: value)
 
 
