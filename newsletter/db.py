@@ -50,6 +50,26 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect: Any) -> Any:
+        """The usual conversion, remembering the last value: a batch insert of thousands of
+        rows (an import) passes the same moment for every row, and converting it was a tenth
+        of the import's time."""
+        process = super().bind_processor(dialect)
+        if process is None:
+            return None
+        # One (value, result) pair, replaced whole, so threads sharing it never see a mix.
+        last: list[tuple[Any, Any]] = [(object(), None)]
+
+        def remembering(value: Any) -> Any:
+            seen, result = last[0]
+            if value is seen:
+                return result
+            result = process(value)
+            last[0] = (value, result)
+            return result
+
+        return remembering
+
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
