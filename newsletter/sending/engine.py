@@ -161,8 +161,11 @@ class Sender:
         self._interrupted = True
         self.stop()
 
-    def send_now(self, delivery_ids: list[int]) -> Counter[str]:
-        """Send these deliveries at once on one connection (a confirmation after a signup)."""
+    def send_now(
+        self, delivery_ids: list[int], connection: Connection | None = None
+    ) -> Counter[str]:
+        """Send these deliveries at once on one connection (a confirmation after a signup):
+        ``connection`` if given (the caller keeps it open for more), else a new one."""
         with self.engine.begin() as db:
             batch = ledger.claim_batch(
                 db,
@@ -172,7 +175,9 @@ class Sender:
                 self.options.lease,
                 only=delivery_ids,
             )
-        connection = self.transport.connect()
+        own_connection = connection is None
+        if connection is None:
+            connection = self.transport.connect()
         writes = message_writes(self.engine, self.job, self.owner)
         accepted: Accepted = []
         try:
@@ -185,7 +190,8 @@ class Sender:
             self._note_recorded(writes.record(accepted))
         finally:
             writes.close()
-            connection.close()
+            if own_connection:
+                connection.close()
         return self.counts
 
     def _renew_leases(self) -> None:
