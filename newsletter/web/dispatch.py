@@ -66,8 +66,8 @@ class MailDispatcher:
             self._waiting.extend(delivery_ids)
             if self._running > self._busy or self._running >= self._workers:
                 # A thread waiting with its connection open takes it now; a busy one when
-                # it finishes its batch.
-                self._changed.notify()
+                # it finishes its batch. (All are woken: drain() waits on the same condition.)
+                self._changed.notify_all()
                 return
             self._running += 1
             future = self._executor.submit(self._send_waiting)
