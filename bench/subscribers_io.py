@@ -11,11 +11,17 @@ and prints the wall time and peak resident memory (RSS) of each. The target is u
 for both import and export, whatever the number of rows.
 
     .venv/bin/python bench/subscribers_io.py [--rows N] [--keep] [--database-url URL]
+    .venv/bin/python bench/subscribers_io.py --against /tmp/base    # and a checkout's code
 
 ``--database-url`` runs against another database instead (an empty one, PostgreSQL say); it
 is migrated first. ``--topics N`` adds N topics (``newsletter topics add``, not measured)
 and a ``topics`` column giving each row a mix of them (none on every fifth row, one to three
-slugs on the others), which the import stores and the export writes back.
+slugs on the others), which the import stores and the export writes back. ``--against PATH``
+runs the same steps again with the code of another checkout (a worktree of the previous
+commit, say) on the same file, on a fresh SQLite file or ``--against-database-url`` (another
+empty database), and prints the rate of each step against it. The CPU time of each process
+(user and system) is printed too: on a machine shared with other work it varies less than
+the wall time.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class Measurement:
     seconds: float
     peak_rss_mb: float
     exit_status: int
+    cpu_seconds: float = 0.0
 
 
 def topic_slug(number: int) -> str:
@@ -76,18 +83,77 @@ def generate(path: Path, rows: int, topics: int = 0) -> None:
 
 
 def run(step: str, args: list[str], env: dict[str, str], log: Path) -> Measurement:
-    """Run the newsletter CLI with ``args`` and measure that one process."""
+    """Run the newsletter CLI with ``args`` and measure that one process (in the folder of
+    ``PYTHONPATH`` when set, so that checkout's code is what runs)."""
     command = [sys.executable, "-c", "from newsletter.cli.main import main; main()", *args]
     with log.open("w") as output:
         started = time.perf_counter()
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=env.get("PYTHONPATH") or None,
+        )
         # wait4 gives this child's own resource usage (RUSAGE_CHILDREN would be the largest
         # of all children so far).
         _pid, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     # ru_maxrss is in kilobytes on Linux.
-    return Measurement(step, seconds, usage.ru_maxrss / 1024, process.returncode)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measurement(step, seconds, usage.ru_maxrss / 1024, process.returncode, cpu)
+
+
+def run_steps(
+    people: Path, exported: Path, env: dict[str, str], folder: Path, label: str, topics: int = 0
+) -> list[Measurement] | None:
+    """db upgrade, import, export: each measured; None when one fails (its log printed).
+    ``topics`` topics are added between the upgrade and the import, not measured."""
+    steps = [
+        ("db upgrade", ["db", "upgrade"]),
+        ("import", ["subscribers", "import", str(people), "--consent-note", "benchmark import"]),
+        ("export", ["subscribers", "export", "--out", str(exported)]),
+    ]
+    results = []
+    for step, args in steps:
+        log = folder / f"{label}-{step.replace(' ', '-')}.log"
+        measured = run(step, args, env, log)
+        results.append(measured)
+        print(f"{label} {step}: done in {measured.seconds:.1f} s", flush=True)
+        if measured.exit_status != 0:
+            print(f"{step} failed (exit {measured.exit_status}):\n{log.read_text()[-2000:]}")
+            return None
+        if step == "db upgrade" and not add_topics(topics, env, folder, label):
+            return None
+    return results
+
+
+def add_topics(topics: int, env: dict[str, str], folder: Path, label: str) -> bool:
+    for number in range(topics):
+        log = folder / f"{label}-topic-{number}.log"
+        slug = topic_slug(number)
+        args = ["topics", "add", slug, "--name", f"Topic {number}", "--match", f"Topic {number}"]
+        if run("topics add", args, env, log).exit_status != 0:
+            print(f"topics add failed:\n{log.read_text()[-2000:]}")
+            return False
+    return True
+
+
+def table(results: list[Measurement], rows: int, label: str) -> None:
+    print(f"\n{label}, load average {' '.join(f'{n:.1f}' for n in os.getloadavg())}")
+    print(
+        f"{'step':<12} {'rows':>10} {'wall s':>8} {'rows/s':>9} {'CPU s':>7} "
+        f"{'CPU µs/row':>11} {'peak RSS MB':>12}"
+    )
+    for measured in results:
+        count = rows if measured.step != "db upgrade" else 0
+        rate = f"{count / measured.seconds:,.0f}" if count else "-"
+        per_row = f"{measured.cpu_seconds / count * 1e6:.1f}" if count else "-"
+        print(
+            f"{measured.step:<12} {count:>10,} {measured.seconds:>8.1f} {rate:>9} "
+            f"{measured.cpu_seconds:>7.1f} {per_row:>11} {measured.peak_rss_mb:>12.1f}"
+        )
 
 
 def main() -> int:
@@ -100,11 +166,13 @@ def main() -> int:
     parser.add_argument(
         "--topics", type=int, default=0, help="add this many topics and a topics column"
     )
+    parser.add_argument("--against", type=Path, help="a checkout to measure the same way")
+    parser.add_argument("--against-database-url", help="an empty database for --against")
     options = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="newsletter-bench-"))
     env = {
-        **os.environ,
+        **{key: value for key, value in os.environ.items() if key != "PYTHONPATH"},
         "NEWSLETTER_INSTANCE_PATH": str(folder / "instance"),
         "NEWSLETTER_MAIL_URL": f"maildir://{folder / 'outbox'}",
     }
@@ -124,50 +192,37 @@ def main() -> int:
             + (f"; {options.topics} topics" if options.topics else ""),
             flush=True,
         )
-        steps = [
-            ("db upgrade", ["db", "upgrade"]),
-            (
-                "import",
-                ["subscribers", "import", str(people), "--consent-note", "benchmark import"],
-            ),
-            ("export", ["subscribers", "export", "--out", str(exported)]),
-        ]
-        # Topics are set up between the upgrade and the import, not measured.
-        setup = [
-            ["topics", "add", topic_slug(n), "--name", f"Topic {n}", "--match", f"Topic {n}"]
-            for n in range(options.topics)
-        ]
-        results = []
-        for step, args in steps:
-            measured = run(step, args, env, folder / f"{step.replace(' ', '-')}.log")
-            if step == "db upgrade" and measured.exit_status == 0:
-                for number, topic_args in enumerate(setup):
-                    added = run("topics add", topic_args, env, folder / f"topic-{number}.log")
-                    if added.exit_status != 0:
-                        print((folder / f"topic-{number}.log").read_text(), file=sys.stderr)
-                        return 1
-            results.append(measured)
-            print(f"{step}: done in {measured.seconds:.1f} s", flush=True)
-            if measured.exit_status != 0:
-                log = (folder / f"{step.replace(' ', '-')}.log").read_text()[-2000:]
-                print(f"{step} failed (exit {measured.exit_status}):\n{log}", file=sys.stderr)
-                return 1
+        results = run_steps(people, exported, env, folder, "this checkout", options.topics)
+        if results is None:
+            return 1
         with exported.open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle)
             exported_rows = 0
             with_topics = 0
-            for row in reader:
+            for row in csv.DictReader(handle):
                 exported_rows += 1
                 with_topics += bool(row.get("topics"))
-        print()
-        print(f"{'step':<12} {'rows':>10} {'wall s':>8} {'rows/s':>9} {'peak RSS MB':>12}")
-        for measured in results:
-            rows = options.rows if measured.step != "db upgrade" else 0
-            rate = f"{rows / measured.seconds:,.0f}" if rows else "-"
-            print(
-                f"{measured.step:<12} {rows:>10,} {measured.seconds:>8.1f} {rate:>9} "
-                f"{measured.peak_rss_mb:>12.1f}"
+        table(results, options.rows, "this checkout")
+        if options.against:
+            other_env = {
+                **env,
+                "NEWSLETTER_INSTANCE_PATH": str(folder / "instance-against"),
+                "PYTHONPATH": str(options.against),
+            }
+            other_env.pop("NEWSLETTER_DATABASE_URL", None)
+            if options.against_database_url:
+                other_env["NEWSLETTER_DATABASE_URL"] = options.against_database_url
+            theirs = run_steps(
+                people, folder / "export-against.csv", other_env, folder, "against", options.topics
             )
+            if theirs is None:
+                return 1
+            table(theirs, options.rows, f"against {options.against}")
+            print()
+            for ours, other in zip(results[1:], theirs[1:], strict=True):
+                print(
+                    f"{ours.step}: {other.seconds / ours.seconds:.2f}x the rows per second "
+                    f"(wall time); CPU time {other.cpu_seconds / ours.cpu_seconds:.2f}x less"
+                )
         print(f"\nexported rows: {exported_rows:,} (expected {options.rows:,})")
         expected_topics = sum(1 for n in range(options.rows) if n % 5) if options.topics else 0
         if options.topics:
@@ -175,6 +230,7 @@ def main() -> int:
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"largest child process overall: {children:.1f} MB (target: under {TARGET_MB} MB)")
         worst = max(m.peak_rss_mb for m in results)
+        print(f"load average at the end: {' '.join(f'{n:.1f}' for n in os.getloadavg())}")
         ok = worst < TARGET_MB and exported_rows == options.rows and with_topics == expected_topics
         print("within target" if ok else "NOT within target")
         return 0 if ok else 1

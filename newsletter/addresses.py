@@ -14,7 +14,7 @@ import unicodedata
 
 import idna
 
-__all__ = ["email_key", "folded_suppression_hash", "suppression_hash"]
+__all__ = ["email_key", "folded_suppression_hash", "key_hashes", "suppression_hash"]
 
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
@@ -56,6 +56,12 @@ def folded_suppression_hash(email: str) -> str:
     way: every address that folded to a suppressed one stays suppressed.
     """
     return _sha256(email_key(email).casefold())
+
+
+def key_hashes(key: str) -> tuple[str, str]:
+    """Both hashes of an address from its key (:func:`email_key`) already made: an import
+    has the key of every row and checks both hashes of each."""
+    return _sha256(key), _sha256(key.casefold())
 
 
 def _sha256(key: str) -> str:

@@ -25,6 +25,10 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A send keeps one connection per worker (at most 64, `digest send --workers`) for its
+# per-message writes, and a worker briefly takes a second one to record a failure; the pool
+# lets that many be open beyond its usual few (it opens them only when they are needed).
+POOL_OVERFLOW = 2 * 64 + 8
 # The largest id an Integer primary key holds on every database we run on (PostgreSQL's
 # INTEGER; SQLite's goes further). A number past it names no row, and handed to a query it
 # fails inside the driver instead of finding nothing, so callers check it first.
@@ -49,6 +53,26 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetime given to a UTC column")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Any) -> Any:
+        """The usual conversion, remembering the last value: a batch insert of thousands of
+        rows (an import) passes the same moment for every row, and converting it was a tenth
+        of the import's time."""
+        process = super().bind_processor(dialect)
+        if process is None:
+            return None
+        # One (value, result) pair, replaced whole, so threads sharing it never see a mix.
+        last: list[tuple[Any, Any]] = [(object(), None)]
+
+        def remembering(value: Any) -> Any:
+            seen, result = last[0]
+            if value is seen:
+                return result
+            result = process(value)
+            last[0] = (value, result)
+            return result
+
+        return remembering
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
@@ -79,10 +103,13 @@ def create_db_engine(url: str, *, sqlite_immediate: bool = True, **options: Any)
         if sqlite_immediate:
             connect_args["factory"] = QueuedWriterConnection
         options.setdefault("connect_args", connect_args)
+        if parsed.database not in (None, "", ":memory:"):  # a file: a pool of connections
+            options.setdefault("max_overflow", POOL_OVERFLOW)
         engine = create_engine(parsed, **options)
         _configure_sqlite(engine, take_write_lock_at_begin=sqlite_immediate)
         return engine
     options.setdefault("pool_pre_ping", True)
+    options.setdefault("max_overflow", POOL_OVERFLOW)
     return create_engine(parsed, **options)
 
 

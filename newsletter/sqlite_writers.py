@@ -28,17 +28,21 @@ except ImportError:  # not on this platform: transactions use SQLite's busy hand
 
 __all__ = ["QueuedWriterConnection"]
 
-# Lock files this thread holds through one connection: a second connection of the same thread
-# must not queue behind its own first one (it would wait forever); it falls back to SQLite's
-# busy handler, which gives up after the busy timeout.
-_held = threading.local()
+
+class _Held(threading.local):
+    """Lock files this thread holds through one connection: a second connection of the same
+    thread must not queue behind its own first one (it would wait forever); it falls back to
+    SQLite's busy handler, which gives up after the busy timeout."""
+
+    def __init__(self) -> None:
+        self.paths: Counter[str] = Counter()
+
+
+_held = _Held()
 
 
 def _held_here() -> Counter[str]:
-    if not hasattr(_held, "paths"):
-        _held.paths = Counter()
-    paths: Counter[str] = _held.paths
-    return paths
+    return _held.paths
 
 
 class QueuedWriterConnection(sqlite3.Connection):

@@ -166,7 +166,7 @@ def make_app(base_config: dict[str, Any]) -> Iterator[Callable[..., Flask]]:
 
     yield build
     for app in apps:
-        get_dispatcher(app).drain()
+        get_dispatcher(app).close()
         get_engine(app).dispose()
 
 

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from newsletter.addresses import email_key, folded_suppression_hash, suppression_hash
+from newsletter.addresses import email_key, folded_suppression_hash, key_hashes, suppression_hash
 
 
 @pytest.mark.parametrize(
@@ -71,3 +71,10 @@ def test_suppression_hashes_come_from_the_key() -> None:
     # that were one person then share it, so nothing suppressed then is mailed now.
     assert folded_suppression_hash("Straße@example.org") == suppression_hash("strasse@example.org")
     assert folded_suppression_hash("\ufb01ona@example.org") == suppression_hash("fiona@example.org")
+
+
+@pytest.mark.parametrize(
+    "typed", ["Straße@Example.org", "\ufb01ona@example.org", "A@xn--bcher-kva.example"]
+)
+def test_both_hashes_from_a_key_are_those_of_the_address(typed: str) -> None:
+    assert key_hashes(email_key(typed)) == (suppression_hash(typed), folded_suppression_hash(typed))

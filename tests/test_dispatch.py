@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from newsletter.runtime import get_runtime
 from newsletter.services.confirmations import Outbox
 from newsletter.services.consent import Evidence
 from newsletter.services.subscriptions import SignupDetails, sign_up
-from newsletter.web.dispatch import get_dispatcher
+from newsletter.web.dispatch import MailDispatcher, get_dispatcher
 from tests.conftest import post_signup
 from tests.support.mailbox import body_text, read_maildir
 from tests.support.smtp import SMTPServer
@@ -132,3 +133,67 @@ def test_the_email_is_built_after_the_database_is_let_go(
     [message] = read_maildir(outbox_path)
     assert message["To"] == "lin@example.org"
     assert "/confirm/" in body_text(message)
+
+
+def test_emails_one_after_another_share_the_connection_kept_open(
+    make_app: Callable[..., Flask], smtp_server: SMTPServer
+) -> None:
+    app = make_app(MAIL_URL=smtp_server.url)
+    greetings: list[int] = []
+    smtp_server.handler.greeting_reply = lambda: greetings.append(1)
+    client = app.test_client()
+    for number in range(3):
+        assert post_signup(client, email=f"steady{number}@example.org").status_code == 303
+        get_dispatcher(app).drain()
+        assert recipients(smtp_server)[f"steady{number}@example.org"] == 1
+    # Each email on its own, as soon as it was due, and all over one connection.
+    assert greetings == [1]
+
+
+def queued_confirmations(app: Flask, count: int) -> list[int]:
+    runtime = get_runtime(app)
+    ids = []
+    for number in range(count):
+        with runtime.sessions.begin() as session:
+            outcome = sign_up(
+                session,
+                runtime.site,
+                SignupDetails(f"later{number}@example.org", "Lin", "Ito"),
+                Evidence(FORM_SIGNUP, ip="192.0.2.1"),
+            )
+            assert outcome.confirmation is not None
+            ids.append(outcome.confirmation.id)
+    return ids
+
+
+def test_a_connection_kept_open_is_closed_after_a_quiet_spell(
+    make_app: Callable[..., Flask], smtp_server: SMTPServer
+) -> None:
+    app = make_app(MAIL_URL=smtp_server.url)
+    runtime = get_runtime(app)
+    outbox = Outbox(runtime.sessions, runtime.site, runtime.renderer, runtime.transport)
+    dispatcher = MailDispatcher(outbox, keep_open=0.2)
+    greetings: list[int] = []
+    quits: list[int] = []
+
+    async def handle_quit(server: Any, session: Any, envelope: Any) -> str:
+        quits.append(1)
+        return "221 Bye"
+
+    smtp_server.handler.greeting_reply = lambda: greetings.append(1)
+    smtp_server.handler.handle_QUIT = handle_quit  # type: ignore[attr-defined]
+    first, second = queued_confirmations(app, 2)
+    try:
+        dispatcher.submit([first])
+        dispatcher.drain()
+        # With no email for a while, the thread closes its connection (QUIT) and ends.
+        deadline = time.monotonic() + 10
+        while not quits and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (greetings, quits) == ([1], [1])
+        dispatcher.submit([second])
+        dispatcher.drain()
+    finally:
+        dispatcher.close()
+    assert (greetings, quits) == ([1, 1], [1, 1])
+    assert recipients(smtp_server) == Counter(["later0@example.org", "later1@example.org"])

@@ -3,8 +3,13 @@ commit (one statement on PostgreSQL), only while the claim is this sender's."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -15,7 +20,12 @@ from newsletter.db import create_db_engine
 from newsletter.models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus
 from newsletter.sending import ledger
 from newsletter.sending.jobs import ClaimedDelivery
-from newsletter.sending.message_writes import MessageWrites, StatementWrites, message_writes
+from newsletter.sending.message_writes import (
+    DriverWrites,
+    MessageWrites,
+    StatementWrites,
+    message_writes,
+)
 from tests.sending_support import plain_job, queued_digest
 
 OWNER = "this-host:1:aaaa"
@@ -41,10 +51,69 @@ def queue(app: Flask) -> Iterator[Queue]:
     writes.close()
 
 
-def test_postgresql_takes_one_statement_per_message(app: Flask, queue: Queue) -> None:
+def test_each_database_takes_its_own_driver_path(app: Flask, queue: Queue) -> None:
     writes, _ = queue
-    expected = "postgresql" if isinstance(writes, StatementWrites) else "sqlite"
+    expected = {StatementWrites: "postgresql", DriverWrites: "sqlite"}[type(writes)]
     assert get_engine(app).dialect.name == expected
+
+
+def writers_queue_taken(app: Flask) -> bool:
+    """Whether some connection holds the SQLite writers' lock (looked at as another process)."""
+    fd = os.open(f"{get_engine(app).url.database}-writers", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+# SQLite only: the per-message transaction runs on the driver's connection, outside the engine.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_sqlite_write_waits_its_turn_on_the_writers_lock(app: Flask, queue: Queue) -> None:
+    writes, (first, *_) = queue
+    other_writer_open = threading.Event()
+    let_go = threading.Event()
+
+    def other_writer() -> None:
+        with get_engine(app).begin() as db:
+            db.execute(text("SELECT 1"))
+            other_writer_open.set()
+            let_go.wait(10)
+
+    holder = threading.Thread(target=other_writer)
+    holder.start()
+    assert other_writer_open.wait(10)
+    done: list[tuple[int, bool]] = []
+    waiter = threading.Thread(target=lambda: done.append(writes.advance([], first.id)))
+    waiter.start()
+    waiter.join(0.3)
+    assert done == [] and waiter.is_alive()
+    let_go.set()
+    holder.join(10)
+    waiter.join(10)
+    assert done == [(0, True)]
+    assert row(app, first.id).status == DeliveryStatus.SENDING
+    assert not writers_queue_taken(app)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_failed_sqlite_write_changes_nothing_and_lets_go(app: Flask, queue: Queue) -> None:
+    writes, (first, second, third, _) = queue
+    writes.advance([], first.id)
+    writes.advance([(first.id, "<1@example.org>")], second.id)
+    # The second Message-ID cannot be stored, after the first record ran in the transaction.
+    accepted: list[tuple[int, Any]] = [(second.id, "<2@example.org>"), (third.id, object())]
+    with pytest.raises(sqlite3.Error):
+        writes.advance(accepted, third.id)
+    assert row(app, second.id).status == DeliveryStatus.SENDING
+    assert row(app, third.id).status == DeliveryStatus.QUEUED
+    assert len(accepted) == 2
+    assert not writers_queue_taken(app)
+    # The worker's connection goes on.
+    assert writes.advance(accepted[:1], third.id) == (1, True)
+    assert row(app, second.id).status == DeliveryStatus.SENT
 
 
 def test_advance_records_the_last_and_marks_the_next(app: Flask, queue: Queue) -> None:

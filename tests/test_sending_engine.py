@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -105,6 +106,17 @@ def test_every_active_subscriber_gets_exactly_one(mail_app: Flask, smtp_server: 
         ).all()
     assert len(set(message_ids)) == 30
     assert {m.message["Message-ID"] for m in smtp_server.received} == set(message_ids)
+
+
+def test_more_workers_than_a_usual_connection_pool_all_send(
+    mail_app: Flask, smtp_server: SMTPServer
+) -> None:
+    # Each worker keeps a database connection for its per-message writes: 20 workers (the
+    # command allows 64) need more than a pool's usual 15 at once.
+    digest_id = queued_digest(mail_app, 60)
+    result = sender(mail_app, digest_id, replace(FAST, workers=20, batch=2)).run()
+    assert result.outcome is Outcome.COMPLETE, result.message
+    assert per_recipient(smtp_server) == Counter({address(n): 1 for n in range(60)})
 
 
 def test_queueing_happens_once(mail_app: Flask) -> None:

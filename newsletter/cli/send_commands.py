@@ -167,7 +167,7 @@ RATE_OPTION = click.option(
 )
 BATCH_OPTION = click.option(
     "--batch",
-    default=20,
+    default=100,
     show_default=True,
     type=click.IntRange(1, 1000),
     help="Deliveries a worker claims at a time.",

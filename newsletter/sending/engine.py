@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SendOptions:
     workers: int = 4
-    batch: int = 20
+    batch: int = 100
     rate: float | None = None
     max_errors: int = 10
     lease: timedelta = timedelta(seconds=30)
@@ -165,8 +165,11 @@ class Sender:
         self._interrupted = True
         self.stop()
 
-    def send_now(self, delivery_ids: list[int]) -> Counter[str]:
-        """Send these deliveries at once on one connection (a confirmation after a signup)."""
+    def send_now(
+        self, delivery_ids: list[int], connection: Connection | None = None
+    ) -> Counter[str]:
+        """Send these deliveries at once on one connection (a confirmation after a signup):
+        ``connection`` if given (the caller keeps it open for more), else a new one."""
         with self.engine.begin() as db:
             batch = ledger.claim_batch(
                 db,
@@ -176,7 +179,9 @@ class Sender:
                 self.options.lease,
                 only=delivery_ids,
             )
-        connection = self.transport.connect()
+        own_connection = connection is None
+        if connection is None:
+            connection = self.transport.connect()
         writes = message_writes(self.engine, self.job, self.owner)
         accepted: Accepted = []
         try:
@@ -189,7 +194,8 @@ class Sender:
             self._note_recorded(writes.record(accepted))
         finally:
             writes.close()
-            connection.close()
+            if own_connection:
+                connection.close()
         return self.counts
 
     def _renew_leases(self) -> None:

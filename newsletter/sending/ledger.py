@@ -20,6 +20,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Select,
+    String,
     Update,
     bindparam,
     exists,
@@ -50,6 +51,7 @@ __all__ = [
     "MARK_SENDING",
     "marking",
     "RECORD_SENT",
+    "SKIP",
     "Backoff",
     "claim_batch",
     "counts",
@@ -325,19 +327,24 @@ def record_accepted(db: SessionOrConnection, owner: str, accepted: list[tuple[in
     return recorded
 
 
-def skip(db: SessionOrConnection, owner: str, delivery_id: int, reason: str | None = None) -> None:
-    """A claimed delivery that will not be sent; ``reason`` is kept as its last error."""
-    db.execute(
-        update(Delivery)
-        .where(
-            Delivery.id == delivery_id,
-            Delivery.claimed_by == owner,
-            Delivery.status.in_(OPEN_STATES),
-        )
-        .values(
-            status=DeliveryStatus.SKIPPED, claimed_by=None, claimed_until=None, last_error=reason
-        )
+SKIP = (
+    update(Delivery)
+    .where(
+        Delivery.id == bindparam("b_id"),
+        Delivery.claimed_by == bindparam("b_owner"),
+        # One parameter per state, not an expanding list: a driver's cursor can run the
+        # statement as compiled (``newsletter.sending.message_writes``).
+        Delivery.status.in_([literal(state.value, String()) for state in OPEN_STATES]),
     )
+    .values(status=DeliveryStatus.SKIPPED, claimed_by=None, claimed_until=None)
+)
+
+
+def skip(db: SessionOrConnection, owner: str, delivery_id: int, reason: str | None = None) -> None:
+    """A claimed delivery that will not be sent; ``reason``, when given, is kept as its last
+    error."""
+    statement = SKIP if reason is None else SKIP.values(last_error=reason)
+    db.execute(statement, {"b_id": delivery_id, "b_owner": owner})
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from newsletter.db import utcnow
 from newsletter.mail.confirmation import ConfirmationTemplate
 from newsletter.mail.render import EmailRenderer
-from newsletter.mail.transports import Transport
+from newsletter.mail.transports import Connection, Transport
 from newsletter.mail.welcome import welcome_message
 from newsletter.mail.wire import Outgoing
 from newsletter.models import Delivery, DeliveryKind, DeliveryStatus, Subscriber, SubscriberStatus
@@ -192,10 +192,13 @@ class Outbox:
         """Send one queued confirmation now; a failure leaves it queued for ``flush``."""
         return self.send_many([delivery_id])
 
-    def send_many(self, delivery_ids: list[int]) -> Counter[str]:
-        """Send these queued confirmations now over one connection. The result counts each
-        outcome; those the mail server could not take stay queued (counted as ``queued``)."""
-        counts = Counter(self._sender().send_now(delivery_ids))
+    def send_many(
+        self, delivery_ids: list[int], connection: Connection | None = None
+    ) -> Counter[str]:
+        """Send these queued confirmations now over one connection (``connection``, kept open
+        by the caller, or a new one). The result counts each outcome; those the mail server
+        could not take stay queued (counted as ``queued``)."""
+        counts = Counter(self._sender().send_now(delivery_ids, connection))
         counts[DeliveryStatus.QUEUED] = len(delivery_ids) - sum(counts.values())
         return counts
 

@@ -29,7 +29,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from newsletter.addresses import folded_suppression_hash, suppression_hash
+from newsletter.addresses import key_hashes
 from newsletter.db import utcnow
 from newsletter.models import (
     ConsentKind,
@@ -176,10 +176,7 @@ class _Suppressions:
     """
 
     def __init__(self, session: Session, rows: list[Row]) -> None:
-        self._hashes = {
-            row.key: (suppression_hash(row.email), folded_suppression_hash(row.email))
-            for row in rows
-        }
+        self._hashes = {row.key: key_hashes(row.key) for row in rows}
         wanted = {digest for pair in self._hashes.values() for digest in pair}
         self._entries: dict[str, tuple[str, bool]] = {
             digest: (reason, folded)
@@ -189,6 +186,10 @@ class _Suppressions:
                 )
             )
         }
+
+    def own_hash(self, row: Row) -> str:
+        """The hash kept for ``row``'s address once it is suppressed."""
+        return self._hashes[row.key][0]
 
     def reason(self, row: Row) -> str | None:
         """Why ``row``'s address is suppressed, or None when it is not."""
@@ -350,7 +351,7 @@ class SubscriberImport:
                 # Someone who left (or whose address bounced) elsewhere is not added, but is
                 # remembered so that no later import brings them in by mistake.
                 if suppressed_as is None:
-                    plan.suppress[suppression_hash(row.email)] = row.file_status
+                    plan.suppress[suppressed.own_hash(row)] = row.file_status
             elif suppressed_as is not None:
                 reason = (
                     f"the address is on the suppression list ({suppressed_as}); "
