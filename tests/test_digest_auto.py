@@ -190,8 +190,10 @@ def test_dry_run_prints_who_gets_what_and_changes_nothing(
     feed.publish("a1", at("2027-03-01 06:00"), "Asylum", title="Asylum ruling")
     feed.publish("p1", at("2027-03-01 06:00"), "Prisons", title="Prison visit")
     auto(auto_app, "2027-03-01 06:00")
+    feed.publish("p2", at("2027-03-02 06:00"), "Prisons", title="Prison report")
     dry = auto(auto_app, "2027-03-02 09:00", "--dry-run")
     assert dry.exit_code == 0, dry.output
+    assert "1 would be added" in dry.output and "Imported" not in dry.output
     assert "2 articles for 2 readers" in dry.output
     assert "  asylum@example.org (weekly): 1: Asylum ruling" in dry.output
     assert "  all@example.org (each): 2: " in dry.output

@@ -62,7 +62,7 @@ def automation() -> Automation:
     return Automation(runtime.sessions, runtime.site, runtime.renderer, runtime.transport, settings)
 
 
-def _feed_line(report: FeedImport) -> None:
+def _feed_line(report: FeedImport, dry_run: bool = False) -> None:
     if report.problem is not None:
         click.echo(
             f"Warning: feed {report.source} could not be imported: {report.problem}; "
@@ -72,6 +72,12 @@ def _feed_line(report: FeedImport) -> None:
         return
     result = report.result
     assert result is not None
+    if dry_run:
+        click.echo(
+            f"Read {report.source}: {result.added} would be added, {result.updated} updated, "
+            f"{result.unchanged} unchanged."
+        )
+        return
     click.echo(
         f"Imported {report.source}: {result.added} added, {result.updated} updated, "
         f"{result.unchanged} unchanged."
@@ -176,7 +182,7 @@ def _run(work: Automation, now: datetime, workers: int, rate: float | None, max_
 def _print_plan(work: Automation, plan: Plan) -> None:
     schedule = work.settings.schedule
     for report in plan.feeds:
-        _feed_line(report)
+        _feed_line(report, dry_run=True)
     if plan.settled:
         click.echo(f"{plan.settled} articles would settle and could go out.")
     for digest_id in plan.unfinished:
