@@ -508,3 +508,16 @@ def test_json_nested_past_the_parsers_depth_is_400_not_a_500(
     )
     assert answer.status_code == 400
     assert report_count(session) == 0
+
+
+def test_a_lone_surrogate_in_an_unsigned_body_is_403_not_a_500(
+    web: FlaskClient, session: Session, ada: Subscriber
+) -> None:
+    # JSON's "\ud800" is a string no UTF-8 can hold; these bodies are read before any proof.
+    mailgun = '{"signature": {"timestamp": "1796400000", "token": "\\ud800", "signature": "0"}}'
+    assert web.post("/webhooks/bounces/mailgun", data=mailgun).status_code == 403
+    message = ses_notification(ses_bounce("ada@example.org"))
+    forged = dict(message, Message="\ud800", SignatureVersion="1", SigningCertURL=CERT_URL)
+    assert post_sns(web, dict(forged, Signature="AAAA")).status_code == 403
+    assert report_count(session) == 0
+    assert status_of(session, ada) == SubscriberStatus.ACTIVE
