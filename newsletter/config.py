@@ -308,14 +308,12 @@ def _check_bounces(config: dict[str, Any]) -> None:
         if "\r" in config[name] or "\n" in config[name]:
             raise ConfigError(f"{_setting(name)}: must be one line")
     address = config["BOUNCE_ADDRESS"]
-    if address:
-        local, at, domain = address.rpartition("@")
-        if not at or not local or "." not in domain or "+" in local or " " in address:
-            message = (
-                f"{_setting('BOUNCE_ADDRESS')}: expected an address without '+', such as "
-                f"bounces@news.example.org, got {address!r}"
-            )
-            raise ConfigError(message)
+    if address and not _usable_bounce_address(address):
+        message = (
+            f"{_setting('BOUNCE_ADDRESS')}: expected an address without '+', such as "
+            f"bounces@news.example.org, got {address!r}"
+        )
+        raise ConfigError(message)
     if config["BOUNCE_MAILBOX"]:
         try:
             parse_mailbox_url(config["BOUNCE_MAILBOX"])
@@ -392,6 +390,17 @@ def _read_key(name: str, path: str, load: Callable[[bytes], object]) -> bytes:
     except DkimKeyError as error:
         raise ConfigError(f"{_setting(name)}: {path}: {error}") from None
     return data
+
+
+def _usable_bounce_address(address: str) -> bool:
+    """A bare address with no '+' (VERP adds its own): it becomes every message's envelope
+    sender, so one the mail server would refuse (angle brackets, quotes, a second '@') would
+    fail every send."""
+    try:
+        clean_email(address)
+    except InvalidValue:
+        return False
+    return "+" not in address.rpartition("@")[0]
 
 
 def _check_reply_to(value: str) -> str:

@@ -112,7 +112,10 @@ def read_source(
     policy: AddressPolicy = PUBLIC_ONLY,
 ) -> tuple[bytes, str | None]:
     """The bytes of ``source`` and, for a URL, the address they came from (for relative links)."""
-    scheme = urlsplit(source).scheme.lower()
+    try:
+        scheme = urlsplit(source).scheme.lower()
+    except ValueError as error:  # an unclosed IPv6 bracket: "https://[::1/feed.xml"
+        raise FeedError(f"not a web address that can be fetched ({error})") from None
     if scheme in WEB_SCHEMES:
         return _fetch(source, timeout, max_bytes, policy)
     if "://" in source:
@@ -199,6 +202,12 @@ def _fetch(url: str, timeout: float, max_bytes: int, policy: AddressPolicy) -> t
         raise FeedError(too_slow) from None
     except (OSError, http.client.HTTPException) as error:
         raise FeedError(f"the download failed: {error}") from None
+    except FeedError:
+        raise
+    except ValueError as error:
+        # urllib's parsing and the IDNA encoding of the host name (a label over 63
+        # characters) raise ValueError for an address no request can be made to.
+        raise FeedError(f"not a web address that can be fetched ({error})") from None
     return b"".join(chunks), final_url
 
 

@@ -20,4 +20,8 @@ def parse_timestamp(text: str) -> datetime:
     value = datetime.fromisoformat(text.strip())
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00+01:00 is a moment before the first one a datetime can hold.
+        raise ValueError(f"{text!r} is outside the calendar") from None

@@ -105,7 +105,9 @@ def _sns_string_to_sign(message: Mapping[str, Any]) -> bytes | None:
         if not isinstance(value, str):
             return None
         text += f"{name}\n{value}\n"
-    return text.encode("utf-8")
+    # JSON can carry a lone surrogate ("\ud800"), which no real message holds: it is kept as
+    # it is, so the signature cannot match, rather than failing to encode.
+    return text.encode("utf-8", "surrogatepass")
 
 
 def sns_signature_valid(message: Mapping[str, Any], fetch: Fetch) -> bool:
@@ -140,7 +142,9 @@ def sns_signature_valid(message: Mapping[str, Any], fetch: Fetch) -> bool:
 def mailgun_signature_valid(signing_key: str, timestamp: str, token: str, signature: str) -> bool:
     """Mailgun's webhook signature: HMAC-SHA256 of timestamp and token, in hex."""
     expected = hmac.new(
-        signing_key.encode("utf-8"), f"{timestamp}{token}".encode(), hashlib.sha256
+        signing_key.encode("utf-8"),
+        f"{timestamp}{token}".encode("utf-8", "surrogatepass"),  # a lone "\ud800" from JSON
+        hashlib.sha256,
     ).hexdigest()
     return hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace"))
 

@@ -116,15 +116,23 @@ def maildir_files(folder: Path) -> dict[str, bytes]:
     }
 
 
-def test_a_maildir_is_read_once_and_what_cannot_be_read_stays(
-    make_app: Callable[..., Flask], session: Session, tmp_path: Path
-) -> None:
-    maildir = tmp_path / "bounces"
+def maildir_of_reports(
+    make_app: Callable[..., Flask], session: Session, maildir: Path
+) -> tuple[Flask, dict[str, bytes]]:
+    """An app reading ``maildir``, which holds the reports of ``people``."""
     app = make_app(BOUNCE_ADDRESS=BOUNCES, BOUNCE_MAILBOX=f"maildir://{maildir}")
     verp = get_runtime(app).site.verp
     assert verp is not None
     messages = people(session, verp)
     write_maildir(maildir, messages)
+    return app, messages
+
+
+def test_a_maildir_is_read_once_and_what_cannot_be_read_stays(
+    make_app: Callable[..., Flask], session: Session, tmp_path: Path
+) -> None:
+    maildir = tmp_path / "bounces"
+    app, messages = maildir_of_reports(make_app, session, maildir)
     away = messages["away"]
 
     result = app.test_cli_runner().invoke(args=["bounces", "process"])
@@ -154,6 +162,25 @@ def test_a_maildir_is_read_once_and_what_cannot_be_read_stays(
     assert "6.away" in again.output
     assert list(maildir_files(maildir).values()) == [away]
     check_effects(session)
+
+
+def test_a_folder_among_the_messages_is_passed_over(
+    make_app: Callable[..., Flask], session: Session, tmp_path: Path
+) -> None:
+    # A maildir holds only files in new/ and cur/; something else put there (a folder a
+    # person made by hand) is not a message and stops nothing.
+    maildir = tmp_path / "bounces"
+    app, _messages = maildir_of_reports(make_app, session, maildir)
+    (maildir / "new" / "0.a-folder").mkdir()
+    (maildir / "cur" / "0.a-folder:2,S").mkdir()
+
+    result = app.test_cli_runner().invoke(args=["bounces", "process"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Handled 6 messages, moved to processed: hard bounces 3,")
+    check_effects(session)
+    assert (maildir / "new" / "0.a-folder").is_dir()
+    assert (maildir / "cur" / "0.a-folder:2,S").is_dir()
 
 
 class ReadEarly:

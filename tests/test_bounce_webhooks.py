@@ -491,3 +491,33 @@ def test_a_delivery_number_past_any_id_is_an_unknown_report(
     for number in (2**31, 10**30, -1, 0):
         assert generic(web, {"delivery": number, "type": "hard"}).status_code == 200
     assert report_count(session) == 0
+
+
+@pytest.mark.parametrize("opening", ["[", '{"a":'])
+def test_json_nested_past_the_parsers_depth_is_400_not_a_500(
+    web: FlaskClient, session: Session, opening: str
+) -> None:
+    # Mailgun and SES are read before their signature can be checked: anyone can post this.
+    deep = opening * 100_000
+    assert web.post("/webhooks/bounces/mailgun", data=deep).status_code == 400
+    assert generic(web, None).status_code == 400
+    answer = web.post(
+        "/webhooks/bounces/generic",
+        data=deep,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 400
+    assert report_count(session) == 0
+
+
+def test_a_lone_surrogate_in_an_unsigned_body_is_403_not_a_500(
+    web: FlaskClient, session: Session, ada: Subscriber
+) -> None:
+    # JSON's "\ud800" is a string no UTF-8 can hold; these bodies are read before any proof.
+    mailgun = '{"signature": {"timestamp": "1796400000", "token": "\\ud800", "signature": "0"}}'
+    assert web.post("/webhooks/bounces/mailgun", data=mailgun).status_code == 403
+    message = ses_notification(ses_bounce("ada@example.org"))
+    forged = dict(message, Message="\ud800", SignatureVersion="1", SigningCertURL=CERT_URL)
+    assert post_sns(web, dict(forged, Signature="AAAA")).status_code == 403
+    assert report_count(session) == 0
+    assert status_of(session, ada) == SubscriberStatus.ACTIVE

@@ -358,6 +358,10 @@ def test_confirmation_emails_carry_a_return_path_too(
     [
         ({"BOUNCE_ADDRESS": "bounces+x@news.example.org"}, "NEWSLETTER_BOUNCE_ADDRESS"),
         ({"BOUNCE_ADDRESS": "bounces"}, "NEWSLETTER_BOUNCE_ADDRESS"),
+        # Each would be every message's envelope sender, and every message would fail.
+        ({"BOUNCE_ADDRESS": "<bounces@news.example.org>"}, "NEWSLETTER_BOUNCE_ADDRESS"),
+        ({"BOUNCE_ADDRESS": "a@bounces@news.example.org"}, "NEWSLETTER_BOUNCE_ADDRESS"),
+        ({"BOUNCE_ADDRESS": 'bo"un"ces@news.example.org'}, "NEWSLETTER_BOUNCE_ADDRESS"),
         ({"BOUNCE_MAILBOX": "pop3://u:p@host"}, "NEWSLETTER_BOUNCE_MAILBOX"),
         ({"BOUNCE_MAILBOX": "imaps://host/INBOX"}, "NEWSLETTER_BOUNCE_MAILBOX"),
         ({"SOFT_BOUNCE_LIMIT": "0"}, "NEWSLETTER_SOFT_BOUNCE_LIMIT"),

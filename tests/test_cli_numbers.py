@@ -70,3 +70,13 @@ def test_import_limits_past_any_sensible_value(runner: FlaskCliRunner) -> None:
         assert result.exit_code == 2, result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
         assert "Invalid value for '--timeout'" in result.output.splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", [["digest", "send", "1"], ["digest", "auto", "--dry-run"]])
+def test_a_rate_that_is_not_a_number_is_refused(runner: FlaskCliRunner, command: list[str]) -> None:
+    # FloatRange lets "nan" through, and the token bucket then quietly sends without a cap.
+    for rate in ("nan", "inf", "-inf"):
+        result = runner.invoke(args=[*command, "--rate", rate])
+        assert result.exit_code == 2, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert "Invalid value for '--rate'" in result.output.splitlines()[-1]

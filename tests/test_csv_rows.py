@@ -91,6 +91,11 @@ def test_a_value_too_long_for_the_reader_is_one_error() -> None:
         ("0001-01-01", "consented_at: 0001-01-01 is before 1990: is the date right?"),
         ("1989-12-31T23:59:59Z", "consented_at: 1989-12-31T23:59:59Z is before 1990"),
         ("2025-06-03", "consented_at: is in the future."),
+        # Before the first moment a datetime can hold, once the offset is taken away.
+        (
+            "0001-01-01T00:00+14:00",
+            "consented_at: '0001-01-01T00:00+14:00' is not an ISO 8601 date or time",
+        ),
     ],
 )
 def test_consent_dates_before_1990_or_in_the_future_are_refused(value: str, problem: str) -> None:

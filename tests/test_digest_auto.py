@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from newsletter.app_db import session_factory
-from newsletter.models import Delivery, Digest, DigestSlot, DigestStatus
+from newsletter.models import Article, Delivery, Digest, DigestSlot, DigestStatus
 from tests.support.automation import SiteFeed, at, auto, received_articles, site_feed
 from tests.support.people import add_subscriber
 from tests.support.smtp import SMTPServer
@@ -207,6 +207,23 @@ def test_dry_run_prints_who_gets_what_and_changes_nothing(
     real = auto(auto_app, "2027-03-02 09:00")
     assert real.exit_code == 0, real.output
     assert sorted(received_articles(smtp_server)) == ["all@example.org", "asylum@example.org"]
+
+
+@pytest.mark.parametrize(
+    "moment", ["0001-01-01T00:00", "0001-01-01T00:00+14:00", "9999-12-31T23:59-12:00"]
+)
+def test_an_at_past_the_calendar_is_one_error_and_changes_nothing(
+    auto_app: Flask, feed: SiteFeed, moment: str
+) -> None:
+    feed.publish("a1", at("2027-03-01 06:00"))
+    result = auto_app.test_cli_runner().invoke(args=["digest", "auto", "--at", moment])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SystemExit), result.exception  # no traceback
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "--at" in errors[0] and moment in errors[0], result.output
+    with session_factory(auto_app)() as session:
+        assert session.scalars(select(DigestSlot)).all() == []
+        assert session.scalars(select(Article)).all() == []
 
 
 def test_automation_off_does_nothing(

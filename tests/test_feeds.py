@@ -295,6 +295,17 @@ def test_only_web_addresses_and_paths(source: str) -> None:
         read_source(source)
 
 
+@pytest.mark.parametrize(
+    "source",
+    ["https://[::1/feed.xml", "http://[v1.x/", f"https://{'a' * 300}.example.org/feed.xml"],
+)
+def test_an_address_that_cannot_be_read_is_a_feed_error(source: str) -> None:
+    # An unclosed IPv6 bracket or a host label past 63 characters: refused as a feed
+    # problem (one warning in ``digest auto``, one error line in ``articles import``).
+    with pytest.raises(FeedError, match=r"not a web address that can be fetched"):
+        read_source(source)
+
+
 def test_feed_from_a_url_resolves_relative_links() -> None:
     data = rss([Item("a", "Relative", WHEN, link="/news/a")])
     with feed_server() as server:

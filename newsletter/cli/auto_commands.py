@@ -8,7 +8,7 @@ failing, 130 on Ctrl-C, 1 on any other error).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import click
 from flask import current_app
@@ -35,19 +35,27 @@ from newsletter.services.automation import Automation, AutoSettings, FeedImport,
 __all__ = ["auto", "automation"]
 
 OK = 0
+# A run computes the settle time before its moment and the next slot after it; at the ends
+# of the calendar those fall outside what a datetime can hold.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def _moment(_ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        return parse_timestamp(value)
+        moment = parse_timestamp(value)
     except ValueError:
         message = (
             "expected a date and time such as 2027-03-01T09:05 (UTC unless an offset is "
             f"given), got {value!r}"
         )
         raise click.BadParameter(message, param=param) from None
+    if not EARLIEST <= moment < LATEST:
+        message = f"expected a moment from 1970 to 9998, got {value!r}"
+        raise click.BadParameter(message, param=param)
+    return moment
 
 
 def automation() -> Automation:

@@ -16,7 +16,7 @@ import click
 
 from newsletter.db import MAX_ID
 
-__all__ = ["DIGEST_ID", "RecordId", "count", "no_digest", "seconds"]
+__all__ = ["DIGEST_ID", "RecordId", "count", "no_digest", "per_second", "seconds"]
 
 
 def no_digest(digest_id: int) -> str:
@@ -55,18 +55,27 @@ def count(minimum: int = 1) -> click.IntRange:
     return _Count(min=minimum)
 
 
-class _Seconds(click.FloatRange):
+class _Finite(click.FloatRange):
+    def __init__(self, unit: str, minimum: float, maximum: float | None) -> None:
+        super().__init__(min=minimum, max=maximum)
+        self.unit = unit
+
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
         number: float = super().convert(value, param, ctx)
-        # FloatRange lets "nan" through (it compares false with both bounds), and a socket
-        # refuses it with a traceback.
-        if math.isnan(number):
-            self.fail(f"{value!r} is not a number of seconds.", param, ctx)
+        # FloatRange lets "nan" through (it compares false with both bounds): a socket
+        # refuses it with a traceback, and a rate of NaN or infinity would be no cap at all.
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a number of {self.unit}.", param, ctx)
         return number
 
 
 def seconds(minimum: float, maximum: float) -> click.FloatRange:
     """A time limit in seconds from ``minimum`` to ``maximum``; never NaN or infinite."""
-    return _Seconds(min=minimum, max=maximum)
+    return _Finite("seconds", minimum, maximum)
+
+
+def per_second(minimum: float) -> click.FloatRange:
+    """A rate of at least ``minimum`` messages per second; never NaN or infinite."""
+    return _Finite("messages per second", minimum, None)

@@ -19,7 +19,7 @@ from flask.cli import with_appcontext
 
 from newsletter.cli.auto_status import print_automation_status
 from newsletter.cli.notices import warn_about_postal_address
-from newsletter.cli.numbers import DIGEST_ID, no_digest
+from newsletter.cli.numbers import DIGEST_ID, no_digest, per_second
 from newsletter.cli.tables import RUN_STATES, state_counts
 from newsletter.models import DeliveryStatus
 from newsletter.runtime import Runtime, get_runtime
@@ -161,7 +161,7 @@ WORKERS_OPTION = click.option(
 )
 RATE_OPTION = click.option(
     "--rate",
-    type=click.FloatRange(min=0.01),
+    type=per_second(0.01),
     default=None,
     help="At most this many messages per second in all (default: unlimited).",
 )

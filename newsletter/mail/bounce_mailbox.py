@@ -120,6 +120,11 @@ class MaildirMailbox:
                     raw = (self.path / sub / name).read_bytes()
                 except FileNotFoundError:
                     continue  # another run moved it meanwhile
+                except IsADirectoryError:
+                    continue  # not a message: a maildir's new/ and cur/ hold files only
+                except OSError as error:
+                    where = self.path / sub / name
+                    raise MailboxError(f"cannot read {where}: {error.strerror}") from None
                 yield f"{sub}/{name}", raw
 
     def move_to_processed(self, name: str) -> None:

@@ -119,6 +119,10 @@ def _json(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise BadWebhook("the body is not JSON") from None
+    except RecursionError:
+        # Python reads JSON recursively: a few KB of "[" exhaust the stack. Mailgun's and
+        # SES's bodies are read before their signature can be checked, so anyone can send it.
+        raise BadWebhook("the JSON is nested too deeply to read") from None
 
 
 def _text(value: object) -> str:
