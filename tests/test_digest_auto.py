@@ -92,7 +92,7 @@ def test_not_due_before_the_slot_and_a_missed_slot_goes_out_once(
     # The machine was down from Tuesday to Friday: one digest, at the first run back.
     back = auto(auto_app, "2027-03-05 14:00")
     assert back.exit_code == 0, back.output
-    assert "1 articles for 1 readers" in back.output
+    assert "1 article for 1 reader" in back.output
     later = auto(auto_app, "2027-03-05 14:05")
     assert "Nothing due until Saturday 6 March 2027 09:00 UTC" in later.output
     assert received_articles(smtp_server) == {"ada@example.org": Counter({"a1": 1})}
@@ -114,7 +114,7 @@ def test_an_article_is_taken_only_once_settled_and_an_edit_after_sending_is_not_
     feed.edit("a1", "Corrected headline")
     auto(auto_app, "2027-03-02 08:50")  # changed: settles from now on
     early = auto(auto_app, "2027-03-02 09:05")
-    assert "1 readers due, but nothing new became available" in early.output
+    assert "1 reader due, but nothing new became available" in early.output
     assert smtp_server.received == []  # not settled at 09:05 (changed at 08:50)
     next_day = auto(auto_app, "2027-03-03 09:00")
     assert next_day.exit_code == 0, next_day.output
@@ -252,9 +252,9 @@ def test_status_without_an_id_shows_what_the_automation_did_and_will_do(
     assert "Automatic digests: on; schedule daily 09:00 UTC." in shown.output
     assert "articles still settling: 1" in shown.output
     lines = shown.output.splitlines()
-    assert lines[-2].startswith("  Monday 1 March 2027 09:00 UTC: 1 readers due, digest 1 (sent)")
+    assert lines[-2].startswith("  Monday 1 March 2027 09:00 UTC: 1 reader due, digest 1 (sent)")
     assert lines[-1].startswith(
-        "  Sunday 28 February 2027 09:00 UTC: 1 readers due, nothing new, no digest"
+        "  Sunday 28 February 2027 09:00 UTC: 1 reader due, nothing new, no digest"
     )
     document = json.loads(
         auto_app.test_cli_runner().invoke(args=["digest", "status", "--json"]).output

@@ -189,11 +189,11 @@ def test_create_command_options(runner: FlaskCliRunner, session: Session) -> Non
         args=["digest", "create", "--since", "2025-03-04", "--max", "1", "--subject", "Hello"]
     )
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("Created digest 1 (draft) with 1 articles.\nSubject: Hello\n")
+    assert result.output.startswith("Created digest 1 (draft) with 1 article.\nSubject: Hello\n")
     assert "Article number 5" in result.output
     result = runner.invoke(args=["digest", "create", "--since", "2025-03-04T12:00"])
     assert result.exit_code == 0, result.output
-    assert "Created digest 2 (draft) with 1 articles." in result.output
+    assert "Created digest 2 (draft) with 1 article." in result.output
     assert "Article number 4" in result.output
 
 

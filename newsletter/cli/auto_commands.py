@@ -25,6 +25,7 @@ from newsletter.cli.send_commands import (
     deliver,
     warn_about_settings,
 )
+from newsletter.cli.wording import counted
 from newsletter.db import utcnow
 from newsletter.isotime import parse_timestamp
 from newsletter.run_lock import run_lock
@@ -154,7 +155,7 @@ def _run(work: Automation, now: datetime, workers: int, rate: float | None, max_
         _feed_line(report)
     settled = work.settle(now)
     if settled:
-        click.echo(f"{settled} articles settled and can go out.")
+        click.echo(f"{counted(settled, 'article')} settled and can go out.")
     options = _options(workers, rate, max_errors)
     for digest_id in work.unfinished():
         sending = work.digest_send(digest_id)
@@ -174,13 +175,15 @@ def _run(work: Automation, now: datetime, workers: int, rate: float | None, max_
     when = describe_slot(schedule, slot)
     if queued_slot.digest_id is None:
         click.echo(
-            f"Digest of {when}: {queued_slot.readers} readers due, but nothing new became "
+            f"Digest of {when}: {counted(queued_slot.readers, 'reader')} due, but nothing new "
+            "became "
             "available for them; nothing to send."
         )
         return OK
     click.echo(
-        f"Digest {queued_slot.digest_id} of {when}: {queued_slot.articles} articles for "
-        f"{queued_slot.readers} readers, each getting those of their topics new to them."
+        f"Digest {queued_slot.digest_id} of {when}: {counted(queued_slot.articles, 'article')} "
+        f"for {counted(queued_slot.readers, 'reader')}, each getting those of their topics new "
+        "to them."
     )
     warn_about_settings(get_runtime())
     sending = work.digest_send(queued_slot.digest_id)
@@ -192,7 +195,7 @@ def _print_plan(work: Automation, plan: Plan) -> None:
     for report in plan.feeds:
         _feed_line(report, dry_run=True)
     if plan.settled:
-        click.echo(f"{plan.settled} articles would settle and could go out.")
+        click.echo(f"{counted(plan.settled, 'article')} would settle and could go out.")
     for digest_id in plan.unfinished:
         click.echo(f"Digest {digest_id} is not finished; a run would send the rest first.")
     queued = plan.queued
@@ -203,13 +206,14 @@ def _print_plan(work: Automation, plan: Plan) -> None:
         )
     elif queued.digest_id is None:
         click.echo(
-            f"Due: the digest of {describe_slot(schedule, plan.slot)}, {queued.readers} readers, "
+            f"Due: the digest of {describe_slot(schedule, plan.slot)}, "
+            f"{counted(queued.readers, 'reader')}, "
             "but nothing new has become available for them."
         )
     else:
         click.echo(
-            f"Due: the digest of {describe_slot(schedule, plan.slot)}, {queued.articles} "
-            f"articles for {queued.readers} readers:"
+            f"Due: the digest of {describe_slot(schedule, plan.slot)}, "
+            f"{counted(queued.articles, 'article')} for {counted(queued.readers, 'reader')}:"
         )
         for reader in plan.readers:
             if reader.titles:

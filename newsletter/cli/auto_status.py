@@ -8,6 +8,7 @@ from datetime import datetime
 import click
 from flask import current_app
 
+from newsletter.cli.wording import counted
 from newsletter.db import utcnow
 from newsletter.isotime import iso_utc
 from newsletter.runtime import get_runtime
@@ -66,6 +67,7 @@ def print_automation_status(as_json: bool) -> None:
             else "nothing new, no digest"
         )
         click.echo(
-            f"  {describe_slot(schedule, slot.slot_at)}: {slot.readers} readers due, {sent}; "
+            f"  {describe_slot(schedule, slot.slot_at)}: {counted(slot.readers, 'reader')} due, "
+            f"{sent}; "
             f"run at {iso_utc(slot.handled_at)}"
         )

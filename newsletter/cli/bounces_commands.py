@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 from newsletter.app_db import get_session
 from newsletter.cli.digest_commands import DATE_FORMATS
 from newsletter.cli.tables import format_table, state_counts
+from newsletter.cli.wording import counted
 from newsletter.isotime import iso_utc
 from newsletter.mail.bounce_mailbox import MailboxError, open_mailbox, parse_mailbox_url
 from newsletter.models import BounceKind
@@ -66,8 +67,7 @@ def process() -> None:
         mailbox.close()
     where = parse_mailbox_url(url)
     acted = state_counts(run.applied, KIND_NAMES, names=KIND_NAMES)
-    messages = "message" if run.moved == 1 else "messages"
-    click.echo(f"Handled {run.moved} {messages}, moved to {where.processed}: {acted}.")
+    click.echo(f"Handled {counted(run.moved, 'message')}, moved to {where.processed}: {acted}.")
     click.echo(
         f"Reports already handled before: {run.repeats}; about unknown addresses (ignored): "
         f"{run.unknown}; notices needing nothing: {run.notices}."

@@ -15,6 +15,7 @@ from newsletter.app_db import get_session
 from newsletter.cli.articles_commands import database_problem
 from newsletter.cli.notices import warn_about_postal_address
 from newsletter.cli.numbers import DIGEST_ID, count, no_digest
+from newsletter.cli.wording import counted
 from newsletter.mail.digest import SAMPLE_RECIPIENT, PreparedDigest, prepare_digest
 from newsletter.mail.transports import SendError
 from newsletter.mail.wire import stable_message_id
@@ -91,7 +92,7 @@ def create(since: datetime | None, subject: str | None, max_articles: int) -> No
         session.rollback()
         raise database_problem(error) from None
     entries = created.entries
-    click.echo(f"Created digest {created.id} (draft) with {len(entries)} articles.")
+    click.echo(f"Created digest {created.id} (draft) with {counted(len(entries), 'article')}.")
     click.echo(f"Subject: {created.subject}")
     for entry in entries:
         article = entry.article
