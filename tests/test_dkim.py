@@ -329,6 +329,8 @@ def test_generate_refuses_a_bad_selector(make_app: Callable[..., Flask], tmp_pat
         b"line with trailing space \r\nand tab\t\r\n \r\n\t\r\nend",
         b'=\r\n  <td style=3D"x">  two  spaces</td>\r\n',
         b" lone leading space\r\n",
+        b"\t\r\n \t \r\nx\t \ty\r\n",
+        b"no runs at all, single spaces only\r\n",
     ],
 )
 def test_the_body_is_canonicalised_as_dkimpy_does_it(body: bytes) -> None:

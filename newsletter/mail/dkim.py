@@ -62,7 +62,9 @@ HEADER_NAME = b"DKIM-Signature"
 # `[\t ]+` -> " " rewrites every single space of a 15 kB digest (0.45 ms a message, more than
 # the RSA signature); these touch only the runs that change.
 TRAILING_WSP = re.compile(b"[\t ]+\r\n")
-WSP_RUNS = re.compile(b"\t[\t ]*| [\t ]+")
+# Two or more spaces, once tabs are spaces: a pattern that starts with a literal is searched
+# for at C speed, where one that may start at any space is tried at every space of a body.
+SPACE_RUNS = re.compile(b"  +")
 
 
 # A selector is one or more DNS labels (RFC 6376, 3.1).
@@ -87,7 +89,9 @@ def relaxed_body(body: bytes) -> bytes:
     """``body`` (CRLF line ends) in the relaxed canonical form, as dkimpy makes it."""
     if b" \r\n" in body or b"\t\r\n" in body:
         body = TRAILING_WSP.sub(b"\r\n", body)
-    body = WSP_RUNS.sub(b" ", body)
+    body = body.replace(b"\t", b" ")
+    if b"  " in body:
+        body = SPACE_RUNS.sub(b" ", body)
     canonical: bytes = correct_empty_body(strip_trailing_lines(body))
     return canonical
 
