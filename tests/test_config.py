@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import stat
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -243,27 +243,30 @@ def test_generated_secret_key_persists_across_app_instances(instance: Path) -> N
     assert other.config["SECRET_KEY"] != first.config["SECRET_KEY"]
 
 
+def _start_worker(instance: Path, start: Any, keys: Any) -> None:
+    start.wait(timeout=30)
+    try:
+        keys.put(build(instance).config["SECRET_KEY"])
+    except BaseException as problem:  # reported by the test, with what went wrong
+        keys.put(f"failed: {problem!r}")
+
+
 def test_workers_starting_together_agree_on_one_key(instance: Path) -> None:
+    # Processes, as gunicorn's workers are, all starting on a fresh instance folder at once.
     instance.mkdir()
-    keys: list[str] = []
-    problems: list[BaseException] = []
-    start = threading.Barrier(8)
-
-    def worker() -> None:
-        start.wait()
-        try:
-            keys.append(build(instance).config["SECRET_KEY"])
-        except BaseException as problem:  # reported below, with what went wrong
-            problems.append(problem)
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert problems == []
-    assert len(keys) == 8
-    assert set(keys) == {(instance / "secret_key").read_text()}
+    processes = multiprocessing.get_context("fork")
+    start = processes.Barrier(8)
+    keys = processes.Queue()
+    workers = [
+        processes.Process(target=_start_worker, args=(instance, start, keys)) for _ in range(8)
+    ]
+    for worker in workers:
+        worker.start()
+    found = [keys.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    assert [key for key in found if key.startswith("failed")] == []
+    assert set(found) == {(instance / "secret_key").read_text()}
     assert sorted(path.name for path in instance.iterdir()) == ["secret_key"]
 
 
