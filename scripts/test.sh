@@ -38,7 +38,7 @@ python3 -m venv .venv
 # Dovecot (tests/support/dovecot.py), as the dovecot user when run as root, for the bounce
 # mailbox over IMAP.
 # SpamAssassin runs once per checked message, offline (`spamassassin -t -L`); where it is
-# missing those tests are left out, except when CI is set, where they fail instead.
+# missing (when this script could not install it) those tests fail.
 # Two processes (pytest-xdist), one per core of the machines this runs on: the suite takes
 # about half as long, and each process starts its own servers.
 .venv/bin/pytest -n 2 "$@"
