@@ -11,17 +11,21 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from dkim import rfc822_parse
 from dkim.canonicalization import Relaxed
 from flask import Flask
 
 from newsletter import ConfigError
 from newsletter.app_db import session_factory
 from newsletter.mail.dkim import (
+    FIELD_START,
+    Signer,
     dns_record,
     load_ed25519_key,
     load_rsa_key,
     new_rsa_key,
     relaxed_body,
+    relaxed_field,
 )
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import post_signup
@@ -335,3 +339,37 @@ def test_generate_refuses_a_bad_selector(make_app: Callable[..., Flask], tmp_pat
 )
 def test_the_body_is_canonicalised_as_dkimpy_does_it(body: bytes) -> None:
     assert relaxed_body(body) == Relaxed.canonicalize_body(body)
+
+
+# Header blocks as they come, CRLF line ends, no blank line: folded values, tabs, runs of
+# spaces, odd case, a name given twice, an empty value; and a change to a signed value.
+AWKWARD_HEADS = [
+    (b"From: News <news@example.org>\r\nTo: a@example.org\r\nSubject: Plain", b"Plain"),
+    (b"SUBJECT:   Runs  of   spaces\t\tand tabs \t \r\nFROM:news@example.org", b"Runs"),
+    (b"Subject: folded\r\n  over\r\n\tthree lines\r\nTo: <a@example.org>", b"three"),
+    (b"To: first@example.org\r\nSubject: one\r\nTo: second@example.org\r\nSubject: 2", b"2"),
+    (b"List-Unsubscribe: \r\n <https://news.example.org/u/x>\r\nList-Id:", b"u/x"),
+    (b"Date: Fri, 04 Dec 2026 19:13:52 +0000\r\nMessage-ID:  <m.1@example.org>  ", b"m.1"),
+]
+
+
+@pytest.mark.parametrize(("head", "signed_value"), AWKWARD_HEADS)
+def test_header_fields_are_canonicalised_as_dkimpy_does_it(
+    head: bytes, signed_value: bytes
+) -> None:
+    theirs = Relaxed.canonicalize_headers(rfc822_parse(head + b"\r\n\r\n")[0])
+    ours = [relaxed_field(field) for field in FIELD_START.split(head)]
+    assert ours == [(name, name + b":" + value) for name, value in theirs]
+
+
+@pytest.mark.parametrize(("head", "signed_value"), AWKWARD_HEADS)
+def test_a_signature_over_awkward_headers_verifies_and_a_change_breaks_it(
+    head: bytes, signed_value: bytes, rsa_pem: bytes
+) -> None:
+    signer = Signer(DOMAIN, SELECTOR, load_rsa_key(rsa_pem))
+    data = signer.sign(head + b"\r\n\r\nThe  body\t \r\n\r\n")
+    assert dkim.verify(data, dnsfunc=dns_for(rsa_pem))
+    # The value changed is the last one of its name: the one h= covers.
+    at = data.rindex(signed_value)
+    changed = data[:at] + b"X" + data[at + 1 :]
+    assert not dkim.verify(changed, dnsfunc=dns_for(rsa_pem))
