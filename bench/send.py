@@ -6,6 +6,7 @@ side in one run.
     .venv/bin/python bench/send.py --database-url postgresql+psycopg://…/empty_db
     .venv/bin/python bench/send.py --subscribers 1000000 --only chunking --stop-after 60
     .venv/bin/python bench/send.py --topics 8           # per-person digests beside the whole
+    .venv/bin/python bench/send.py --only chunking,signed --rounds 3   # DKIM's cost
 
 It creates a fresh instance with N active subscribers and one digest of 5 articles (from
 examples/feed.xml) for each way of sending, and times the real `newsletter digest send`
@@ -14,7 +15,9 @@ offering:
 
 - chunking:   PIPELINING and CHUNKING (one round trip a message);
 - pipelining: PIPELINING alone (two round trips: the message waits for the 354);
-- lockstep:   neither (four round trips: how every message went before pipelining).
+- lockstep:   neither (four round trips: how every message went before pipelining);
+- signed:     as chunking, every message DKIM-signed with a fresh RSA-2048 key
+              (``--dkim-ed25519``: and an Ed25519 key beside it).
 
 Then, each against a fresh sink, the same number of pre-built messages of the same size go
 from as many threads over as many reused connections, with no database:
@@ -23,8 +26,8 @@ from as many threads over as many reused connections, with no database:
 - transport:  our SMTP client alone, the sink offering PIPELINING and CHUNKING.
 
 It prints each rate, the sender's and the sink's CPU per message, the send's peak RSS, and
-the ratios; with --rtt-ms also the protocol's limits: connections / RTT with CHUNKING,
-connections / (2 RTT) with PIPELINING alone.
+the ratios (signed against chunking: what DKIM costs); with --rtt-ms also the protocol's
+limits: connections / RTT with CHUNKING, connections / (2 RTT) with PIPELINING alone.
 
 With --topics N it measures digests made for each person instead: N topics, and ten more
 articles spread over their categories beside the feed's five (which match no topic: general
@@ -85,6 +88,7 @@ OFFERS = {
     "chunking": {"pipelining": True, "chunking": True},
     "pipelining": {"pipelining": True, "chunking": False},
     "lockstep": {"pipelining": False, "chunking": False},
+    "signed": {"pipelining": True, "chunking": True},
 }
 #: Pre-built messages from threads, no database: our SMTP client alone, and smtplib.
 BASELINES = ("transport", "smtplib")
@@ -129,6 +133,30 @@ def run(command: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
+def signing_settings(instance: Path, ed25519_too: bool) -> dict[str, str]:
+    """Fresh DKIM keys in ``instance`` and the settings that sign with them."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from newsletter.mail.dkim import new_rsa_key
+
+    (instance / "dkim.pem").write_bytes(new_rsa_key())
+    settings = {
+        "NEWSLETTER_DKIM_KEY_FILE": str(instance / "dkim.pem"),
+        "NEWSLETTER_DKIM_SELECTOR": "bench",
+    }
+    if ed25519_too:
+        key = ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        (instance / "dkim-ed25519.pem").write_bytes(key)
+        settings["NEWSLETTER_DKIM_ED25519_KEY_FILE"] = str(instance / "dkim-ed25519.pem")
+        settings["NEWSLETTER_DKIM_ED25519_SELECTOR"] = "bench-ed25519"
+    return settings
+
+
 def send(
     way: str, digest_id: int, env: dict[str, str], workers: int, args: argparse.Namespace
 ) -> Measured:
@@ -136,6 +164,8 @@ def send(
     sink = Sink(args.rtt_ms, **OFFERS[way], aiosmtpd=args.aiosmtpd)
     stop_after = args.stop_after
     env = {**env, "NEWSLETTER_MAIL_URL": f"smtp://127.0.0.1:{sink.port}"}
+    if way == "signed":
+        env.update(args.signing)
     command = [*NEWSLETTER, "digest", "send", str(digest_id), "--workers", str(workers)]
     started = time.monotonic()
     process = subprocess.Popen(
@@ -338,6 +368,11 @@ def report(results: list[Measured], workers: int, rtt_ms: float) -> None:
             ("ours (chunking) / ours lock-step (before pipelining)", by_way["chunking"].rate,
              by_way["lockstep"].rate, ">= 3" if rtt_ms else "")
         )  # fmt: skip
+    if "signed" in by_way and "chunking" in by_way:
+        ratios.append(
+            ("DKIM-signed / unsigned (chunking)", by_way["signed"].rate, by_way["chunking"].rate,
+             ">= 0.7")
+        )  # fmt: skip
     if "transport" in by_way and "smtplib" in by_way:
         ratios.append(
             ("our SMTP client alone / plain smtplib", by_way["transport"].rate,
@@ -419,6 +454,11 @@ def main() -> None:
         help="per-person digests: give the subscribers random subsets of this many topics and "
         "compare with everyone getting everything",
     )
+    parser.add_argument(
+        "--dkim-ed25519",
+        action="store_true",
+        help="the signed way signs with an Ed25519 key as well as the RSA-2048 one",
+    )
     parser.add_argument("--fill", nargs=3, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--choose-topics", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -448,6 +488,7 @@ def main() -> None:
     if args.database_url:
         env["NEWSLETTER_DATABASE_URL"] = args.database_url
     os.environ.update(env)
+    args.signing = signing_settings(instance, args.dkim_ed25519) if "signed" in ways else {}
     try:
         if args.topics:
             compare_topics(env, args)
