@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import delete, insert, select  # noqa: E402  (after the path set-up above)
 
+from bench.send import reader_row  # noqa: E402
 from bench.smtp_sink import Sink  # noqa: E402
 from newsletter import create_app  # noqa: E402
 from newsletter.app_db import session_factory  # noqa: E402
@@ -94,14 +95,7 @@ def fill(readers: int) -> None:
             insert(Subscriber),
             [
                 {
-                    "email": f"reader{n}@example.org",
-                    "email_key": f"reader{n}@example.org",
-                    "first_name": f"Reader{n}",
-                    "last_name": "Example",
-                    "status": "active",
-                    "token_nonce": f"{n:016x}",
-                    "created_at": now,
-                    "updated_at": now,
+                    **reader_row(n, now),
                     "rhythm": RHYTHMS[n % 3],
                     "received_through": IMPORT_AT - timedelta(days=30),
                 }

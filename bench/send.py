@@ -52,7 +52,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -297,6 +297,20 @@ def choose_topics(topics: int) -> None:
             )
 
 
+def reader_row(n: int, now: datetime) -> dict[str, object]:
+    """Reader ``n``, active, as a bulk insert of subscribers takes it."""
+    return {
+        "email": f"reader{n}@example.org",
+        "email_key": f"reader{n}@example.org",
+        "first_name": f"Reader{n}",
+        "last_name": "Example",
+        "status": "active",
+        "token_nonce": f"{n:016x}",
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def fill(subscribers: int, first: int, digests: int, topics: int = 0) -> None:
     """Subscribers, and copies of digest ``first`` (another send of the same digest would
     find everyone sent); with ``topics``, those topics and articles under them too."""
@@ -306,19 +320,7 @@ def fill(subscribers: int, first: int, digests: int, topics: int = 0) -> None:
         for start in range(0, subscribers, CHUNK):
             session.execute(
                 insert(Subscriber),
-                [
-                    {
-                        "email": f"reader{n}@example.org",
-                        "email_key": f"reader{n}@example.org",
-                        "first_name": f"Reader{n}",
-                        "last_name": "Example",
-                        "status": "active",
-                        "token_nonce": f"{n:016x}",
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for n in range(start, min(start + CHUNK, subscribers))
-                ],
+                [reader_row(n, now) for n in range(start, min(start + CHUNK, subscribers))],
             )
         original = session.get_one(Digest, first)
         if topics:
