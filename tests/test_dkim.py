@@ -3,6 +3,8 @@ the test's keys (its DNS lookup answers with the test's record), on both databas
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,7 @@ from newsletter import ConfigError
 from newsletter.app_db import session_factory
 from newsletter.mail.dkim import (
     FIELD_START,
+    BodyHash,
     Signer,
     dns_record,
     load_ed25519_key,
@@ -27,6 +30,7 @@ from newsletter.mail.dkim import (
     relaxed_body,
     relaxed_field,
 )
+from newsletter.mail.pieces import Pieces, wire_text
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import post_signup
 from tests.sending_support import add_articles_and_digest, add_subscribers
@@ -373,3 +377,47 @@ def test_a_signature_over_awkward_headers_verifies_and_a_change_breaks_it(
     at = data.rindex(signed_value)
     changed = data[:at] + b"X" + data[at + 1 :]
     assert not dkim.verify(changed, dnsfunc=dns_for(rsa_pem))
+
+
+def whole_body_hash(body: bytes) -> bytes:
+    return base64.b64encode(hashlib.sha256(Relaxed.canonicalize_body(body)).digest())
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [(b"--b\r\n", True), (b"a  b\t\r\n", True), (b"own \r\n", False), (b"--b--\r\n", True)],
+        # Seams in the middle of a line, with white space on both sides of them.
+        [(b"Hello ", True), (b" Ada  ", False), (b"\t, welcome\r\n", True), (b"end\r\n", True)],
+        [(b"", True), (b"x", False), (b"", True), (b"  \r\n\r\n", True), (b"last\r\n", False)],
+        [(b"no line end at all", True)],
+    ],
+)
+def test_a_body_hashed_in_pieces_has_the_hash_of_the_whole(
+    pieces: list[tuple[bytes, bool]],
+) -> None:
+    for _ in range(2):  # the second time, the shared pieces come from what was remembered
+        hashed = BodyHash()
+        for piece, shared in pieces:
+            hashed.add(piece, shared)
+        assert hashed.value() == whole_body_hash(b"".join(piece for piece, _ in pieces))
+
+
+@pytest.mark.parametrize("ending", [b"text\r\n\r\n", b"\r\n", b" \t\r\n"])
+def test_a_body_hashed_in_pieces_refuses_an_empty_last_line(ending: bytes) -> None:
+    hashed = BodyHash()
+    hashed.add(b"first line\r\n", shared=True)
+    hashed.add(ending)
+    with pytest.raises(ValueError, match="empty line"):
+        hashed.value()
+
+
+def test_pieces_filled_for_the_wire_join_to_the_encoded_text() -> None:
+    markers = {"name": "slotXnameend", "link": "slotXlinkend"}
+    rendered = "Dear slotXnameend,\nyour  link: slotXlinkend\n" + "Long line " * 20 + "\n"
+    pieces = Pieces.cut(rendered, markers)
+    values = {"name": "Zoë  Ibáñez", "link": "https://news.example.org/p/" + "x" * 90}
+    parts = pieces.fill_wire(values)
+    assert b"".join(parts) == wire_text(pieces.fill_encoded(values))
+    assert all(part.endswith(b"\r\n") for part in parts if part)
+    assert pieces.fill_wire(values)[0] is parts[0]  # the literals are made once

@@ -413,8 +413,8 @@ class PreparedDigest:
             to_name=f"{recipient.first_name} {recipient.last_name}",
             to_address=recipient.email,
             message_id=message_id,
-            text_qp=version.text.fill_encoded(text_values),
-            html_qp=version.html.fill_encoded(html_values),
+            text_qp=version.text.fill_wire(text_values),
+            html_qp=version.html.fill_wire(html_values),
             headers=list_headers(self.site, link),
         )
 

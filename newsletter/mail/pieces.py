@@ -8,6 +8,7 @@ pieces with its own values, already encoded for quoted-printable where asked.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import textwrap
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email import quoprimime
 
-__all__ = ["Pieces", "encode_piece", "slot_markers", "wrap_text"]
+__all__ = ["Pieces", "encode_piece", "slot_markers", "wire_text", "wrap_text"]
 
 TEXT_WIDTH = 76
 QP_LINE_LENGTH = 76
@@ -45,6 +46,11 @@ def encode_piece(text: str) -> str:
     raw = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8").decode("latin-1")
     encoded = quoprimime.body_encode(raw, maxlinelen=QP_LINE_LENGTH - 1, eol="\n")
     return encoded if raw.endswith("\n") else encoded + "=\n"
+
+
+def wire_text(encoded: str) -> bytes:
+    """Quoted-printable text as it goes on the wire: ASCII with CRLF line ends."""
+    return encoded.replace("\r\n", "\n").replace("\n", "\r\n").encode("ascii")
 
 
 def slot_markers(slots: Iterable[str]) -> dict[str, str]:
@@ -135,3 +141,19 @@ class Pieces:
         """The same, as quoted-printable: only the values are encoded here."""
         encoded_values = {name: encode_piece(value) for name, value in values.items()}
         return self._join(self.encoded, self.slots, encoded_values)
+
+    @functools.cached_property
+    def _wire_literals(self) -> tuple[bytes, ...]:
+        return tuple(wire_text(literal) for literal in self.encoded)
+
+    def fill_wire(self, values: Mapping[str, str]) -> list[bytes]:
+        """The same as :meth:`fill_encoded`, in wire bytes (:func:`wire_text`) and still in
+        pieces: the literals at even places, the same bytes for every message, each
+        person's values between them. Every piece ends at a line end, so each is joined and
+        hashed (DKIM) as it is."""
+        literals = self._wire_literals
+        parts = [literals[0]]
+        for slot, literal in zip(self.slots, literals[1:], strict=True):
+            parts.append(wire_text(encode_piece(values[slot])))
+            parts.append(literal)
+        return parts

@@ -16,14 +16,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 from newsletter.db import utcnow
-from newsletter.mail.dkim import Signer
+from newsletter.mail.dkim import BodyHash, Signer
 from newsletter.mail.headers import address_field, mailbox_field, one_line, unstructured
+from newsletter.mail.pieces import wire_text
 from newsletter.site import Site
 
 __all__ = [
@@ -69,19 +70,31 @@ class Outgoing:
     data: bytes
 
 
-def _part(subtype: str, encoded: str) -> bytes:
-    """A text part from a body already in quoted-printable (``mail.pieces.encode_piece``)."""
-    body = encoded.replace("\r\n", "\n")
-    if not body.endswith("\n"):
-        body += "\n"
+#: A text part's body in quoted-printable: whole, or as ``Pieces.fill_wire`` gives it.
+Body = str | Sequence[bytes]
+
+
+def _part_head(subtype: str) -> bytes:
     return (
         f'Content-Type: text/{subtype}; charset="utf-8"'.encode()
         + CRLF
         + b"Content-Transfer-Encoding: quoted-printable"
         + CRLF
         + CRLF
-        + body.replace("\n", "\r\n").encode("ascii")
     )
+
+
+def _body_pieces(body: Body) -> list[tuple[bytes, bool]]:
+    """A part's body as wire pieces, each marked whether every message shares it; it ends
+    with a line end."""
+    if isinstance(body, str):
+        pieces = [(wire_text(body), False)]
+    else:
+        pieces = [(piece, place % 2 == 0) for place, piece in enumerate(body)]
+    written = [piece for piece, _ in pieces if piece]
+    if not written or not written[-1].endswith(CRLF):
+        pieces.append((CRLF, True))
+    return pieces
 
 
 class AlternativeTemplate:
@@ -106,6 +119,10 @@ class AlternativeTemplate:
             f'Content-Type: multipart/alternative; boundary="{self.boundary}"',
         ]
         self._shared_headers = CRLF.join(line.encode("utf-8") for line in shared)
+        delimiter = b"--" + self.boundary.encode()
+        self._opening = delimiter + CRLF + _part_head("plain")
+        self._between = CRLF + delimiter + CRLF + _part_head("html")
+        self._closing = CRLF + delimiter + b"--" + CRLF
 
     def assemble(
         self,
@@ -113,39 +130,32 @@ class AlternativeTemplate:
         to_name: str,
         to_address: str,
         message_id: str,
-        text_qp: str,
-        html_qp: str,
+        text_qp: Body,
+        html_qp: Body,
         headers: Mapping[str, str] | None = None,
     ) -> Outgoing:
         """One recipient's message: their own headers, then both bodies, which come already
-        encoded as quoted-printable (most of them once per campaign)."""
+        encoded as quoted-printable (most of them once per campaign, see ``Body``)."""
         own = [
             f"To: {address_field(to_name, to_address)}",
             f"Date: {format_datetime(utcnow())}",
             f"Message-ID: {one_line(message_id)}",
             *(f"{name}: {unstructured(value)}" for name, value in (headers or {}).items()),
         ]
-        delimiter = b"--" + self.boundary.encode()
-        data = b"".join(
-            [
-                CRLF.join(line.encode("utf-8") for line in own),
-                CRLF,
-                self._shared_headers,
-                CRLF,
-                CRLF,
-                delimiter,
-                CRLF,
-                _part("plain", text_qp),
-                CRLF,
-                delimiter,
-                CRLF,
-                _part("html", html_qp),
-                CRLF,
-                delimiter,
-                b"--",
-                CRLF,
-            ]
-        )
+        body = [
+            (self._opening, True),
+            *_body_pieces(text_qp),
+            (self._between, True),
+            *_body_pieces(html_qp),
+            (self._closing, True),
+        ]
+        head = [CRLF.join(line.encode("utf-8") for line in own), CRLF, self._shared_headers]
+        data = b"".join([*head, CRLF, CRLF, *(piece for piece, _ in body)])
         if self.signer is not None:
-            data = self.signer.sign(data)
+            # The body is hashed as it was joined, so the pieces every message shares are
+            # made canonical once per campaign.
+            hashed = BodyHash()
+            for piece, shared in body:
+                hashed.add(piece, shared)
+            data = self.signer.sign(data, hashed)
         return Outgoing(message_id, data)
