@@ -46,6 +46,15 @@ def reader(app: Flask, email: str, rhythm: str | None = None, *topics: str) -> i
         return person.id
 
 
+def asylum_and_prisons(app: Flask) -> None:
+    """Two topics, and a reader who chose each of them."""
+    with session_factory(app)() as session:
+        make_topic(session, "asylum", "Asylum")
+        make_topic(session, "prisons", "Prisons")
+    reader(app, "asylum@example.org", None, "asylum")
+    reader(app, "prisons@example.org", None, "prisons")
+
+
 def test_a_due_digest_goes_out_once_and_a_second_run_sends_nothing(
     auto_app: Flask, smtp_server: SMTPServer, feed: SiteFeed
 ) -> None:
@@ -135,11 +144,7 @@ def test_an_article_is_taken_only_once_settled_and_an_edit_after_sending_is_not_
 def test_each_reader_gets_their_topics_and_general_news(
     auto_app: Flask, smtp_server: SMTPServer, feed: SiteFeed
 ) -> None:
-    with session_factory(auto_app)() as session:
-        make_topic(session, "asylum", "Asylum")
-        make_topic(session, "prisons", "Prisons")
-    reader(auto_app, "asylum@example.org", None, "asylum")
-    reader(auto_app, "prisons@example.org", None, "prisons")
+    asylum_and_prisons(auto_app)
     reader(auto_app, "all@example.org")
     auto(auto_app, "2027-03-01 09:00")
     feed.publish("a1", at("2027-03-01 10:00"), "Asylum")
@@ -267,11 +272,7 @@ def test_status_without_an_id_shows_what_the_automation_did_and_will_do(
 def test_a_send_stopped_by_the_mail_server_is_finished_with_each_readers_own_articles(
     auto_app: Flask, smtp_server: SMTPServer, feed: SiteFeed
 ) -> None:
-    with session_factory(auto_app)() as session:
-        make_topic(session, "asylum", "Asylum")
-        make_topic(session, "prisons", "Prisons")
-    reader(auto_app, "asylum@example.org", None, "asylum")
-    reader(auto_app, "prisons@example.org", None, "prisons")
+    asylum_and_prisons(auto_app)
     feed.publish("a1", at("2027-03-01 06:00"), "Asylum")
     feed.publish("p1", at("2027-03-01 06:00"), "Prisons")
     auto(auto_app, "2027-03-01 06:00")
