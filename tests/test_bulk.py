@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.app_db import session_factory
 from newsletter.models import ConsentEvent, Subscriber, Suppression
-from newsletter.services.bulk import bulk_insert, table_of
+from newsletter.services.bulk import among, bulk_insert, table_of
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
 
@@ -86,3 +86,33 @@ def test_many_rows_past_one_statement_and_defaults_filled(app: Flask, database_u
         ats = set(session.scalars(select(ConsentEvent.at)))
         assert ats == {NOW}
         assert session.scalars(select(ConsentEvent.choices)).first() is None
+
+
+def test_among_finds_exactly_the_given_keys(app: Flask) -> None:
+    with session_factory(app).begin() as session:
+        session.add_all(Subscriber(**person(n)) for n in range(4))
+    keys = ["person1@example.org", "person3@example.org", "nobody@example.org", "zoë'\"@x.org"]
+    # A line end or an empty value cannot be split out of one text: those take an IN list.
+    awkward = [*keys, "person2@example.org\nperson0@example.org", ""]
+    with session_factory(app)() as session:
+        for wanted in (keys, awkward, []):
+            found = session.scalars(
+                select(Subscriber.email_key).where(among(session, Subscriber.email_key, wanted))
+            )
+            assert (
+                sorted(found)
+                == ["person1@example.org", "person3@example.org"][: 2 if wanted else 0]
+            )
+
+
+def test_two_inserts_in_one_transaction_return_only_their_own_rows(app: Flask) -> None:
+    table = table_of(Subscriber)
+    returning = (Subscriber.id, Subscriber.email_key)
+    with session_factory(app).begin() as session:
+        first = bulk_insert(session, table, [person(1)], "email_key", returning)
+        second = bulk_insert(session, table, [person(1), person(2)], "email_key", returning)
+    with session_factory(app).begin() as session:
+        third = bulk_insert(session, table, [person(3)], "email_key", returning)
+    assert [row.email_key for row in first] == ["person1@example.org"]
+    assert [row.email_key for row in second] == ["person2@example.org"]
+    assert [row.email_key for row in third] == ["person3@example.org"]

@@ -39,7 +39,7 @@ from newsletter.models import (
     SubscriberTopic,
     Suppression,
 )
-from newsletter.services.bulk import bulk_insert, table_of
+from newsletter.services.bulk import among, bulk_insert, table_of
 from newsletter.services.confirmations import Outbox, hand_over_after_commit, queue_confirmation
 from newsletter.services.consent import Evidence, record_events
 from newsletter.services.csv_rows import Problem, Row
@@ -182,7 +182,7 @@ class _Suppressions:
             digest: (reason, folded)
             for digest, reason, folded in session.execute(
                 select(Suppression.email_hash, Suppression.reason, Suppression.folded).where(
-                    Suppression.email_hash.in_(sorted(wanted))
+                    among(session, Suppression.email_hash, sorted(wanted))
                 )
             )
         }
@@ -336,7 +336,7 @@ class SubscriberImport:
             key: status
             for key, status in session.execute(
                 select(Subscriber.email_key, Subscriber.status).where(
-                    Subscriber.email_key.in_(keys)
+                    among(session, Subscriber.email_key, keys)
                 )
             )
         }
