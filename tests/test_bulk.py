@@ -3,7 +3,7 @@ stores them, defaults filled in, on both databases."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from flask import Flask
 from sqlalchemy import select
@@ -116,3 +116,26 @@ def test_two_inserts_in_one_transaction_return_only_their_own_rows(app: Flask) -
     assert [row.email_key for row in first] == ["person1@example.org"]
     assert [row.email_key for row in second] == ["person2@example.org"]
     assert [row.email_key for row in third] == ["person3@example.org"]
+
+
+def test_each_row_keeps_its_own_time_whatever_its_zone(app: Flask) -> None:
+    later = NOW + timedelta(hours=1)
+    in_paris = later.astimezone(timezone(timedelta(hours=2)))
+    times = [NOW, later, NOW, in_paris, None]
+    with session_factory(app).begin() as session:
+        [row] = bulk_insert(
+            session, table_of(Subscriber), [person(1)], "email_key", (Subscriber.id,)
+        )
+        events = [
+            {"subscriber_id": row.id, "kind": "given", "at": at or NOW, "method": str(n)}
+            for n, at in enumerate(times)
+        ]
+        for event in events:
+            event.update(statement_id=None, ip=None, choices=None)
+        bulk_insert(session, table_of(ConsentEvent), events)
+    with session_factory(app)() as session:
+        stored = {
+            method: at
+            for method, at in session.execute(select(ConsentEvent.method, ConsentEvent.at))
+        }
+    assert stored == {"0": NOW, "1": later, "2": NOW, "3": later, "4": NOW}
