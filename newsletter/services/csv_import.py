@@ -104,18 +104,23 @@ class SeenAddresses(AbstractContextManager["SeenAddresses"]):
         """The line each key of ``lines`` first appeared on, for those seen before; the
         others are remembered with their line in ``lines``. (Each key is hashed once.)"""
         hashed = {self._hash(key): key for key in lines}
+        added = self._db.executemany(
+            "INSERT OR IGNORE INTO seen (key, line) VALUES (?, ?)",
+            ((digest, lines[key]) for digest, key in hashed.items()),
+        ).rowcount
         found: dict[str, int] = {}
+        if added == len(hashed):
+            # All new, as most are: no need to look for earlier lines.
+            return found
         items = list(hashed)
         for start in range(0, len(items), 500):
             chunk = items[start : start + 500]
             marks = ",".join("?" * len(chunk))
             query = f"SELECT key, line FROM seen WHERE key IN ({marks})"
             for digest, line in self._db.execute(query, chunk):
-                found[hashed[digest]] = line
-        self._db.executemany(
-            "INSERT OR IGNORE INTO seen (key, line) VALUES (?, ?)",
-            ((digest, lines[key]) for digest, key in hashed.items() if key not in found),
-        )
+                # A key kept with another line than this batch's was seen before.
+                if line != lines[hashed[digest]]:
+                    found[hashed[digest]] = line
         return found
 
     def __exit__(self, *exc: object) -> None:
