@@ -255,7 +255,9 @@ def among(session: Session, column: Any, values: Collection[str]) -> ColumnEleme
     """
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
-        each = func.json_each(bindparam(None, json.dumps(list(values)), type_=Text))
+        each = func.json_each(
+            bindparam(None, json.dumps(list(values), ensure_ascii=False), type_=Text)
+        )
         return cast(ColumnElement[bool], column.in_(select(each.table_valued("value").c.value)))
     joined = "\n".join(values)
     # Split at line ends, which no value may hold; nor may one be empty, which would vanish.
