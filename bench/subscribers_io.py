@@ -189,7 +189,8 @@ def main() -> int:
             f"generated {options.rows:,} rows ({size_mb:.0f} MB) "
             f"in {time.perf_counter() - started:.1f} s; database: "
             f"{'given URL' if options.database_url else 'fresh SQLite file'}"
-            + (f"; {options.topics} topics" if options.topics else ""),
+            + (f"; {options.topics} topics" if options.topics else "")
+            + f"; load average {' '.join(f'{n:.1f}' for n in os.getloadavg())}",
             flush=True,
         )
         results = run_steps(people, exported, env, folder, "this checkout", options.topics)

@@ -3,7 +3,7 @@ stores them, defaults filled in, on both databases."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from flask import Flask
 from sqlalchemy import select
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.app_db import session_factory
 from newsletter.models import ConsentEvent, Subscriber, Suppression
-from newsletter.services.bulk import bulk_insert, table_of
+from newsletter.services.bulk import among, bulk_insert, table_of
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
 
@@ -86,3 +86,56 @@ def test_many_rows_past_one_statement_and_defaults_filled(app: Flask, database_u
         ats = set(session.scalars(select(ConsentEvent.at)))
         assert ats == {NOW}
         assert session.scalars(select(ConsentEvent.choices)).first() is None
+
+
+def test_among_finds_exactly_the_given_keys(app: Flask) -> None:
+    unusual = "zoë'\"😀@x.org"
+    with session_factory(app).begin() as session:
+        session.add_all(Subscriber(**person(n)) for n in range(4))
+        session.add(Subscriber(**person(4) | {"email": unusual, "email_key": unusual}))
+    keys = ["person1@example.org", "person3@example.org", "nobody@example.org", unusual]
+    # A line end or an empty value cannot be split out of one text: those take an IN list.
+    awkward = [*keys, "person2@example.org\nperson0@example.org", ""]
+    with session_factory(app)() as session:
+        for wanted in (keys, awkward, []):
+            found = session.scalars(
+                select(Subscriber.email_key).where(among(session, Subscriber.email_key, wanted))
+            )
+            expected = ["person1@example.org", "person3@example.org", unusual] if wanted else []
+            assert sorted(found) == expected
+
+
+def test_two_inserts_in_one_transaction_return_only_their_own_rows(app: Flask) -> None:
+    table = table_of(Subscriber)
+    returning = (Subscriber.id, Subscriber.email_key)
+    with session_factory(app).begin() as session:
+        first = bulk_insert(session, table, [person(1)], "email_key", returning)
+        second = bulk_insert(session, table, [person(1), person(2)], "email_key", returning)
+    with session_factory(app).begin() as session:
+        third = bulk_insert(session, table, [person(3)], "email_key", returning)
+    assert [row.email_key for row in first] == ["person1@example.org"]
+    assert [row.email_key for row in second] == ["person2@example.org"]
+    assert [row.email_key for row in third] == ["person3@example.org"]
+
+
+def test_each_row_keeps_its_own_time_whatever_its_zone(app: Flask) -> None:
+    later = NOW + timedelta(hours=1)
+    in_paris = later.astimezone(timezone(timedelta(hours=2)))
+    times = [NOW, later, NOW, in_paris, None]
+    with session_factory(app).begin() as session:
+        [row] = bulk_insert(
+            session, table_of(Subscriber), [person(1)], "email_key", (Subscriber.id,)
+        )
+        events = [
+            {"subscriber_id": row.id, "kind": "given", "at": at or NOW, "method": str(n)}
+            for n, at in enumerate(times)
+        ]
+        for event in events:
+            event.update(statement_id=None, ip=None, choices=None)
+        bulk_insert(session, table_of(ConsentEvent), events)
+    with session_factory(app)() as session:
+        stored = {
+            method: at
+            for method, at in session.execute(select(ConsentEvent.method, ConsentEvent.at))
+        }
+    assert stored == {"0": NOW, "1": later, "2": NOW, "3": later, "4": NOW}

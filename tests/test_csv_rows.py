@@ -115,3 +115,27 @@ def test_consent_dates_from_1990_to_now_are_kept(value: str) -> None:
 def test_a_consent_note_with_a_line_break_of_any_kind_is_refused(separator: str) -> None:
     with pytest.raises(InvalidValue, match="not allowed"):
         clean_consent_note(f"Paper form{separator}Bcc: someone@example.net")
+
+
+def test_names_that_repeat_are_kept_or_refused_on_every_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A small memory of checked names, so that it fills and starts again within the file.
+    monkeypatch.setattr("newsletter.services.csv_rows.REMEMBERED_NAMES", 2)
+    names = ["Ada", " Zoë ", "<b>Eve</b>", "Ada", "Bo", "Zoë", "<b>Eve</b>", "Ada"]
+    text = "email,first_name,last_name\n" + "".join(
+        f"p{number}@example.org,{name},Ada\n" for number, name in enumerate(names)
+    )
+    rows = read(text)
+    refused = "first_name: First name cannot contain markup (<, > or =?)."
+    assert [row.first_name if isinstance(row, Row) else row.reason for row in rows] == [
+        "Ada",
+        "Zoë",
+        refused,
+        "Ada",
+        "Bo",
+        "Zoë",
+        refused,
+        "Ada",
+    ]
+    assert all(row.last_name == "Ada" for row in rows if isinstance(row, Row))

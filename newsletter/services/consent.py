@@ -106,11 +106,23 @@ def record_events(
     """Record an event of ``kind`` for each (subscriber id, evidence, time) in one statement:
     what :func:`record_event` writes, for the thousands of people of an import's batch."""
     statement_id = statement.id if statement is not None else None
-    rows = [
-        {"subscriber_id": subscriber_id, "statement_id": statement_id}
-        | _stored_fields(kind, evidence, at)
-        for subscriber_id, evidence, at in events
-    ]
+    now = utcnow()
+    # An import's thousand rows share a few pieces of evidence: each one's columns are made
+    # once (kept with the evidence itself, so that its id is not reused for another).
+    stored: dict[int, tuple[Evidence, dict[str, Any]]] = {}
+    rows = []
+    for subscriber_id, evidence, at in events:
+        fields = stored.get(id(evidence))
+        if fields is None:
+            fields = stored[id(evidence)] = (evidence, _stored_fields(kind, evidence, now))
+        rows.append(
+            {
+                "subscriber_id": subscriber_id,
+                "statement_id": statement_id,
+                **fields[1],
+                "at": at or now,
+            }
+        )
     if rows:
         bulk_insert(session, table_of(ConsentEvent), rows)
 

@@ -39,7 +39,7 @@ from newsletter.models import (
     SubscriberTopic,
     Suppression,
 )
-from newsletter.services.bulk import bulk_insert, table_of
+from newsletter.services.bulk import among, bulk_insert, table_of
 from newsletter.services.confirmations import Outbox, hand_over_after_commit, queue_confirmation
 from newsletter.services.consent import Evidence, record_events
 from newsletter.services.csv_rows import Problem, Row
@@ -100,24 +100,28 @@ class SeenAddresses(AbstractContextManager["SeenAddresses"]):
     def _hash(self, key: str) -> bytes:
         return hashlib.blake2b(key.encode(), digest_size=16, key=self._salt).digest()
 
-    def earlier(self, keys: Iterable[str]) -> dict[str, int]:
-        """The line each of ``keys`` first appeared on, for those seen before."""
-        hashed = {self._hash(key): key for key in keys}
+    def first_lines(self, lines: dict[str, int]) -> dict[str, int]:
+        """The line each key of ``lines`` first appeared on, for those seen before; the
+        others are remembered with their line in ``lines``. (Each key is hashed once.)"""
+        hashed = {self._hash(key): key for key in lines}
+        added = self._db.executemany(
+            "INSERT OR IGNORE INTO seen (key, line) VALUES (?, ?)",
+            ((digest, lines[key]) for digest, key in hashed.items()),
+        ).rowcount
         found: dict[str, int] = {}
+        if added == len(hashed):
+            # All new, as most are: no need to look for earlier lines.
+            return found
         items = list(hashed)
         for start in range(0, len(items), 500):
             chunk = items[start : start + 500]
             marks = ",".join("?" * len(chunk))
             query = f"SELECT key, line FROM seen WHERE key IN ({marks})"
             for digest, line in self._db.execute(query, chunk):
-                found[hashed[digest]] = line
+                # A key kept with another line than this batch's was seen before.
+                if line != lines[hashed[digest]]:
+                    found[hashed[digest]] = line
         return found
-
-    def add(self, lines: dict[str, int]) -> None:
-        self._db.executemany(
-            "INSERT OR IGNORE INTO seen (key, line) VALUES (?, ?)",
-            ((self._hash(key), line) for key, line in lines.items()),
-        )
 
     def __exit__(self, *exc: object) -> None:
         self._db.close()
@@ -182,7 +186,7 @@ class _Suppressions:
             digest: (reason, folded)
             for digest, reason, folded in session.execute(
                 select(Suppression.email_hash, Suppression.reason, Suppression.folded).where(
-                    Suppression.email_hash.in_(sorted(wanted))
+                    among(session, Suppression.email_hash, sorted(wanted))
                 )
             )
         }
@@ -289,7 +293,7 @@ class SubscriberImport:
         first_in_batch: dict[str, int] = {}
         for row in rows:
             first_in_batch.setdefault(row.key, row.line)
-        earlier = seen.earlier(first_in_batch)
+        earlier = seen.first_lines(first_in_batch)
         fresh = []
         for row in rows:
             first = earlier.get(row.key, first_in_batch[row.key])
@@ -297,7 +301,6 @@ class SubscriberImport:
                 problems.append(Problem(row.line, f"the same address as line {first}"))
             else:
                 fresh.append(row)
-        seen.add({key: line for key, line in first_in_batch.items() if key not in earlier})
         return fresh
 
     def _write(self, rows: list[Row], problems: list[Problem]) -> list[int]:
@@ -336,7 +339,7 @@ class SubscriberImport:
             key: status
             for key, status in session.execute(
                 select(Subscriber.email_key, Subscriber.status).where(
-                    Subscriber.email_key.in_(keys)
+                    among(session, Subscriber.email_key, keys)
                 )
             )
         }
@@ -378,6 +381,9 @@ class SubscriberImport:
         if not plan.people:
             return {}
         now = utcnow()
+        # One call for the batch's nonces rather than one a person (each reads the system's
+        # random source).
+        nonces = secrets.token_hex(8 * len(plan.people))
         inserted = bulk_insert(
             session,
             table_of(Subscriber),
@@ -388,11 +394,11 @@ class SubscriberImport:
                     "first_name": row.first_name,
                     "last_name": row.last_name,
                     "status": status,
-                    "token_nonce": secrets.token_hex(8),
+                    "token_nonce": nonces[16 * index : 16 * index + 16],
                     "created_at": now,
                     "updated_at": now,
                 }
-                for row, status in plan.people
+                for index, (row, status) in enumerate(plan.people)
             ],
             conflict_key="email_key",
             returning=(Subscriber.id, Subscriber.email_key),
@@ -400,6 +406,8 @@ class SubscriberImport:
         ids: dict[str, int] = {row.email_key: row.id for row in inserted}
         created: dict[int, str] = {}
         events: list[tuple[int, Evidence, datetime | None]] = []
+        # One piece of evidence for each source in the batch, not one a row.
+        evidence: dict[str | None, Evidence] = {}
         for row, status in plan.people:
             subscriber_id = ids.get(row.key)
             if subscriber_id is None:
@@ -407,8 +415,12 @@ class SubscriberImport:
                 problems.append(Problem(row.line, reason, rejected=False))
                 continue
             created[subscriber_id] = status
-            evidence = Evidence(IMPORT_METHOD, source_url=row.source, note=self.consent_note)
-            events.append((subscriber_id, evidence, row.consented_at or now))
+            given = evidence.get(row.source)
+            if given is None:
+                given = evidence[row.source] = Evidence(
+                    IMPORT_METHOD, source_url=row.source, note=self.consent_note
+                )
+            events.append((subscriber_id, given, row.consented_at or now))
         # Through the same function as every other consent event, in one statement.
         record_events(session, ConsentKind.GIVEN, events)
         choices = [

@@ -50,6 +50,8 @@ IGNORED_EXPORT_COLUMNS = tuple(
 )
 # A consent date a little ahead of this machine's clock is a time zone slip; more is an error.
 FUTURE_TOLERANCE = timedelta(days=1)
+# Distinct names remembered as checked, per column, before the memory starts again.
+REMEMBERED_NAMES = 65536
 
 
 class UnreadableCSV(ServiceError, ValueError):
@@ -139,6 +141,9 @@ class PeopleCSV:
         self._reader = csv.reader(lines)
         self._now = now or utcnow()
         self._line = 0
+        # Names repeat down a list (first names most of all): each distinct one that passed
+        # is checked once, by label. A refused one is checked again, for its message.
+        self._names: dict[str, dict[str, str]] = {}
         header = self._header()
         self.columns = {name: index for index, name in enumerate(header)}
         self.width = len(header)
@@ -242,9 +247,9 @@ class PeopleCSV:
         try:
             email = clean_email(self._cell(record, column))
             column = "first_name"
-            first_name = clean_name(self._cell(record, column), "First name")
+            first_name = self._name(self._cell(record, column), "First name")
             column = "last_name"
-            last_name = clean_name(self._cell(record, column), "Last name")
+            last_name = self._name(self._cell(record, column), "Last name")
             column = "consented_at"
             consented_at = self._consented_at(self._cell(record, column))
             column = "source"
@@ -256,6 +261,16 @@ class PeopleCSV:
         except InvalidValue as error:
             return Problem(line, f"{column}: {error}")
         return Row(line, email, first_name, last_name, consented_at, source, file_status, topics)
+
+    def _name(self, value: str, label: str) -> str:
+        checked = self._names.setdefault(label, {})
+        text = checked.get(value)
+        if text is None:
+            text = clean_name(value, label)
+            if len(checked) >= REMEMBERED_NAMES:
+                checked.clear()
+            checked[value] = text
+        return text
 
     def _consented_at(self, value: str) -> datetime | None:
         if not value.strip():
