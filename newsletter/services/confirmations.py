@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, bindparam, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.db import utcnow
@@ -31,6 +31,7 @@ from newsletter.people import Person, person_in, with_person
 from newsletter.sending import ledger
 from newsletter.sending.engine import Outcome, Sender, SendOptions
 from newsletter.sending.jobs import ClaimedDelivery
+from newsletter.services.bulk import table_of
 from newsletter.services.consent import latest_given_event
 from newsletter.services.hand_over import hand_over_after_commit, note_queued
 from newsletter.services.welcome import read_welcome
@@ -44,6 +45,7 @@ __all__ = [
     "Outbox",
     "hand_over_after_commit",
     "queue_confirmation",
+    "queue_confirmation_of",
     "read_confirmation",
 ]
 
@@ -51,31 +53,48 @@ __all__ = [
 FLUSH_OPTIONS = SendOptions(workers=1, batch=50, max_errors=3)
 
 
-def queue_confirmation(session: Session, site: Site, subscriber: Subscriber) -> Delivery | None:
-    """Queue a confirmation email unless this address already had its share today.
+def queue_confirmation(session: Session, site: Site, subscriber: Subscriber) -> int | None:
+    """Queue a confirmation email for ``subscriber``; see :func:`queue_confirmation_of`."""
+    return queue_confirmation_of(session, site, subscriber.id)
+
+
+# Built once: a statement object keeps its compiled form's cache key, so each signup skips
+# building and keying it again.
+_SENT_TODAY = (
+    select(func.count())
+    .select_from(Delivery)
+    .where(
+        Delivery.subscriber_id == bindparam("subscriber_id"),
+        Delivery.kind == DeliveryKind.CONFIRM,
+        Delivery.created_at >= bindparam("since", type_=Delivery.created_at.type),
+    )
+)
+_QUEUE = insert(table_of(Delivery)).returning(table_of(Delivery).c.id)
+
+
+def queue_confirmation_of(
+    session: Session, site: Site, subscriber_id: int, *, new: bool = False
+) -> int | None:
+    """Queue a confirmation email unless this address already had its share today; the
+    delivery's id, or None. ``new``: the person was added in this transaction, so none has
+    been sent to them yet.
 
     The delivery is handed over for sending once the caller's transaction commits (see
     :func:`hand_over_after_commit`); until then nobody can see it, let alone send it.
     """
-    since = utcnow() - timedelta(days=1)
-    sent_today = session.scalar(
-        select(func.count())
-        .select_from(Delivery)
-        .where(
-            Delivery.subscriber_id == subscriber.id,
-            Delivery.kind == DeliveryKind.CONFIRM,
-            Delivery.created_at >= since,
-        )
-    )
-    if (sent_today or 0) >= site.confirmations_per_day:
-        return None
-    delivery = Delivery(
-        kind=DeliveryKind.CONFIRM, subscriber_id=subscriber.id, status=DeliveryStatus.QUEUED
-    )
-    session.add(delivery)
-    session.flush()
-    note_queued(session, delivery.id)
-    return delivery
+    if not new:
+        since = utcnow() - timedelta(days=1)
+        sent_today = session.scalar(_SENT_TODAY, {"subscriber_id": subscriber_id, "since": since})
+        if (sent_today or 0) >= site.confirmations_per_day:
+            return None
+    values = {
+        "kind": DeliveryKind.CONFIRM.value,
+        "subscriber_id": subscriber_id,
+        "status": DeliveryStatus.QUEUED.value,
+    }
+    delivery_id: int = session.execute(_QUEUE, values).scalar_one()
+    note_queued(session, delivery_id)
+    return delivery_id
 
 
 @dataclass(frozen=True)

@@ -94,9 +94,9 @@ def subscribe() -> Page:
         return form_again(came, form, 503, NOT_SAVED, ticked)
     log.info(
         "signup: %s is %s; %s",
-        _who(outcome.subscriber.id, outcome.subscriber.email),
-        outcome.subscriber.status,
-        "confirmation email queued" if outcome.confirmation else "no email queued",
+        _who(outcome.subscriber_id, outcome.email),
+        outcome.status,
+        "confirmation email queued" if outcome.confirmation_id else "no email queued",
     )
     return accepted(came, started)
 
