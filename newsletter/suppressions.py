@@ -11,14 +11,16 @@ suppressed address. Like ``addresses``, these are plain functions on a Session a
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from newsletter.addresses import folded_suppression_hash, suppression_hash
-from newsletter.models import FORM_SIGNUP, ConsentEvent, Subscriber, SubscriberStatus, Suppression
+from newsletter.models import FORM_SIGNUP, Subscriber, SubscriberStatus, Suppression
 
 __all__ = [
+    "GivenConsent",
     "earliest_suppression",
     "lift_suppression",
     "may_send_confirmation",
@@ -59,7 +61,17 @@ def suppressed_since(session: Session, email: str) -> datetime | None:
     return entry.created_at if entry is not None else None
 
 
-def may_send_confirmation(session: Session, email: str, consent: ConsentEvent) -> bool:
+class GivenConsent(Protocol):
+    """What the rule below reads of a consent event (a ``ConsentEvent``, or its columns)."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def at(self) -> datetime: ...
+
+
+def may_send_confirmation(session: Session, email: str, consent: GivenConsent) -> bool:
     """Whether a confirmation email answering ``consent`` may go to ``email``.
 
     A suppressed address gets one only when the person came back through the form after it

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 
 from sqlalchemy import ColumnElement, bindparam, func, insert, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from newsletter.db import utcnow
 from newsletter.mail.confirmation import ConfirmationTemplate
@@ -26,13 +26,20 @@ from newsletter.mail.render import EmailRenderer
 from newsletter.mail.transports import Connection, Transport
 from newsletter.mail.welcome import welcome_message
 from newsletter.mail.wire import Outgoing
-from newsletter.models import Delivery, DeliveryKind, DeliveryStatus, Subscriber, SubscriberStatus
+from newsletter.models import (
+    ConsentEvent,
+    ConsentKind,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Subscriber,
+    SubscriberStatus,
+)
 from newsletter.people import Person, person_in, with_person
 from newsletter.sending import ledger
 from newsletter.sending.engine import Outcome, Sender, SendOptions
 from newsletter.sending.jobs import ClaimedDelivery
 from newsletter.services.bulk import table_of
-from newsletter.services.consent import latest_given_event
 from newsletter.services.hand_over import hand_over_after_commit, note_queued
 from newsletter.services.welcome import read_welcome
 from newsletter.site import Site
@@ -106,22 +113,53 @@ class DueConfirmation:
     consent_event_id: int
 
 
+# What a confirmation email needs, in one select: the delivery's kind, whether its person is
+# still pending, the person, and the consent they gave last (the one the link confirms).
+_GIVEN = aliased(ConsentEvent)
+_LATEST_GIVEN = (
+    select(func.max(_GIVEN.id))
+    .where(_GIVEN.subscriber_id == Subscriber.id, _GIVEN.kind == ConsentKind.GIVEN)
+    .correlate(Subscriber)
+    .scalar_subquery()
+)
+_DUE = (
+    with_person(
+        Delivery.kind, Subscriber.status, ConsentEvent.id, ConsentEvent.method, ConsentEvent.at
+    )
+    .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+    .outerjoin(ConsentEvent, ConsentEvent.id == _LATEST_GIVEN)
+    .where(Delivery.id == bindparam("delivery_id"))
+)
+
+
 def read_confirmation(session: Session, delivery_id: int) -> DueConfirmation | None:
     """What the confirmation email of a delivery needs, or None when it is no longer due:
     the person is no longer pending, or the address is suppressed (see
     :func:`newsletter.suppressions.may_send_confirmation`)."""
-    row = session.execute(
-        with_person()
-        .join(Delivery, Delivery.subscriber_id == Subscriber.id)
-        .where(Delivery.id == delivery_id, Subscriber.status == SubscriberStatus.PENDING)
-    ).one_or_none()
-    person = person_in(row) if row is not None else None
-    if person is None:
-        return None
-    consent = latest_given_event(session, person)
-    if consent is None or not may_send_confirmation(session, person.email, consent):
-        return None
-    return DueConfirmation(delivery_id, person, consent.id)
+    return _due(session, delivery_id)[1]
+
+
+def _due(session: Session, delivery_id: int) -> tuple[str | None, DueConfirmation | None]:
+    """The delivery's kind, and its confirmation email's needs if it is one still due."""
+    row = session.execute(_DUE, {"delivery_id": delivery_id}).one_or_none()
+    if row is None:
+        return None, None
+    kind, status, consent = row[0], row[1], _Given(*row[2:5])
+    person = person_in(row)
+    if kind != DeliveryKind.CONFIRM or status != SubscriberStatus.PENDING or person is None:
+        return kind, None
+    if consent.id is None or not may_send_confirmation(session, person.email, consent):
+        return kind, None
+    return kind, DueConfirmation(delivery_id, person, consent.id)
+
+
+@dataclass(frozen=True)
+class _Given:
+    """The consent a confirmation answers (all None when the person has given none)."""
+
+    id: int | None
+    method: str
+    at: datetime
 
 
 class ConfirmationJob:
@@ -146,11 +184,9 @@ class ConfirmationJob:
 
     def compose(self, delivery: ClaimedDelivery) -> Outgoing | None:
         with self.sessions() as session:
-            kind = session.scalar(select(Delivery.kind).where(Delivery.id == delivery.id))
+            kind, due = _due(session, delivery.id)
             if kind == DeliveryKind.WELCOME:
                 welcome = read_welcome(session, delivery.id)
-            else:
-                due = read_confirmation(session, delivery.id)
         # Built after the transaction ends: on SQLite it holds the write lock signups wait for.
         if kind == DeliveryKind.WELCOME:
             if welcome is None:
