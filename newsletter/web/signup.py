@@ -28,7 +28,7 @@ from newsletter.web.signup_pages import (
     Page,
     accepted,
     form_again,
-    signup_page,
+    fresh_form_page,
 )
 
 __all__ = ["bp", "web_evidence"]
@@ -59,7 +59,7 @@ def _who(subscriber_id: int, email: str) -> str:
 @bp.get("/subscribe")
 def form() -> Page:
     # A link from a topic's page may preselect it: /subscribe?topic=north-korea.
-    return signup_page(SignupForm(), chosen=request.args.getlist("topic"))
+    return fresh_form_page(request.args.getlist("topic"))
 
 
 @bp.post("/subscribe")
