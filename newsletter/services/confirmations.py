@@ -43,7 +43,12 @@ from newsletter.services.bulk import table_of
 from newsletter.services.hand_over import hand_over_after_commit, note_queued
 from newsletter.services.welcome import read_welcome
 from newsletter.site import Site
-from newsletter.suppressions import may_send_confirmation
+from newsletter.suppressions import (
+    SUPPRESSED_SINCE,
+    confirmation_allowed,
+    suppressed_since,
+    suppression_params,
+)
 
 __all__ = [
     "ConfirmationJob",
@@ -124,7 +129,12 @@ _LATEST_GIVEN = (
 )
 _DUE = (
     with_person(
-        Delivery.kind, Subscriber.status, ConsentEvent.id, ConsentEvent.method, ConsentEvent.at
+        Delivery.kind,
+        Subscriber.status,
+        ConsentEvent.id,
+        ConsentEvent.method,
+        ConsentEvent.at,
+        SUPPRESSED_SINCE,
     )
     .join(Delivery, Delivery.subscriber_id == Subscriber.id)
     .outerjoin(ConsentEvent, ConsentEvent.id == _LATEST_GIVEN)
@@ -132,23 +142,32 @@ _DUE = (
 )
 
 
-def read_confirmation(session: Session, delivery_id: int) -> DueConfirmation | None:
-    """What the confirmation email of a delivery needs, or None when it is no longer due:
-    the person is no longer pending, or the address is suppressed (see
+def read_confirmation(session: Session, delivery_id: int, email: str) -> DueConfirmation | None:
+    """What the confirmation email of a delivery to ``email`` needs, or None when it is no
+    longer due: the person is no longer pending, or the address is suppressed (see
     :func:`newsletter.suppressions.may_send_confirmation`)."""
-    return _due(session, delivery_id)[1]
+    return _due(session, delivery_id, email)[1]
 
 
-def _due(session: Session, delivery_id: int) -> tuple[str | None, DueConfirmation | None]:
-    """The delivery's kind, and its confirmation email's needs if it is one still due."""
-    row = session.execute(_DUE, {"delivery_id": delivery_id}).one_or_none()
+def _due(
+    session: Session, delivery_id: int, email: str
+) -> tuple[str | None, DueConfirmation | None]:
+    """The delivery's kind, and its confirmation email's needs if it is one still due.
+
+    ``email`` is the address the sender claimed the delivery for: whether it is suppressed
+    comes in the same select."""
+    parameters = {"delivery_id": delivery_id, **suppression_params(email)}
+    row = session.execute(_DUE, parameters).one_or_none()
     if row is None:
         return None, None
-    kind, status, consent = row[0], row[1], _Given(*row[2:5])
+    kind, status, consent, suppressed = row[0], row[1], _Given(*row[2:5]), row[5]
     person = person_in(row)
     if kind != DeliveryKind.CONFIRM or status != SubscriberStatus.PENDING or person is None:
         return kind, None
-    if consent.id is None or not may_send_confirmation(session, person.email, consent):
+    if person.email != email:
+        # Not the address the suppression was read for (addresses are never changed).
+        suppressed = suppressed_since(session, person.email)
+    if consent.id is None or not confirmation_allowed(suppressed, consent):
         return kind, None
     return kind, DueConfirmation(delivery_id, person, consent.id)
 
@@ -184,7 +203,7 @@ class ConfirmationJob:
 
     def compose(self, delivery: ClaimedDelivery) -> Outgoing | None:
         with self.sessions() as session:
-            kind, due = _due(session, delivery.id)
+            kind, due = _due(session, delivery.id, delivery.person.email)
             if kind == DeliveryKind.WELCOME:
                 welcome = read_welcome(session, delivery.id)
         # Built after the transaction ends: on SQLite it holds the write lock signups wait for.
