@@ -23,6 +23,7 @@ from newsletter.web import (
     limits,
     preferences,
     security,
+    sessions,
     signup,
     unsubscribe,
     webhooks,
@@ -83,6 +84,7 @@ def _register_blueprints(app: Flask) -> None:
 def _register_extensions(app: Flask) -> None:
     dispatch.init_app(app, runtime.get_runtime(app).outbox())
     limits.init_app(app)
+    sessions.init_app(app)
     security.init_app(app)
     embed.init_app(app)
     webhooks.init_app(app)

@@ -11,14 +11,19 @@ suppressed address. Like ``addresses``, these are plain functions on a Session a
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from newsletter.addresses import folded_suppression_hash, suppression_hash
-from newsletter.models import FORM_SIGNUP, ConsentEvent, Subscriber, SubscriberStatus, Suppression
+from newsletter.models import FORM_SIGNUP, Subscriber, SubscriberStatus, Suppression
 
 __all__ = [
+    "COVERING",
+    "SUPPRESSED_SINCE",
+    "GivenConsent",
+    "confirmation_allowed",
     "earliest_suppression",
     "lift_suppression",
     "may_send_confirmation",
@@ -26,6 +31,7 @@ __all__ = [
     "suppress",
     "suppressed_since",
     "suppression_of",
+    "suppression_params",
 ]
 
 
@@ -37,13 +43,34 @@ def suppress(session: Session, email: str, reason: str) -> None:
         session.flush()
 
 
-def suppression_of(email: str) -> ColumnElement[bool]:
-    """Which ``suppressions`` rows cover ``email``: its own hash, or an older folded hash it
+def _covering(own_hash: Any, folded_hash: Any) -> ColumnElement[bool]:
+    """The ``suppressions`` rows covering an address: its own hash, or an older folded hash it
     shares with its look-alikes (they were one person when that entry was made)."""
     return or_(
-        Suppression.email_hash == suppression_hash(email),
-        and_(Suppression.email_hash == folded_suppression_hash(email), Suppression.folded),
+        Suppression.email_hash == own_hash,
+        and_(Suppression.email_hash == folded_hash, Suppression.folded),
     )
+
+
+#: :func:`suppression_of` with the address's two hashes as the parameters of
+#: :func:`suppression_params`, built once.
+COVERING = _covering(bindparam("suppression_hash"), bindparam("folded_hash"))
+#: When an address was first suppressed (NULL when it is not), as a column of a select that
+#: reads more in the same statement; its parameters are :func:`suppression_params`'.
+SUPPRESSED_SINCE = select(func.min(Suppression.created_at)).where(COVERING).scalar_subquery()
+
+
+def suppression_params(email: str) -> dict[str, str]:
+    """The parameters of :data:`COVERING` and :data:`SUPPRESSED_SINCE` for ``email``."""
+    return {
+        "suppression_hash": suppression_hash(email),
+        "folded_hash": folded_suppression_hash(email),
+    }
+
+
+def suppression_of(email: str) -> ColumnElement[bool]:
+    """Which ``suppressions`` rows cover ``email`` (see :func:`_covering`)."""
+    return _covering(suppression_hash(email), folded_suppression_hash(email))
 
 
 def earliest_suppression(session: Session, email: str) -> Suppression | None:
@@ -59,17 +86,30 @@ def suppressed_since(session: Session, email: str) -> datetime | None:
     return entry.created_at if entry is not None else None
 
 
-def may_send_confirmation(session: Session, email: str, consent: ConsentEvent) -> bool:
+class GivenConsent(Protocol):
+    """What the rule below reads of a consent event (a ``ConsentEvent``, or its columns)."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def at(self) -> datetime: ...
+
+
+def may_send_confirmation(session: Session, email: str, consent: GivenConsent) -> bool:
     """Whether a confirmation email answering ``consent`` may go to ``email``.
 
     A suppressed address gets one only when the person came back through the form after it
     was suppressed: that is the one way back, and confirming needs the email. Imports and
     older signups never reach a suppressed address.
     """
-    since = suppressed_since(session, email)
-    if since is None:
-        return True
-    return consent.method == FORM_SIGNUP and consent.at >= since
+    return confirmation_allowed(suppressed_since(session, email), consent)
+
+
+def confirmation_allowed(suppressed: datetime | None, consent: GivenConsent) -> bool:
+    """:func:`may_send_confirmation`'s rule, knowing when the address was suppressed (None:
+    it is not)."""
+    return suppressed is None or (consent.method == FORM_SIGNUP and consent.at >= suppressed)
 
 
 def record_hard_bounce(session: Session, subscriber: Subscriber) -> None:

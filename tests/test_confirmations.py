@@ -29,8 +29,8 @@ def signup(app: Flask, session: Session, email: str) -> int:
         SignupDetails(email, "Ada", "Lovelace"),
         Evidence(FORM_SIGNUP),
     )
-    assert outcome.confirmation is not None
-    return outcome.confirmation.id
+    assert outcome.confirmation_id is not None
+    return outcome.confirmation_id
 
 
 def test_queued_confirmations_are_handed_over_once_committed(app: Flask) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import create_engine, text
 
@@ -124,8 +125,8 @@ def test_the_email_is_built_after_the_database_is_let_go(
             SignupDetails("lin@example.org", "Lin", "Ito"),
             Evidence(FORM_SIGNUP, ip="192.0.2.1"),
         )
-        assert outcome.confirmation is not None
-        delivery_id = outcome.confirmation.id
+        assert outcome.confirmation_id is not None
+        delivery_id = outcome.confirmation_id
     renderer = ProbingRenderer(database_url)
     outbox = Outbox(runtime.sessions, runtime.site, renderer, runtime.transport)
     assert outbox.send_one(delivery_id)[DeliveryStatus.SENT] == 1
@@ -161,8 +162,8 @@ def queued_confirmations(app: Flask, count: int) -> list[int]:
                 SignupDetails(f"later{number}@example.org", "Lin", "Ito"),
                 Evidence(FORM_SIGNUP, ip="192.0.2.1"),
             )
-            assert outcome.confirmation is not None
-            ids.append(outcome.confirmation.id)
+            assert outcome.confirmation_id is not None
+            ids.append(outcome.confirmation_id)
     return ids
 
 
@@ -197,3 +198,50 @@ def test_a_connection_kept_open_is_closed_after_a_quiet_spell(
         dispatcher.close()
     assert (greetings, quits) == ([1, 1], [1, 1])
     assert recipients(smtp_server) == Counter(["later0@example.org", "later1@example.org"])
+
+
+class CountingOutbox(Outbox):
+    """The real outbox, noting the batches it is given."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.batches: list[list[int]] = []
+
+    def send_many(self, delivery_ids: list[int], connection: Any = None) -> Counter[str]:
+        self.batches.append(list(delivery_ids))
+        return super().send_many(delivery_ids, connection)
+
+
+def send_one_by_one(
+    app: Flask, ids: list[int], linger: float, batch: int
+) -> tuple[list[list[int]], float]:
+    """Submit each email on its own at once; the batches sent and the seconds it took."""
+    runtime = get_runtime(app)
+    outbox = CountingOutbox(runtime.sessions, runtime.site, runtime.renderer, runtime.transport)
+    dispatcher = MailDispatcher(outbox, linger=linger, batch=batch)
+    try:
+        started = time.monotonic()
+        for delivery_id in ids:
+            dispatcher.submit([delivery_id])
+        dispatcher.drain()
+        return outbox.batches, time.monotonic() - started
+    finally:
+        dispatcher.close()
+
+
+@pytest.mark.parametrize(
+    ("linger", "batch"),
+    [
+        (0.5, 4),  # three emails one after another wait the linger, then go as one batch
+        (30.0, 3),  # a full batch goes at once, without waiting for the linger
+    ],
+)
+def test_emails_due_within_the_linger_go_out_in_one_batch(
+    make_app: Callable[..., Flask], smtp_server: SMTPServer, linger: float, batch: int
+) -> None:
+    app = make_app(MAIL_URL=smtp_server.url)
+    ids = queued_confirmations(app, 3)
+    batches, seconds = send_one_by_one(app, ids, linger=linger, batch=batch)
+    assert batches == [ids]
+    assert seconds >= linger if batch > len(ids) else seconds < 10
+    assert recipients(smtp_server) == Counter(f"later{n}@example.org" for n in range(3))

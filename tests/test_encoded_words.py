@@ -131,7 +131,7 @@ def test_confirmation_email_never_decodes_a_stored_encoded_word(
             SignupDetails(email="ada@example.org", first_name=SMUGGLED, last_name=SMUGGLED),
             Evidence(method=FORM_SIGNUP),
         )
-        assert outcome.confirmation is not None
+        assert outcome.confirmation_id is not None
     result = app.test_cli_runner().invoke(args=["outbox", "flush"])
     assert result.exit_code == 0, result.output
     [received] = smtp_server.received

@@ -630,14 +630,17 @@ def test_look_alike_addresses_are_different_people(app: Flask) -> None:
             outcome = sign_up(
                 db, site, SignupDetails(email, first_name, last_name), Evidence(FORM_SIGNUP)
             )
-            assert outcome.confirmation is not None
-            confirmations.append(outcome.confirmation.id)
+            assert outcome.confirmation_id is not None
+            confirmations.append(outcome.confirmation_id)
 
     stored = all_rows(app, select(Subscriber).order_by(Subscriber.id))
     assert [(row.email, row.first_name, row.last_name) for row in stored] == LOOK_ALIKES
     # Each confirmation goes to the address typed, never to the look-alike signed up first.
     with session_factory(app)() as db:
-        drafts = [read_confirmation(db, delivery_id) for delivery_id in confirmations]
+        drafts = [
+            read_confirmation(db, delivery_id, row[0])
+            for delivery_id, row in zip(confirmations, LOOK_ALIKES, strict=True)
+        ]
     assert [draft.person.email if draft else None for draft in drafts] == [
         row[0] for row in LOOK_ALIKES
     ]

@@ -17,7 +17,7 @@ from newsletter.app_db import session_factory
 from newsletter.models import Subscriber, Topic
 from newsletter.services.topic_choices import QUESTION
 from newsletter.services.topics import remove_topic, topics_of
-from tests.conftest import post_signup
+from tests.conftest import csrf_token, post_signup
 from tests.support.html import parse_page
 from tests.support.records import events, subscriber
 from tests.support.topics import make_topic
@@ -179,3 +179,31 @@ def test_subscribers_show_prints_the_choices_of_the_consent(
     assert record["topics"] == ["prisons"]
     [given] = record["consent"]
     assert given["choices"] == {"question": QUESTION, "offered": OFFERED, "chosen": ["prisons"]}
+
+
+def test_the_form_page_shows_each_visitor_their_token_and_the_topics_of_the_moment(
+    app: Flask, session: Session
+) -> None:
+    """The first visit's page is rendered once and kept; only the token differs, and a topic
+    added or removed since shows (or goes) at once."""
+    first, second = app.test_client(), app.test_client()
+    one, two = (visitor.get("/subscribe").get_data(as_text=True) for visitor in (first, second))
+    assert csrf_token(one) != csrf_token(two)
+    assert one.replace(csrf_token(one), "") == two.replace(csrf_token(two), "")
+    assert "topic-prisons" not in one
+
+    make_topic(session, "prisons")
+    again = first.get("/subscribe?topic=prisons").get_data(as_text=True)
+    assert csrf_token(again) == csrf_token(one)  # the same visitor keeps their token
+    assert 'id="topic-prisons" name="topics" value="prisons" checked' in again
+    plain = second.get("/subscribe").get_data(as_text=True)
+    assert 'id="topic-prisons" name="topics" value="prisons">' in plain
+
+    # Each visitor's own token goes with their own cookie.
+    assert post_signup(first, email="one@example.org").status_code == 303
+    assert post_signup(second, email="two@example.org").status_code == 303
+    assert held(app, "two@example.org") == ()
+
+    remove_topic(session, "prisons")
+    session.commit()
+    assert "topic-prisons" not in first.get("/subscribe").get_data(as_text=True)

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 
-from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import ColumnElement, bindparam, func, insert, select
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from newsletter.db import utcnow
 from newsletter.mail.confirmation import ConfirmationTemplate
@@ -26,16 +26,29 @@ from newsletter.mail.render import EmailRenderer
 from newsletter.mail.transports import Connection, Transport
 from newsletter.mail.welcome import welcome_message
 from newsletter.mail.wire import Outgoing
-from newsletter.models import Delivery, DeliveryKind, DeliveryStatus, Subscriber, SubscriberStatus
+from newsletter.models import (
+    ConsentEvent,
+    ConsentKind,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Subscriber,
+    SubscriberStatus,
+)
 from newsletter.people import Person, person_in, with_person
 from newsletter.sending import ledger
 from newsletter.sending.engine import Outcome, Sender, SendOptions
 from newsletter.sending.jobs import ClaimedDelivery
-from newsletter.services.consent import latest_given_event
+from newsletter.services.bulk import table_of
 from newsletter.services.hand_over import hand_over_after_commit, note_queued
 from newsletter.services.welcome import read_welcome
 from newsletter.site import Site
-from newsletter.suppressions import may_send_confirmation
+from newsletter.suppressions import (
+    SUPPRESSED_SINCE,
+    confirmation_allowed,
+    suppressed_since,
+    suppression_params,
+)
 
 __all__ = [
     "ConfirmationJob",
@@ -44,6 +57,7 @@ __all__ = [
     "Outbox",
     "hand_over_after_commit",
     "queue_confirmation",
+    "queue_confirmation_of",
     "read_confirmation",
 ]
 
@@ -51,31 +65,48 @@ __all__ = [
 FLUSH_OPTIONS = SendOptions(workers=1, batch=50, max_errors=3)
 
 
-def queue_confirmation(session: Session, site: Site, subscriber: Subscriber) -> Delivery | None:
-    """Queue a confirmation email unless this address already had its share today.
+def queue_confirmation(session: Session, site: Site, subscriber: Subscriber) -> int | None:
+    """Queue a confirmation email for ``subscriber``; see :func:`queue_confirmation_of`."""
+    return queue_confirmation_of(session, site, subscriber.id)
+
+
+# Built once: a statement object keeps its compiled form's cache key, so each signup skips
+# building and keying it again.
+_SENT_TODAY = (
+    select(func.count())
+    .select_from(Delivery)
+    .where(
+        Delivery.subscriber_id == bindparam("subscriber_id"),
+        Delivery.kind == DeliveryKind.CONFIRM,
+        Delivery.created_at >= bindparam("since", type_=Delivery.created_at.type),
+    )
+)
+_QUEUE = insert(table_of(Delivery)).returning(table_of(Delivery).c.id)
+
+
+def queue_confirmation_of(
+    session: Session, site: Site, subscriber_id: int, *, new: bool = False
+) -> int | None:
+    """Queue a confirmation email unless this address already had its share today; the
+    delivery's id, or None. ``new``: the person was added in this transaction, so none has
+    been sent to them yet.
 
     The delivery is handed over for sending once the caller's transaction commits (see
     :func:`hand_over_after_commit`); until then nobody can see it, let alone send it.
     """
-    since = utcnow() - timedelta(days=1)
-    sent_today = session.scalar(
-        select(func.count())
-        .select_from(Delivery)
-        .where(
-            Delivery.subscriber_id == subscriber.id,
-            Delivery.kind == DeliveryKind.CONFIRM,
-            Delivery.created_at >= since,
-        )
-    )
-    if (sent_today or 0) >= site.confirmations_per_day:
-        return None
-    delivery = Delivery(
-        kind=DeliveryKind.CONFIRM, subscriber_id=subscriber.id, status=DeliveryStatus.QUEUED
-    )
-    session.add(delivery)
-    session.flush()
-    note_queued(session, delivery.id)
-    return delivery
+    if not new:
+        since = utcnow() - timedelta(days=1)
+        sent_today = session.scalar(_SENT_TODAY, {"subscriber_id": subscriber_id, "since": since})
+        if (sent_today or 0) >= site.confirmations_per_day:
+            return None
+    values = {
+        "kind": DeliveryKind.CONFIRM.value,
+        "subscriber_id": subscriber_id,
+        "status": DeliveryStatus.QUEUED.value,
+    }
+    delivery_id: int = session.execute(_QUEUE, values).scalar_one()
+    note_queued(session, delivery_id)
+    return delivery_id
 
 
 @dataclass(frozen=True)
@@ -87,22 +118,67 @@ class DueConfirmation:
     consent_event_id: int
 
 
-def read_confirmation(session: Session, delivery_id: int) -> DueConfirmation | None:
-    """What the confirmation email of a delivery needs, or None when it is no longer due:
-    the person is no longer pending, or the address is suppressed (see
+# What a confirmation email needs, in one select: the delivery's kind, whether its person is
+# still pending, the person, and the consent they gave last (the one the link confirms).
+_GIVEN = aliased(ConsentEvent)
+_LATEST_GIVEN = (
+    select(func.max(_GIVEN.id))
+    .where(_GIVEN.subscriber_id == Subscriber.id, _GIVEN.kind == ConsentKind.GIVEN)
+    .correlate(Subscriber)
+    .scalar_subquery()
+)
+_DUE = (
+    with_person(
+        Delivery.kind,
+        Subscriber.status,
+        ConsentEvent.id,
+        ConsentEvent.method,
+        ConsentEvent.at,
+        SUPPRESSED_SINCE,
+    )
+    .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+    .outerjoin(ConsentEvent, ConsentEvent.id == _LATEST_GIVEN)
+    .where(Delivery.id == bindparam("delivery_id"))
+)
+
+
+def read_confirmation(session: Session, delivery_id: int, email: str) -> DueConfirmation | None:
+    """What the confirmation email of a delivery to ``email`` needs, or None when it is no
+    longer due: the person is no longer pending, or the address is suppressed (see
     :func:`newsletter.suppressions.may_send_confirmation`)."""
-    row = session.execute(
-        with_person()
-        .join(Delivery, Delivery.subscriber_id == Subscriber.id)
-        .where(Delivery.id == delivery_id, Subscriber.status == SubscriberStatus.PENDING)
-    ).one_or_none()
-    person = person_in(row) if row is not None else None
-    if person is None:
-        return None
-    consent = latest_given_event(session, person)
-    if consent is None or not may_send_confirmation(session, person.email, consent):
-        return None
-    return DueConfirmation(delivery_id, person, consent.id)
+    return _due(session, delivery_id, email)[1]
+
+
+def _due(
+    session: Session, delivery_id: int, email: str
+) -> tuple[str | None, DueConfirmation | None]:
+    """The delivery's kind, and its confirmation email's needs if it is one still due.
+
+    ``email`` is the address the sender claimed the delivery for: whether it is suppressed
+    comes in the same select."""
+    parameters = {"delivery_id": delivery_id, **suppression_params(email)}
+    row = session.execute(_DUE, parameters).one_or_none()
+    if row is None:
+        return None, None
+    kind, status, consent, suppressed = row[0], row[1], _Given(*row[2:5]), row[5]
+    person = person_in(row)
+    if kind != DeliveryKind.CONFIRM or status != SubscriberStatus.PENDING or person is None:
+        return kind, None
+    if person.email != email:
+        # Not the address the suppression was read for (addresses are never changed).
+        suppressed = suppressed_since(session, person.email)
+    if consent.id is None or not confirmation_allowed(suppressed, consent):
+        return kind, None
+    return kind, DueConfirmation(delivery_id, person, consent.id)
+
+
+@dataclass(frozen=True)
+class _Given:
+    """The consent a confirmation answers (all None when the person has given none)."""
+
+    id: int | None
+    method: str
+    at: datetime
 
 
 class ConfirmationJob:
@@ -127,11 +203,9 @@ class ConfirmationJob:
 
     def compose(self, delivery: ClaimedDelivery) -> Outgoing | None:
         with self.sessions() as session:
-            kind = session.scalar(select(Delivery.kind).where(Delivery.id == delivery.id))
+            kind, due = _due(session, delivery.id, delivery.person.email)
             if kind == DeliveryKind.WELCOME:
                 welcome = read_welcome(session, delivery.id)
-            else:
-                due = read_confirmation(session, delivery.id)
         # Built after the transaction ends: on SQLite it holds the write lock signups wait for.
         if kind == DeliveryKind.WELCOME:
             if welcome is None:

@@ -8,21 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from newsletter.addresses import email_key
 from newsletter.db import rowcount, utcnow
-from newsletter.models import (
-    ConsentEvent,
-    ConsentKind,
-    Delivery,
-    Subscriber,
-    SubscriberStatus,
-)
-from newsletter.services.confirmations import queue_confirmation
-from newsletter.services.consent import Evidence, record_event, statement_version
+from newsletter.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus
+from newsletter.services.bulk import table_of
+from newsletter.services.confirmations import queue_confirmation_of
+from newsletter.services.consent import Evidence, insert_event, record_event, statement_id
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.services.topic_choices import TopicChoice, store
 from newsletter.services.welcome import queue_welcome
@@ -50,8 +45,12 @@ class SignupDetails:
 
 @dataclass(frozen=True)
 class SignupOutcome:
-    subscriber: Subscriber
-    confirmation: Delivery | None
+    """Who signed up (their status after it) and the confirmation email queued, if one was."""
+
+    subscriber_id: int
+    email: str
+    status: str
+    confirmation_id: int | None
 
 
 def sign_up(
@@ -68,50 +67,73 @@ def sign_up(
     unsubscribed) keeps the address, name and topics they have: anyone can type an address
     into the form, so a later signup records its consent, with the topics it chose, but
     changes nothing about who they are. Only a person this signup adds gets its topics.
+
+    Every form post comes here, so it writes with plain statements rather than the ORM's
+    unit of work: for a new address three INSERTs (the person, the consent, the email).
     """
-    subscriber, created = _find_or_create(session, details)
-    if subscriber.status == SubscriberStatus.ACTIVE:
-        return SignupOutcome(subscriber, None)
+    found, created = _find_or_create(session, details)
+    if found.status == SubscriberStatus.ACTIVE:
+        return SignupOutcome(found.id, found.email, found.status, None)
     if choice is not None:
         evidence = replace(evidence, choices=choice.as_record())
         if created:
-            store(session, subscriber.id, choice.chosen)
-    statement = statement_version(session, site.consent_statement)
-    record_event(session, subscriber, ConsentKind.GIVEN, evidence, statement)
+            store(session, found.id, choice.chosen)
+    statement = statement_id(session, site.consent_statement)
+    insert_event(session, found.id, ConsentKind.GIVEN, evidence, statement)
     if not site.double_opt_in:
-        subscriber.status = SubscriberStatus.ACTIVE
-        lift_suppression(session, subscriber.email)
-        session.flush()
-        return SignupOutcome(subscriber, None)
-    subscriber.status = SubscriberStatus.PENDING
-    session.flush()
-    return SignupOutcome(subscriber, queue_confirmation(session, site, subscriber))
+        _set_status(session, found.id, SubscriberStatus.ACTIVE)
+        lift_suppression(session, found.email)
+        return SignupOutcome(found.id, found.email, SubscriberStatus.ACTIVE, None)
+    if found.status != SubscriberStatus.PENDING:
+        _set_status(session, found.id, SubscriberStatus.PENDING)
+    confirmation = queue_confirmation_of(session, site, found.id, new=created)
+    return SignupOutcome(found.id, found.email, SubscriberStatus.PENDING, confirmation)
 
 
-def _find_or_create(session: Session, details: SignupDetails) -> tuple[Subscriber, bool]:
+@dataclass(frozen=True)
+class _Found:
+    id: int
+    email: str
+    status: str
+
+
+# Locking the row makes concurrent signups of one address take turns, so the count of
+# confirmation emails sent today cannot be read twice before either adds one.
+_BY_KEY = (
+    select(Subscriber.id, Subscriber.email, Subscriber.status)
+    .where(Subscriber.email_key == bindparam("key"))
+    .with_for_update()
+)
+# A new address in one statement; a taken one inserts nothing (and, on PostgreSQL, waits for
+# a concurrent transaction adding the same address to end first).
+_ADD = {
+    name: insert(table_of(Subscriber))
+    .on_conflict_do_nothing(index_elements=["email_key"])
+    .returning(table_of(Subscriber).c.id)
+    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+
+
+def _find_or_create(session: Session, details: SignupDetails) -> tuple[_Found, bool]:
     """The person with this address, and whether this call added them."""
     key = email_key(details.email)
-    # Locking the row makes concurrent signups of one address take turns, so the count of
-    # confirmation emails sent today cannot be read twice before either adds one.
-    by_key = select(Subscriber).where(Subscriber.email_key == key).with_for_update()
-    subscriber = session.scalar(by_key)
-    if subscriber is not None:
-        return subscriber, False
-    try:
-        with session.begin_nested():
-            subscriber = Subscriber(
-                email=details.email,
-                email_key=key,
-                first_name=details.first_name,
-                last_name=details.last_name,
-                status=SubscriberStatus.PENDING,
-            )
-            session.add(subscriber)
-    except IntegrityError:
-        # The same address was signed up by a concurrent request.
-        subscriber = session.scalars(by_key).one()
-        return subscriber, False
-    return subscriber, True
+    values = {
+        "email": details.email,
+        "email_key": key,
+        "first_name": details.first_name,
+        "last_name": details.last_name,
+        "status": SubscriberStatus.PENDING.value,
+    }
+    added = session.execute(_ADD[session.get_bind().dialect.name], values).scalar()
+    if added is not None:
+        return _Found(added, details.email, SubscriberStatus.PENDING), True
+    row = session.execute(_BY_KEY, {"key": key}).one()
+    return _Found(row.id, row.email, row.status), False
+
+
+def _set_status(session: Session, subscriber_id: int, status: SubscriberStatus) -> None:
+    # Through the ORM, so that a Subscriber the session already holds sees the change.
+    session.execute(update(Subscriber).where(Subscriber.id == subscriber_id).values(status=status))
 
 
 def find_by_token(session: Session, data: TokenData) -> Subscriber:

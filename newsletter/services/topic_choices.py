@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.models import SubscriberTopic, Topic
+from newsletter.services.bulk import table_of
 
 __all__ = ["QUESTION", "OfferedTopic", "TopicChoice", "offered_topics", "read_choice", "store"]
 
@@ -52,12 +53,17 @@ class TopicChoice:
         return json.dumps(record, ensure_ascii=False)
 
 
+# Built once, on the table: every form page and every signup reads it, and a statement object
+# keeps its cache key (the ORM's columns would add their own set-up to each execution).
+_TOPICS = table_of(Topic)
+_OFFERED = select(_TOPICS.c.id, _TOPICS.c.slug, _TOPICS.c.name).order_by(
+    _TOPICS.c.name, _TOPICS.c.slug
+)
+
+
 def offered_topics(session: Session) -> tuple[OfferedTopic, ...]:
     """Every topic, as the form offers them: by name."""
-    rows = session.execute(
-        select(Topic.id, Topic.slug, Topic.name).order_by(Topic.name, Topic.slug)
-    )
-    return tuple(OfferedTopic(id_, slug, name) for id_, slug, name in rows)
+    return tuple(OfferedTopic(id_, slug, name) for id_, slug, name in session.execute(_OFFERED))
 
 
 def read_choice(session: Session, posted: Iterable[str]) -> TopicChoice:

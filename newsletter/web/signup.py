@@ -28,7 +28,7 @@ from newsletter.web.signup_pages import (
     Page,
     accepted,
     form_again,
-    signup_page,
+    fresh_form_page,
 )
 
 __all__ = ["bp", "web_evidence"]
@@ -59,7 +59,7 @@ def _who(subscriber_id: int, email: str) -> str:
 @bp.get("/subscribe")
 def form() -> Page:
     # A link from a topic's page may preselect it: /subscribe?topic=north-korea.
-    return signup_page(SignupForm(), chosen=request.args.getlist("topic"))
+    return fresh_form_page(request.args.getlist("topic"))
 
 
 @bp.post("/subscribe")
@@ -94,9 +94,9 @@ def subscribe() -> Page:
         return form_again(came, form, 503, NOT_SAVED, ticked)
     log.info(
         "signup: %s is %s; %s",
-        _who(outcome.subscriber.id, outcome.subscriber.email),
-        outcome.subscriber.status,
-        "confirmation email queued" if outcome.confirmation else "no email queued",
+        _who(outcome.subscriber_id, outcome.email),
+        outcome.status,
+        "confirmation email queued" if outcome.confirmation_id else "no email queued",
     )
     return accepted(came, started)
 
