@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter.cpus import current_cpu, keep_to
 from newsletter.db import utcnow
 from newsletter.mail.transports import (
     Connection,
@@ -103,6 +104,7 @@ class Sender:
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._cpu: frozenset[int] = frozenset()
         self._errors = 0
         self._tripped: str | None = None
         self._bucket = TokenBucket(self.options.rate) if self.options.rate else None
@@ -137,6 +139,8 @@ class Sender:
     def run(self) -> RunResult:
         started = time.monotonic()
         self.prepare()
+        # The workers share one CPU, the one the run started on (see newsletter.cpus).
+        self._cpu = current_cpu()
         renewer = threading.Thread(target=self._renew_leases, name="lease", daemon=True)
         renewer.start()
         workers = [
@@ -209,6 +213,7 @@ class Sender:
                 log.warning("could not renew the send lease", exc_info=True)
 
     def _work(self) -> None:
+        keep_to(self._cpu)
         try:
             self._work_until_done()
         except Exception as error:
