@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flask import Flask, current_app
-from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.app_db import session_factory
 from newsletter.mail.render import EmailRenderer
-from newsletter.mail.transports import Transport, transport_from_url
+from newsletter.mail.transports import transport_from_url
 from newsletter.services.confirmations import Outbox
+from newsletter.services.mailroom import Mailroom
 from newsletter.site import Site
 
 __all__ = ["Runtime", "get_runtime", "init_app"]
 
 
-@dataclass(frozen=True)
-class Runtime:
-    site: Site
-    sessions: sessionmaker[Session]
-    renderer: EmailRenderer
-    transport: Transport
+class Runtime(Mailroom):
+    """The app's mailroom, and its outbox."""
+
+    __slots__ = ()
 
     def outbox(self) -> Outbox:
-        return Outbox(self.sessions, self.site, self.renderer, self.transport)
+        return Outbox(self)
 
 
 def init_app(app: Flask) -> None:

@@ -24,10 +24,7 @@ from tests.support.smtp import SMTPServer
 
 
 def digest_send(app: Flask, digest_id: int) -> DigestSend:
-    runtime = get_runtime(app)
-    return DigestSend.load(
-        runtime.sessions, runtime.site, runtime.renderer, runtime.transport, digest_id
-    )
+    return DigestSend.load(get_runtime(app), digest_id)
 
 
 def digest_status(app: Flask, digest_id: int) -> str:

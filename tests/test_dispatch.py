@@ -128,7 +128,7 @@ def test_the_email_is_built_after_the_database_is_let_go(
         assert outcome.confirmation_id is not None
         delivery_id = outcome.confirmation_id
     renderer = ProbingRenderer(database_url)
-    outbox = Outbox(runtime.sessions, runtime.site, renderer, runtime.transport)
+    outbox = Outbox(runtime._replace(renderer=renderer))
     assert outbox.send_one(delivery_id)[DeliveryStatus.SENT] == 1
     assert renderer.free == [True]
     [message] = read_maildir(outbox_path)
@@ -172,7 +172,7 @@ def test_a_connection_kept_open_is_closed_after_a_quiet_spell(
 ) -> None:
     app = make_app(MAIL_URL=smtp_server.url)
     runtime = get_runtime(app)
-    outbox = Outbox(runtime.sessions, runtime.site, runtime.renderer, runtime.transport)
+    outbox = Outbox(runtime)
     dispatcher = MailDispatcher(outbox, keep_open=0.2)
     greetings: list[int] = []
     quits: list[int] = []
@@ -217,7 +217,7 @@ def send_one_by_one(
 ) -> tuple[list[list[int]], float]:
     """Submit each email on its own at once; the batches sent and the seconds it took."""
     runtime = get_runtime(app)
-    outbox = CountingOutbox(runtime.sessions, runtime.site, runtime.renderer, runtime.transport)
+    outbox = CountingOutbox(runtime)
     dispatcher = MailDispatcher(outbox, linger=linger, batch=batch)
     try:
         started = time.monotonic()

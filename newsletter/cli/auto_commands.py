@@ -68,7 +68,7 @@ def automation() -> Automation:
         feeds=tuple(config["FEEDS"]),
         settle=timedelta(minutes=config["ARTICLE_SETTLE_MINUTES"]),
     )
-    return Automation(runtime.sessions, runtime.site, runtime.renderer, runtime.transport, settings)
+    return Automation(runtime, settings)
 
 
 def _feed_line(report: FeedImport, dry_run: bool = False) -> None:

@@ -44,9 +44,7 @@ log = logging.getLogger(__name__)
 
 def _digest_send(runtime: Runtime, digest_id: int) -> DigestSend:
     try:
-        return load_send(
-            runtime.sessions, runtime.site, runtime.renderer, runtime.transport, digest_id
-        )
+        return load_send(runtime, digest_id)
     except NotFound:
         raise click.ClickException(no_digest(digest_id)) from None
 

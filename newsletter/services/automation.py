@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from newsletter.feeds import FeedError, load_feed
 from newsletter.mail.digest import PreparedDigest, prepare_digest
 from newsletter.mail.render import EmailRenderer
-from newsletter.mail.transports import Transport
 from newsletter.mail.wire import Outgoing
 from newsletter.models import (
     Article,
@@ -47,6 +46,7 @@ from newsletter.services.due_readers import (
     rhythm_of,
     stamp_settled,
 )
+from newsletter.services.mailroom import Mailroom
 from newsletter.site import Site
 
 __all__ = [
@@ -115,24 +115,18 @@ class AutoDigestSend(DigestSend):
         return windowed_job(self.sessions, self.site, prepared)
 
 
-def load_send(
-    sessions: sessionmaker[Session],
-    site: Site,
-    renderer: EmailRenderer,
-    transport: Transport,
-    digest_id: int,
-) -> DigestSend:
+def load_send(mailroom: Mailroom, digest_id: int) -> DigestSend:
     """The send of digest ``digest_id``: an automatic digest's gives each reader their own
     window (``digest send`` continuing one, ``--resend-unknown`` included), any other the
     whole digest. Raises :class:`NotFound` when there is none."""
-    plain = DigestSend.load(sessions, site, renderer, transport, digest_id)
-    with sessions() as session:
+    plain = DigestSend.load(mailroom, digest_id)
+    with mailroom.sessions() as session:
         automatic = session.scalar(
             select(DigestSlot.slot_at).where(DigestSlot.digest_id == digest_id)
         )
     if automatic is None:
         return plain
-    return AutoDigestSend(sessions, site, renderer, transport, plain.digest)
+    return AutoDigestSend(mailroom, plain.digest)
 
 
 @dataclass(frozen=True)
@@ -158,18 +152,9 @@ class Plan:
 class Automation:
     """The steps of one ``digest auto`` run."""
 
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        site: Site,
-        renderer: EmailRenderer,
-        transport: Transport,
-        settings: AutoSettings,
-    ) -> None:
-        self.sessions = sessions
-        self.site = site
-        self.renderer = renderer
-        self.transport = transport
+    def __init__(self, mailroom: Mailroom, settings: AutoSettings) -> None:
+        self.mailroom = mailroom
+        self.sessions, self.site, self.renderer, self.transport = mailroom
         self.settings = settings
 
     # -- the steps -----------------------------------------------------------------------
@@ -201,7 +186,7 @@ class Automation:
         with self.sessions() as session:
             digest = session.get_one(Digest, digest_id)
             session.expunge(digest)
-        return AutoDigestSend(self.sessions, self.site, self.renderer, self.transport, digest)
+        return AutoDigestSend(self.mailroom, digest)
 
     def due_slot(self, now: datetime) -> datetime | None:
         """The latest slot at or before ``now``, unless a run dealt with it already."""

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from newsletter.db import utcnow
 from newsletter.mail.confirmation import ConfirmationTemplate
 from newsletter.mail.render import EmailRenderer
-from newsletter.mail.transports import Connection, Transport
+from newsletter.mail.transports import Connection
 from newsletter.mail.welcome import welcome_message
 from newsletter.mail.wire import Outgoing
 from newsletter.models import (
@@ -41,6 +41,7 @@ from newsletter.sending.engine import Outcome, Sender, SendOptions
 from newsletter.sending.jobs import ClaimedDelivery
 from newsletter.services.bulk import table_of
 from newsletter.services.hand_over import hand_over_after_commit, note_queued
+from newsletter.services.mailroom import Mailroom
 from newsletter.services.welcome import read_welcome
 from newsletter.site import Site
 from newsletter.suppressions import (
@@ -240,17 +241,9 @@ class Outbox:
     ``newsletter.sending.engine``): its callers hold none open while it talks to the server.
     """
 
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        site: Site,
-        renderer: EmailRenderer,
-        transport: Transport,
-    ) -> None:
-        self.sessions = sessions
-        self.site = site
-        self.job = ConfirmationJob(sessions, site, renderer)
-        self.transport = transport
+    def __init__(self, mailroom: Mailroom) -> None:
+        self.sessions, self.site, renderer, self.transport = mailroom
+        self.job = ConfirmationJob(self.sessions, self.site, renderer)
 
     def _sender(self) -> Sender:
         return Sender(

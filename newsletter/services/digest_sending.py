@@ -18,11 +18,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from newsletter.mail.digest import prepare_digest
-from newsletter.mail.render import EmailRenderer
-from newsletter.mail.transports import Transport
 from newsletter.mail.wire import Outgoing
 from newsletter.models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber
 from newsletter.sending import ledger
@@ -30,7 +28,7 @@ from newsletter.sending.dry_run import DryRunReport, dry_run
 from newsletter.sending.engine import RunResult, Sender, SendOptions
 from newsletter.sending.jobs import ClaimedDelivery, DigestJob, Skip
 from newsletter.services.digests import get_digest
-from newsletter.site import Site
+from newsletter.services.mailroom import Mailroom
 
 __all__ = [
     "NOTHING_TO_READ",
@@ -92,34 +90,18 @@ class Finished:
 class DigestSend:
     """One digest's send, step by step."""
 
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        site: Site,
-        renderer: EmailRenderer,
-        transport: Transport,
-        digest: Digest,
-    ) -> None:
-        self.sessions = sessions
-        self.site = site
-        self.renderer = renderer
-        self.transport = transport
+    def __init__(self, mailroom: Mailroom, digest: Digest) -> None:
+        self.mailroom = mailroom
+        self.sessions, self.site, self.renderer, self.transport = mailroom
         self.digest = digest
 
     @classmethod
-    def load(
-        cls,
-        sessions: sessionmaker[Session],
-        site: Site,
-        renderer: EmailRenderer,
-        transport: Transport,
-        digest_id: int,
-    ) -> DigestSend:
+    def load(cls, mailroom: Mailroom, digest_id: int) -> DigestSend:
         """The send of digest ``digest_id``; raises :class:`NotFound` when there is none."""
-        with sessions() as session:
+        with mailroom.sessions() as session:
             digest = get_digest(session, digest_id)
             session.expunge(digest)
-        return cls(sessions, site, renderer, transport, digest)
+        return cls(mailroom, digest)
 
     @cached_property
     def job(self) -> DigestJob:
