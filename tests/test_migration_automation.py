@@ -15,7 +15,8 @@ from sqlalchemy import Engine, column, insert, inspect, select, table
 
 from newsletter.db import UTCDateTime, utcnow
 from newsletter.migrate import alembic_config, current_revision, upgrade
-from tests.support.migrations import add_ada, empty_engine
+from tests.support.migrations import DELIVERIES as deliveries
+from tests.support.migrations import add_sent_delivery, engine_with_ada
 
 WHEN = UTCDateTime(timezone=True)
 articles = table(
@@ -33,16 +34,6 @@ articles = table(
 )
 digests = table(
     "digests", column("id"), column("subject"), column("status"), column("created_at", WHEN)
-)
-deliveries = table(
-    "deliveries",
-    column("id"),
-    column("kind"),
-    column("digest_id"),
-    column("subscriber_id"),
-    column("status"),
-    column("attempts"),
-    column("created_at", WHEN),
 )
 events = table(
     "consent_events", column("subscriber_id"), column("kind"), column("at", WHEN), column("method")
@@ -68,10 +59,8 @@ EDITED = utcnow() - timedelta(days=3)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine_at_0006(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    with empty_engine(request, tmp_path) as engine:
-        upgrade(engine, "0006")
+    with engine_with_ada(request, tmp_path, "0006") as engine:
         with engine.begin() as connection:
-            add_ada(connection, "active")
             connection.execute(
                 insert(articles).values(
                     id=1,
@@ -103,17 +92,7 @@ def engine_at_0006(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[E
                     article_id=1, category_key="asylum", category="Asylum", position=0
                 )
             )
-            connection.execute(
-                insert(deliveries).values(
-                    id=1,
-                    kind="digest",
-                    digest_id=1,
-                    subscriber_id=1,
-                    status="sent",
-                    attempts=1,
-                    created_at=EDITED,
-                )
-            )
+            add_sent_delivery(connection, digest_id=1, at=EDITED)
         yield engine
 
 

@@ -14,17 +14,9 @@ from sqlalchemy.exc import IntegrityError
 
 from newsletter.db import utcnow
 from newsletter.migrate import alembic_config, current_revision, upgrade
-from tests.support.migrations import add_ada, empty_engine
+from tests.support.migrations import DELIVERIES as deliveries
+from tests.support.migrations import add_sent_delivery, engine_with_ada
 
-deliveries = table(
-    "deliveries",
-    column("id"),
-    column("kind"),
-    column("subscriber_id"),
-    column("status"),
-    column("attempts"),
-    column("created_at"),
-)
 reports = table(
     "bounce_reports",
     column("subscriber_id"),
@@ -40,20 +32,9 @@ reports = table(
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine_at_0006(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A database at 0006 with one person and a message sent to them."""
-    with empty_engine(request, tmp_path) as engine:
-        upgrade(engine, "0006")
+    with engine_with_ada(request, tmp_path, "0006") as engine:
         with engine.begin() as connection:
-            add_ada(connection, "active")
-            connection.execute(
-                insert(deliveries).values(
-                    id=1,
-                    kind="digest",
-                    subscriber_id=1,
-                    status="sent",
-                    attempts=1,
-                    created_at=utcnow(),
-                )
-            )
+            add_sent_delivery(connection)
         yield engine
 
 

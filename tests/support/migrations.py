@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, Engine, column, insert, table
 
-from newsletter.db import create_db_engine, utcnow
+from newsletter.db import UTCDateTime, create_db_engine, utcnow
+from newsletter.migrate import upgrade
 from tests.conftest import scratch_database
 
-__all__ = ["add_ada", "empty_engine"]
+__all__ = ["DELIVERIES", "add_ada", "add_sent_delivery", "empty_engine", "engine_with_ada"]
 
 # The columns of ``subscribers`` every revision has, so any revision's test can add a person.
 _subscribers = table(
@@ -26,6 +28,19 @@ _subscribers = table(
     column("token_nonce"),
     column("created_at"),
     column("updated_at"),
+)
+
+
+# The columns of ``deliveries`` every revision since 0001 has.
+DELIVERIES = table(
+    "deliveries",
+    column("id"),
+    column("kind"),
+    column("digest_id"),
+    column("subscriber_id"),
+    column("status"),
+    column("attempts"),
+    column("created_at", UTCDateTime(timezone=True)),
 )
 
 
@@ -58,4 +73,34 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
             url = stack.enter_context(scratch_database(server))
         engine = create_db_engine(url)
         stack.callback(engine.dispose)
+        yield engine
+
+
+def add_sent_delivery(
+    connection: Connection, digest_id: int | None = None, at: datetime | None = None
+) -> None:
+    """Delivery 1: a message sent to Ada (of digest ``digest_id``, when given)."""
+    connection.execute(
+        insert(DELIVERIES).values(
+            id=1,
+            kind="digest",
+            digest_id=digest_id,
+            subscriber_id=1,
+            status="sent",
+            attempts=1,
+            created_at=at or utcnow(),
+        )
+    )
+
+
+@contextmanager
+def engine_with_ada(
+    request: pytest.FixtureRequest, tmp_path: Path, revision: str
+) -> Iterator[Engine]:
+    """An engine on a database at ``revision`` that holds Ada, active; ``request.param``
+    names the database."""
+    with empty_engine(request, tmp_path) as engine:
+        upgrade(engine, revision)
+        with engine.begin() as connection:
+            add_ada(connection, "active")
         yield engine
