@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
 from newsletter.app_db import get_session
-from newsletter.cli.digest_commands import DATE_FORMATS
+from newsletter.cli.dates import UtcDate
 from newsletter.cli.tables import format_table, state_counts
 from newsletter.cli.wording import counted
 from newsletter.isotime import iso_utc
@@ -84,7 +84,7 @@ def process() -> None:
 @bounces.command("list")
 @click.option(
     "--since",
-    type=click.DateTime(formats=DATE_FORMATS),
+    type=UtcDate(),
     default=None,
     help="Only reports that arrived on or after DATE (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC "
     "unless an offset is given).",
@@ -92,8 +92,6 @@ def process() -> None:
 @with_appcontext
 def list_command(since: datetime | None) -> None:
     """List the bounce and complaint reports received, oldest first."""
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
     rows = list_reports(get_session(), since)
     if not rows:
         click.echo("No bounce or complaint reports" + (" since then." if since else "."))

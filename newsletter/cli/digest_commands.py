@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter.app_db import get_session
 from newsletter.cli.articles_commands import database_problem
+from newsletter.cli.dates import UtcDate
 from newsletter.cli.notices import warn_about_postal_address
 from newsletter.cli.numbers import DIGEST_ID, count, no_digest
 from newsletter.cli.wording import counted
@@ -35,7 +36,6 @@ from newsletter.validation import InvalidValue, clean_email
 
 __all__ = ["digest"]
 
-DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
 TEST_PREFIX = "[TEST] "
 
 
@@ -47,7 +47,7 @@ def digest() -> None:
 @digest.command("create")
 @click.option(
     "--since",
-    type=click.DateTime(formats=DATE_FORMATS),
+    type=UtcDate(),
     default=None,
     help="Take the articles published on or after DATE (YYYY-MM-DD or YYYY-MM-DDTHH:MM, "
     "UTC unless an offset is given) instead of those since the last digest.",
@@ -71,8 +71,6 @@ def create(since: datetime | None, subject: str | None, max_articles: int) -> No
 
     Articles already in a digest are never taken again. Exits 1 when nothing is new.
     """
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
     session = get_session()
     try:
         created = create_digest(
