@@ -138,7 +138,7 @@ def signing_settings(instance: Path, ed25519_too: bool) -> dict[str, str]:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    from newsletter.mail.dkim import new_rsa_key
+    from newsletter.mail.dkim_keys import new_rsa_key
 
     (instance / "dkim.pem").write_bytes(new_rsa_key())
     settings = {

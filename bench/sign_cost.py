@@ -76,7 +76,7 @@ def main() -> None:
         ):
             subprocess.run([*NEWSLETTER, *command], check=True, capture_output=True)
         unsigned = cpu_per_message(args.messages)
-        from newsletter.mail.dkim import new_rsa_key
+        from newsletter.mail.dkim_keys import new_rsa_key
 
         (instance / "dkim.pem").write_bytes(new_rsa_key())
         os.environ.update(

@@ -22,7 +22,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from newsletter import csp
 from newsletter.branding import parse_colour, parse_web_address
 from newsletter.mail.bounce_mailbox import parse_mailbox_url
-from newsletter.mail.dkim import DkimKeyError, load_ed25519_key, load_rsa_key, valid_selector
+from newsletter.mail.dkim_keys import DkimKeyError, load_ed25519_key, load_rsa_key, valid_selector
 from newsletter.mail.urls import MailURLError, parse_mail_url
 from newsletter.origins import parse_origins
 from newsletter.schedule import ScheduleError, parse_rhythm, parse_schedule, parse_zone

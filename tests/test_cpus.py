@@ -14,7 +14,8 @@ import pytest
 from flask import Flask
 
 from newsletter.cpus import current_cpu, elsewhere, keep_to, other_cpus
-from newsletter.mail.dkim import Signer, dns_record, load_rsa_key, new_rsa_key
+from newsletter.mail.dkim import Signer
+from newsletter.mail.dkim_keys import dns_record, load_rsa_key, new_rsa_key
 from newsletter.mail.transports import Connection, Transport
 from newsletter.models import DeliveryStatus
 from newsletter.sending.engine import Outcome

@@ -19,17 +19,9 @@ from flask import Flask
 
 from newsletter import ConfigError
 from newsletter.app_db import session_factory
-from newsletter.mail.dkim import (
-    FIELD_START,
-    BodyHash,
-    Signer,
-    dns_record,
-    load_ed25519_key,
-    load_rsa_key,
-    new_rsa_key,
-    relaxed_body,
-    relaxed_field,
-)
+from newsletter.mail.dkim import Signer
+from newsletter.mail.dkim_keys import dns_record, load_ed25519_key, load_rsa_key, new_rsa_key
+from newsletter.mail.dkim_relaxed import FIELD_START, BodyHash, relaxed_body, relaxed_field
 from newsletter.mail.pieces import Pieces, wire_text
 from newsletter.web.dispatch import get_dispatcher
 from tests.conftest import post_signup

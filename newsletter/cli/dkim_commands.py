@@ -9,7 +9,13 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from newsletter.mail.dkim import dns_record, load_rsa_key, new_rsa_key, txt_strings, valid_selector
+from newsletter.mail.dkim_keys import (
+    dns_record,
+    load_rsa_key,
+    new_rsa_key,
+    txt_strings,
+    valid_selector,
+)
 from newsletter.runtime import get_runtime
 
 __all__ = ["dkim"]

@@ -22,7 +22,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from newsletter.db import utcnow
-from newsletter.mail.dkim import BodyHash, Signer
+from newsletter.mail.dkim import Signer
+from newsletter.mail.dkim_relaxed import BodyHash
 from newsletter.mail.headers import address_field, mailbox_field, one_line, unstructured
 from newsletter.mail.pieces import wire_text
 from newsletter.site import Site
