@@ -26,7 +26,6 @@ from newsletter.services.bulk import bulk_insert, table_of
 __all__ = [
     "Evidence",
     "find_statement",
-    "insert_event",
     "latest_given_event",
     "record_event",
     "record_events",
@@ -107,34 +106,18 @@ def statement_id(session: Session, text: str) -> int:
 _EVENT = insert(table_of(ConsentEvent))
 
 
-def insert_event(
+def record_event(
     session: Session,
     subscriber_id: int,
     kind: ConsentKind,
     evidence: Evidence,
-    statement_id: int | None,
-) -> None:
-    """Record one event now, as :func:`record_event` does, in one INSERT without the ORM's
-    unit of work (the signup form's way: it records one for every post)."""
-    values = {"subscriber_id": subscriber_id, "statement_id": statement_id}
-    session.execute(_EVENT, values | _stored_fields(kind, evidence, None))
-
-
-def record_event(
-    session: Session,
-    subscriber: Subscriber,
-    kind: ConsentKind,
-    evidence: Evidence,
-    statement: ConsentStatement | None = None,
+    statement_id: int | None = None,
     at: datetime | None = None,
-) -> ConsentEvent:
-    """Record one event about ``subscriber``, now unless ``at`` says when."""
-    event = ConsentEvent(
-        subscriber=subscriber, statement=statement, **_stored_fields(kind, evidence, at)
-    )
-    session.add(event)
-    session.flush()
-    return event
+) -> None:
+    """Record one event about subscriber ``subscriber_id``, now unless ``at`` says when, in
+    one INSERT without the ORM's unit of work (the signup form records one for every post)."""
+    values = {"subscriber_id": subscriber_id, "statement_id": statement_id}
+    session.execute(_EVENT, values | _stored_fields(kind, evidence, at))
 
 
 def record_events(

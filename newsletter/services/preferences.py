@@ -104,7 +104,7 @@ def save_preferences(
     note = f"changed: {', '.join(noted)}" if noted else None
     record_event(
         session,
-        subscriber,
+        subscriber.id,
         ConsentKind.CHANGED,
         Evidence(
             method=evidence.method,
@@ -114,7 +114,7 @@ def save_preferences(
             note=note,
             choices=choice.as_record(),
         ),
-        given.statement if given is not None else None,
+        given.statement_id if given is not None else None,
         at=now,
     )
     return subscriber, change

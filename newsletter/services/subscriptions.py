@@ -17,7 +17,7 @@ from newsletter.db import rowcount, utcnow
 from newsletter.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus
 from newsletter.services.bulk import table_of
 from newsletter.services.confirmations import queue_confirmation_of
-from newsletter.services.consent import Evidence, insert_event, record_event, statement_id
+from newsletter.services.consent import Evidence, record_event, statement_id
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.services.topic_choices import TopicChoice, store
 from newsletter.services.welcome import queue_welcome
@@ -79,7 +79,7 @@ def sign_up(
         if created:
             store(session, found.id, choice.chosen)
     statement = statement_id(session, site.consent_statement)
-    insert_event(session, found.id, ConsentKind.GIVEN, evidence, statement)
+    record_event(session, found.id, ConsentKind.GIVEN, evidence, statement)
     if not site.double_opt_in:
         _set_status(session, found.id, SubscriberStatus.ACTIVE)
         lift_suppression(session, found.email)
@@ -173,10 +173,10 @@ def confirm(
         statement = session.get(ConsentEvent, data.consent_event_id)
         record_event(
             session,
-            subscriber,
+            subscriber.id,
             ConsentKind.CONFIRMED,
             evidence,
-            statement.statement if statement else None,
+            statement.statement_id if statement else None,
             at=now,
         )
         lift_suppression(session, subscriber.email)

@@ -82,10 +82,10 @@ def withdraw(
     given = latest_given_event(session, subscriber)
     record_event(
         session,
-        subscriber,
+        subscriber.id,
         kind,
         evidence,
-        given.statement if given is not None else None,
+        given.statement_id if given is not None else None,
         at=now,
     )
     session.execute(
