@@ -58,17 +58,11 @@ __all__ = [
     "Outbox",
     "hand_over_after_commit",
     "queue_confirmation",
-    "queue_confirmation_of",
     "read_confirmation",
 ]
 
 # Confirmations are few; one connection is plenty, and a dead server should stop us quickly.
 FLUSH_OPTIONS = SendOptions(workers=1, batch=50, max_errors=3)
-
-
-def queue_confirmation(session: Session, site: Site, subscriber: Subscriber) -> int | None:
-    """Queue a confirmation email for ``subscriber``; see :func:`queue_confirmation_of`."""
-    return queue_confirmation_of(session, site, subscriber.id)
 
 
 # Built once: a statement object keeps its compiled form's cache key, so each signup skips
@@ -85,7 +79,7 @@ _SENT_TODAY = (
 _QUEUE = insert(table_of(Delivery)).returning(table_of(Delivery).c.id)
 
 
-def queue_confirmation_of(
+def queue_confirmation(
     session: Session, site: Site, subscriber_id: int, *, new: bool = False
 ) -> int | None:
     """Queue a confirmation email unless this address already had its share today; the

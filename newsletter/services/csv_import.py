@@ -449,14 +449,10 @@ class SubscriberImport:
         )
 
     def _queue_confirmations(self, session: Session, created: dict[int, str]) -> None:
-        pending = [id_ for id_, status in created.items() if status == SubscriberStatus.PENDING]
-        if not pending:
-            return
-        subscribers = session.scalars(
-            select(Subscriber).where(Subscriber.id.in_(pending)).order_by(Subscriber.id)
-        )
-        for subscriber in subscribers:
-            queue_confirmation(session, self.site, subscriber)
+        # Only people this batch added: none has had a confirmation yet.
+        for subscriber_id in sorted(created):
+            if created[subscriber_id] == SubscriberStatus.PENDING:
+                queue_confirmation(session, self.site, subscriber_id, new=True)
 
     def _send(self, delivery_ids: list[int]) -> None:
         """Send the batch's confirmation emails, now that the batch has committed. After the

@@ -16,7 +16,7 @@ from newsletter.addresses import email_key
 from newsletter.db import rowcount, utcnow
 from newsletter.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus
 from newsletter.services.bulk import table_of
-from newsletter.services.confirmations import queue_confirmation_of
+from newsletter.services.confirmations import queue_confirmation
 from newsletter.services.consent import Evidence, record_event, statement_id
 from newsletter.services.errors import LinkNoLongerValid
 from newsletter.services.topic_choices import TopicChoice, store
@@ -86,7 +86,7 @@ def sign_up(
         return SignupOutcome(found.id, found.email, SubscriberStatus.ACTIVE, None)
     if found.status != SubscriberStatus.PENDING:
         _set_status(session, found.id, SubscriberStatus.PENDING)
-    confirmation = queue_confirmation_of(session, site, found.id, new=created)
+    confirmation = queue_confirmation(session, site, found.id, new=created)
     return SignupOutcome(found.id, found.email, SubscriberStatus.PENDING, confirmation)
 
 

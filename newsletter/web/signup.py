@@ -172,6 +172,6 @@ def renew_confirmation(token: str) -> Page:
     except LinkNoLongerValid:
         return link_problem("This confirmation link is not valid.")
     if subscriber.status == SubscriberStatus.PENDING:
-        queue_confirmation(session, runtime.site, subscriber)
+        queue_confirmation(session, runtime.site, subscriber.id)
         session.commit()
     return render_template("thanks.html", organisation=runtime.site.organisation)
