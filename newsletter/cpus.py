@@ -19,9 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Elsewhere", "current_cpu", "elsewhere", "keep_to", "other_cpus"]
+__all__ = ["Elsewhere", "current_cpu", "elsewhere", "keep_to", "off_this_core", "other_cpus"]
 
 T = TypeVar("T")
+
+# Per thread: the CPUs it was kept off by keep_to, so that asking costs no system call.
+_kept = threading.local()
 
 
 def current_cpu() -> frozenset[int]:
@@ -41,24 +44,27 @@ def keep_to(cpus: frozenset[int]) -> bool:
     if not cpus or not hasattr(os, "sched_setaffinity"):
         return False
     try:
+        # The process's own set is its first thread's, which nothing here narrows.
+        allowed = os.sched_getaffinity(os.getpid())
         os.sched_setaffinity(0, cpus)
     except OSError:
         return False
+    _kept.others = frozenset(allowed - cpus)
     return True
 
 
 def other_cpus() -> frozenset[int]:
-    """The CPUs the process may use that the calling thread is kept off (none unless it was
-    kept to fewer, by :func:`keep_to`)."""
-    if not hasattr(os, "sched_getaffinity"):
-        return frozenset()
-    try:
-        # The process's own set is its first thread's, which nothing here narrows.
-        allowed = os.sched_getaffinity(os.getpid())
-        mine = os.sched_getaffinity(0)
-    except OSError:
-        return frozenset()
-    return frozenset(allowed - mine)
+    """The CPUs the process may use that :func:`keep_to` kept the calling thread off (none
+    for a thread it did not keep)."""
+    others: frozenset[int] = getattr(_kept, "others", frozenset())
+    return others
+
+
+def off_this_core(call: Callable[[], T]) -> T:
+    """``call()``, made by a thread on the other CPUs when this thread was kept to its own
+    (it then runs beside this thread's work), else made here."""
+    others = other_cpus()
+    return elsewhere(others).run(call) if others else call()
 
 
 class _Call(Generic[T]):

@@ -13,7 +13,7 @@ import dkim
 import pytest
 from flask import Flask
 
-from newsletter.cpus import current_cpu, elsewhere, keep_to, other_cpus
+from newsletter.cpus import current_cpu, elsewhere, keep_to, off_this_core, other_cpus
 from newsletter.mail.dkim import Signer
 from newsletter.mail.dkim_keys import dns_record, load_rsa_key, new_rsa_key
 from newsletter.mail.transports import Connection, Transport
@@ -71,6 +71,26 @@ def test_a_call_made_elsewhere_runs_on_those_cpus_and_returns_or_raises_here() -
     with pytest.raises(LookupError, match="raised over there"):
         worker.run(fails)
     assert worker.run(lambda: 6 * 7) == 42
+
+
+def test_work_is_handed_off_this_core_only_by_a_kept_thread() -> None:
+    assert off_this_core(threading.get_ident) == threading.get_ident()
+    cpu = frozenset({min(ALLOWED)})
+
+    def kept() -> tuple[int, int, frozenset[int]]:
+        keep_to(cpu)
+        here = threading.get_ident()
+        return (
+            here,
+            off_this_core(threading.get_ident),
+            off_this_core(lambda: frozenset(os.sched_getaffinity(0))),
+        )
+
+    here, there, cpus = in_thread(kept)
+    if ALLOWED - cpu:
+        assert there != here and cpus == ALLOWED - cpu
+    else:  # one CPU: nowhere else to go
+        assert there == here and cpus == cpu
 
 
 class RecordingTransport:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, utils
 from dkim import fold
 
-from newsletter.cpus import elsewhere, other_cpus
+from newsletter.cpus import off_this_core
 from newsletter.mail.dkim_keys import load_ed25519_key, load_rsa_key
 from newsletter.mail.dkim_relaxed import (
     FIELD_START,
@@ -66,10 +66,7 @@ class _Key:
     def sign(self, digest: bytes) -> bytes:
         # A send's workers are kept to one CPU (``newsletter.cpus``); the RSA signature, a
         # quarter of a millisecond without the interpreter lock, is made on the others.
-        others = other_cpus()
-        if others:
-            return elsewhere(others).run(lambda: self._sign_here(digest))
-        return self._sign_here(digest)
+        return off_this_core(lambda: self._sign_here(digest))
 
     def _sign_here(self, digest: bytes) -> bytes:
         if isinstance(self.key, ed25519.Ed25519PrivateKey):
