@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import delete, insert, select  # noqa: E402  (after the path set-up above)
 
-from bench.send import reader_row  # noqa: E402
+from bench.send import instance_env, reader_row  # noqa: E402
 from bench.smtp_sink import Sink  # noqa: E402
 from newsletter import create_app  # noqa: E402
 from newsletter.app_db import session_factory  # noqa: E402
@@ -166,15 +166,7 @@ def main() -> None:
         return
     instance = Path(tempfile.mkdtemp(prefix="newsletter-bench-auto-"))
     feed = instance / "feed.xml"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSLETTER_")}
-    env.update(
-        NEWSLETTER_INSTANCE_PATH=str(instance),
-        NEWSLETTER_BASE_URL="https://news.example.org",
-        NEWSLETTER_POSTAL_ADDRESS="1 Example Street, Example City",
-        NEWSLETTER_SECRET_KEY="benchmark-secret-key",
-        NEWSLETTER_FEEDS=str(feed),
-        NEWSLETTER_SCHEDULE="weekly mon 09:00",
-    )
+    env = instance_env(instance, NEWSLETTER_FEEDS=str(feed), NEWSLETTER_SCHEDULE="weekly mon 09:00")
     if args.database_url:
         env["NEWSLETTER_DATABASE_URL"] = args.database_url
     os.environ.update(env)

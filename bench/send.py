@@ -297,6 +297,20 @@ def choose_topics(topics: int) -> None:
             )
 
 
+def instance_env(instance: Path, **settings: str) -> dict[str, str]:
+    """This process's environment with no setting of ours but a benchmark instance's in
+    ``instance``, and ``settings`` (``NEWSLETTER_`` names) on top."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSLETTER_")}
+    env.update(
+        NEWSLETTER_INSTANCE_PATH=str(instance),
+        NEWSLETTER_BASE_URL="https://news.example.org",
+        NEWSLETTER_POSTAL_ADDRESS="1 Example Street, Example City",
+        NEWSLETTER_SECRET_KEY="benchmark-secret-key",
+        **settings,
+    )
+    return env
+
+
 def reader_row(n: int, now: datetime) -> dict[str, object]:
     """Reader ``n``, active, as a bulk insert of subscribers takes it."""
     return {
@@ -480,13 +494,7 @@ def main() -> None:
     ours = [way for way in ways if way in OFFERS] * args.rounds
 
     instance = Path(tempfile.mkdtemp(prefix="newsletter-bench-"))
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSLETTER_")}
-    env.update(
-        NEWSLETTER_INSTANCE_PATH=str(instance),
-        NEWSLETTER_BASE_URL="https://news.example.org",
-        NEWSLETTER_POSTAL_ADDRESS="1 Example Street, Example City",
-        NEWSLETTER_SECRET_KEY="benchmark-secret-key",
-    )
+    env = instance_env(instance)
     if args.database_url:
         env["NEWSLETTER_DATABASE_URL"] = args.database_url
     os.environ.update(env)
