@@ -51,7 +51,8 @@ def cpu_per_message(messages: int) -> float:
     for _ in range(3):
         started = time.process_time()
         for person in people:
-            prepared.outgoing_for(person, f"<bench.{person.id}@example.org>")
+            # Its bytes: a signed message is finished when they are asked for.
+            _ = prepared.outgoing_for(person, f"<bench.{person.id}@example.org>").data
         best = min(best, (time.process_time() - started) / messages * 1000)
     return best
 

@@ -1,27 +1,21 @@
-"""Which CPUs a thread runs on: a send's workers kept to one, long work outside the
-interpreter lock handed to a thread on the others.
+"""Which CPUs a thread runs on: a send's workers kept to one, and the others known, for the
+long work that runs beside them (a DKIM signature, in a process of its own:
+``mail.signing_process``).
 
 A send's worker threads run their Python one at a time (the interpreter lock), and hand the
 lock over at every socket call and database statement. Spread over two cores, each hand-over
 wakes a thread on the other core, and waking costs more than the work between: on two cores
 `bench/send.py` sent 10,000 digests at 2,000 msg/s with the workers spread and at
-2,860 msg/s with them kept to one core. What runs long without the lock (an RSA signature,
-0.25 ms) then goes to a thread on the other cores, so it still runs beside them.
-Linux only; elsewhere nothing changes.
+2,860 msg/s with them kept to one core. Linux only; elsewhere nothing changes.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Generic, TypeVar
 
-__all__ = ["Elsewhere", "current_cpu", "elsewhere", "keep_to", "off_this_core", "other_cpus"]
-
-T = TypeVar("T")
+__all__ = ["current_cpu", "keep_to", "other_cpus"]
 
 # Per thread: the CPUs it was kept off by keep_to, so that asking costs no system call.
 _kept = threading.local()
@@ -58,61 +52,3 @@ def other_cpus() -> frozenset[int]:
     for a thread it did not keep)."""
     others: frozenset[int] = getattr(_kept, "others", frozenset())
     return others
-
-
-def off_this_core(call: Callable[[], T]) -> T:
-    """``call()``, made by a thread on the other CPUs when this thread was kept to its own
-    (it then runs beside this thread's work), else made here."""
-    others = other_cpus()
-    return elsewhere(others).run(call) if others else call()
-
-
-class _Call(Generic[T]):
-    __slots__ = ("call", "done", "error", "result")
-
-    def __init__(self, call: Callable[[], T]) -> None:
-        self.call = call
-        self.done = threading.Lock()
-        self.done.acquire()
-        self.result: T | None = None
-        self.error: BaseException | None = None
-
-
-class Elsewhere:
-    """A thread kept to ``cpus`` that makes the calls handed to it, one at a time."""
-
-    def __init__(self, cpus: frozenset[int]) -> None:
-        self.cpus = cpus
-        self._calls: queue.SimpleQueue[_Call[Any]] = queue.SimpleQueue()
-        threading.Thread(target=self._serve, name="elsewhere", daemon=True).start()
-
-    def _serve(self) -> None:
-        keep_to(self.cpus)
-        while True:
-            call = self._calls.get()
-            try:
-                call.result = call.call()
-            except BaseException as error:  # handed back to the caller, raised there
-                call.error = error
-            call.done.release()
-
-    def run(self, call: Callable[[], T]) -> T:
-        """``call()`` made on this thread; what it returns or raises, here."""
-        waiting: _Call[T] = _Call(call)
-        self._calls.put(waiting)
-        waiting.done.acquire()
-        if waiting.error is not None:
-            raise waiting.error
-        return waiting.result  # type: ignore[return-value]
-
-
-_threads: dict[frozenset[int], Elsewhere] = {}
-_threads_lock = threading.Lock()
-
-
-def elsewhere(cpus: frozenset[int]) -> Elsewhere:
-    """The one thread kept to ``cpus``, started the first time it is asked for."""
-    with _threads_lock:
-        if cpus not in _threads:
-            _threads[cpus] = Elsewhere(cpus)
-        return _threads[cpus]

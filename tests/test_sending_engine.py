@@ -22,6 +22,7 @@ from sqlalchemy import select, text, update
 from newsletter.addresses import suppression_hash
 from newsletter.app_db import session_factory
 from newsletter.db import create_db_engine, utcnow
+from newsletter.mail.wire import Outgoing
 from newsletter.models import (
     Delivery,
     DeliveryStatus,
@@ -33,6 +34,7 @@ from newsletter.models import (
 )
 from newsletter.sending import ledger
 from newsletter.sending.engine import Outcome, RunResult
+from newsletter.sending.jobs import ClaimedDelivery, Skip
 from newsletter.sending.ratelimit import TokenBucket
 from tests.sending_support import FAST, address, per_recipient, queued_digest, sender, states
 from tests.support.smtp import SERVER_KINDS, MailServer, SMTPServer
@@ -487,3 +489,57 @@ def test_a_refused_login_stops_the_run_and_the_right_one_resumes_it(
         assert per_recipient(server) == Counter({address(n): 1 for n in range(4)})
     finally:
         server.stop()
+
+
+def test_a_message_composed_ahead_goes_only_once_its_delivery_is_marked(
+    mail_app: Flask, smtp_server: MailServer
+) -> None:
+    """Each message is composed while the one before it is sent; someone who leaves between
+    their message being composed and their turn gets nothing."""
+    digest_id = queued_digest(mail_app, 5)
+    send = sender(mail_app, digest_id, replace(FAST, workers=1, batch=5))
+    job = send.job
+    compose = job.compose
+    leaving = address(1)
+    composed: list[str] = []
+
+    def compose_then_leave(delivery: ClaimedDelivery) -> Outgoing | Skip | None:
+        message = compose(delivery)
+        composed.append(delivery.person.email)
+        if delivery.person.email == leaving:
+            with session_factory(mail_app).begin() as session:
+                session.execute(
+                    update(Subscriber)
+                    .where(Subscriber.email == leaving)
+                    .values(status=SubscriberStatus.UNSUBSCRIBED)
+                )
+        return message
+
+    job.compose = compose_then_leave  # type: ignore[method-assign]
+    result = send.run()
+    assert result.outcome is Outcome.COMPLETE
+    assert leaving in composed
+    assert states(mail_app, digest_id)[leaving] == DeliveryStatus.SKIPPED
+    assert leaving not in per_recipient(smtp_server)
+    assert sum(per_recipient(smtp_server).values()) == result.counts[DeliveryStatus.SENT] == 4
+
+
+def test_a_message_that_could_not_be_composed_ahead_fails_at_its_turn_alone(
+    mail_app: Flask, smtp_server: MailServer
+) -> None:
+    digest_id = queued_digest(mail_app, 5)
+    send = sender(mail_app, digest_id, replace(FAST, workers=1, batch=5))
+    job = send.job
+    compose = job.compose
+    broken = address(2)
+
+    def compose_or_fail(delivery: ClaimedDelivery) -> Outgoing | Skip | None:
+        if delivery.person.email == broken:
+            raise ValueError("no domain can have this address")
+        return compose(delivery)
+
+    job.compose = compose_or_fail  # type: ignore[method-assign]
+    result = send.run()
+    assert result.outcome is Outcome.COMPLETE
+    assert states(mail_app, digest_id)[broken] == DeliveryStatus.FAILED
+    assert sorted(per_recipient(smtp_server)) == [address(n) for n in (0, 1, 3, 4)]

@@ -2,10 +2,12 @@
 
 dkimpy folds the field and verifies in the tests; its own RSA is pure Python (about 6 ms a
 signature, four times the cost of building and sending a digest message), so the signing
-itself is ``cryptography``'s (about 0.25 ms, outside the interpreter lock). A ``Signer``
-parses its keys once (``dkim_keys``) and is built once per campaign. Per message only the
-body hash, the canonical form of the person's own header fields (``dkim_relaxed`` remembers
-the shared ones) and the signature are computed.
+itself is ``cryptography``'s (about 0.25 ms). A ``Signer`` parses its keys once
+(``dkim_keys``) and is built once per campaign. Per message only the body hash, the
+canonical form of the person's own header fields (``dkim_relaxed`` remembers the shared
+ones) and the signature are computed. A send's worker asks its signing process for the
+signature (``signing_process``) and collects it when the message goes out; everything else
+signs where it runs.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ import base64
 import hashlib
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, utils
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from dkim import fold
 
-from newsletter.cpus import off_this_core
 from newsletter.mail.dkim_keys import load_ed25519_key, load_rsa_key
 from newsletter.mail.dkim_relaxed import (
     FIELD_START,
@@ -28,9 +30,11 @@ from newsletter.mail.dkim_relaxed import (
     relaxed_field,
     unremembered_field,
 )
+from newsletter.mail.signing_child import PrivateKey, sign_digest
+from newsletter.mail.signing_process import Pending, for_this_thread
 from newsletter.site import DkimKeys, Site
 
-__all__ = ["SIGNED_HEADERS", "Signer"]
+__all__ = ["SIGNED_HEADERS", "SignedLater", "Signer"]
 
 # What Gmail and Yahoo need covered for a one-click unsubscribe to count, plus what a reader
 # sees and where their answer goes, and Feedback-ID, which Gmail trusts only when signed. A
@@ -55,7 +59,7 @@ HEADER_NAME = b"DKIM-Signature"
 @dataclass(frozen=True)
 class _Key:
     selector: bytes
-    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+    key: PrivateKey
 
     @property
     def algorithm(self) -> bytes:
@@ -63,16 +67,21 @@ class _Key:
             return b"ed25519-sha256"
         return b"rsa-sha256"
 
-    def sign(self, digest: bytes) -> bytes:
-        # A send's workers are kept to one CPU (``newsletter.cpus``); the RSA signature, a
-        # quarter of a millisecond without the interpreter lock, is made on the others.
-        return off_this_core(lambda: self._sign_here(digest))
+    @cached_property
+    def pem(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
 
-    def _sign_here(self, digest: bytes) -> bytes:
-        if isinstance(self.key, ed25519.Ed25519PrivateKey):
-            # RFC 8463: Ed25519 signs the SHA-256 hash of the canonical headers.
-            return self.key.sign(digest)
-        return self.key.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+    def request(self, digest: bytes) -> Pending:
+        """The signature of ``digest``: asked of the thread's signing process when it has
+        one (a send's worker, see ``signing_process``), else made here."""
+        process = for_this_thread()
+        if process is None:
+            return Pending.made(sign_digest(self.key, digest))
+        return process.request(self.pem, digest, lambda: sign_digest(self.key, digest))
 
 
 @dataclass(frozen=True)
@@ -98,13 +107,15 @@ class _Field:
         _, canonical = unremembered_field(HEADER_NAME + b": " + folded)
         return cls(key, folded, canonical[:-2])
 
-    def sign(self, signed: bytes, body_hash: bytes, now: bytes) -> bytes:
-        """The field for a message whose signed header fields (canonical) are ``signed``."""
+    def request(self, signed: bytes, body_hash: bytes, now: bytes) -> Pending:
+        """Ask for the signature of a message whose signed header fields (canonical) are
+        ``signed``."""
         own = b"; t=" + now + b"; bh=" + body_hash + b"; b="
         # The signature's own field is hashed last, with b= empty and no final CRLF; its
         # folds (CRLF and one space) unfold to the single spaces of the canonical form.
-        digest = hashlib.sha256(signed + self.canonical + own).digest()
-        signature = fold(base64.b64encode(self.key.sign(digest)), namelen=2)
+        return self.key.request(hashlib.sha256(signed + self.canonical + own).digest())
+
+    def field(self, body_hash: bytes, now: bytes, signature: bytes) -> bytes:
         # b= goes last, on lines of its own: folding it changes nothing that was signed.
         return b"".join(
             [
@@ -116,10 +127,33 @@ class _Field:
                 b"; bh=",
                 body_hash,
                 b";\r\n b=\r\n ",
-                signature,
+                fold(base64.b64encode(signature), namelen=2),
                 b"\r\n",
             ]
         )
+
+
+class SignedLater:
+    """A message whose signatures have been asked for; :attr:`data` waits for them."""
+
+    __slots__ = ("_asked", "_body_hash", "_data", "_now")
+
+    def __init__(
+        self, data: bytes, body_hash: bytes, now: bytes, asked: list[tuple[_Field, Pending]]
+    ) -> None:
+        self._data = data
+        self._body_hash = body_hash
+        self._now = now
+        self._asked = asked
+
+    @property
+    def data(self) -> bytes:
+        """The message with its DKIM-Signature fields in front."""
+        fields = [
+            field.field(self._body_hash, self._now, pending.result())
+            for field, pending in self._asked
+        ]
+        return b"".join(fields) + self._data
 
 
 class Signer:
@@ -154,6 +188,11 @@ class Signer:
     def sign(self, data: bytes, body_hash: BodyHash | None = None) -> bytes:
         """``data`` (a message with CRLF line ends) with its DKIM-Signature fields in front;
         ``body_hash``, when given, has been fed the body as it was assembled."""
+        return self.sign_later(data, body_hash).data
+
+    def sign_later(self, data: bytes, body_hash: BodyHash | None = None) -> SignedLater:
+        """As :meth:`sign`, the signatures made while the caller goes on (by a send's
+        worker: while it sends the message before this one)."""
         head, _, body = data.partition(b"\r\n\r\n")
         # A name listed once in h= signs the field's last occurrence (RFC 6376, 5.4.2): later
         # fields of the same name overwrite earlier ones here.
@@ -164,4 +203,5 @@ class Signer:
         else:
             hashed = body_hash.value()
         now = str(int(time.time())).encode("ascii")
-        return b"".join([field.sign(signed, hashed, now) for field in self._fields]) + data
+        asked = [(field, field.request(signed, hashed, now)) for field in self._fields]
+        return SignedLater(data, hashed, now, asked)

@@ -22,7 +22,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from newsletter.db import utcnow
-from newsletter.mail.dkim import Signer
+from newsletter.mail.dkim import SignedLater, Signer
 from newsletter.mail.dkim_relaxed import BodyHash
 from newsletter.mail.headers import address_field, mailbox_field, one_line, unstructured
 from newsletter.mail.pieces import wire_text
@@ -68,7 +68,13 @@ class Outgoing:
     """A finished message as it goes on the wire."""
 
     message_id: str
-    data: bytes
+    #: Its bytes, or a message whose DKIM signatures are still being made.
+    content: bytes | SignedLater
+
+    @property
+    def data(self) -> bytes:
+        """The bytes (waiting for the signatures, if they are being made)."""
+        return self.content if isinstance(self.content, bytes) else self.content.data
 
 
 #: A text part's body in quoted-printable: whole, or as ``Pieces.fill_wire`` gives it.
@@ -152,11 +158,12 @@ class AlternativeTemplate:
         ]
         head = [CRLF.join(line.encode("utf-8") for line in own), CRLF, self._shared_headers]
         data = b"".join([*head, CRLF, CRLF, *(piece for piece, _ in body)])
-        if self.signer is not None:
-            # The body is hashed as it was joined, so the pieces every message shares are
-            # made canonical once per campaign.
-            hashed = BodyHash()
-            for piece, shared in body:
-                hashed.add(piece, shared)
-            data = self.signer.sign(data, hashed)
-        return Outgoing(message_id, data)
+        if self.signer is None:
+            return Outgoing(message_id, data)
+        # The body is hashed as it was joined, so the pieces every message shares are made
+        # canonical once per campaign.
+        hashed = BodyHash()
+        for piece, shared in body:
+            hashed.add(piece, shared)
+        # Signed while the message before it goes out (see ``mail.signing_process``).
+        return Outgoing(message_id, self.signer.sign_later(data, hashed))

@@ -36,6 +36,7 @@ from newsletter.mail.transports import (
 )
 from newsletter.models import Delivery, DeliveryStatus, Subscriber
 from newsletter.sending import ledger
+from newsletter.sending.composer import Composer
 from newsletter.sending.jobs import ClaimedDelivery, Job, Skip
 from newsletter.sending.message_writes import Accepted, MessageWrites, message_writes
 from newsletter.sending.ratelimit import TokenBucket
@@ -187,6 +188,7 @@ class Sender:
         if connection is None:
             connection = self.transport.connect()
         writes = message_writes(self.engine, self.job, self.owner)
+        composer = Composer(self.job)
         accepted: Accepted = []
         try:
             for index, delivery in enumerate(batch):
@@ -194,7 +196,7 @@ class Sender:
                     # The mail server keeps failing: leave the rest queued for later.
                     self._give_back([d.id for d in batch[index:]], accepted)
                     break
-                self._deliver(connection, writes, delivery, accepted)
+                self._deliver(connection, writes, composer, delivery, accepted)
             self._note_recorded(writes.record(accepted))
         finally:
             writes.close()
@@ -227,6 +229,7 @@ class Sender:
     def _work_until_done(self) -> None:
         connection = self.transport.connect()
         writes = message_writes(self.engine, self.job, self.owner)
+        composer = Composer(self.job)
         accepted: Accepted = []
         try:
             while not self.stopping:
@@ -240,7 +243,8 @@ class Sender:
                     if self.stopping:
                         self._give_back([d.id for d in batch[index:]], accepted)
                         return
-                    self._deliver(connection, writes, delivery, accepted)
+                    following = batch[index + 1] if index + 1 < len(batch) else None
+                    self._deliver(connection, writes, composer, delivery, accepted, following)
         finally:
             try:
                 self._note_recorded(writes.record(accepted))
@@ -292,9 +296,12 @@ class Sender:
         self,
         connection: Connection,
         writes: MessageWrites,
+        composer: Composer,
         delivery: ClaimedDelivery,
         accepted: Accepted,
+        following: ClaimedDelivery | None = None,
     ) -> None:
+        """Send ``delivery`` and compose ``following`` (the next of the batch) while it goes."""
         if self._bucket is not None:
             # Wait for the rate limit before marking anything: a crash while waiting must not
             # leave a message marked as being sent, or one sent but not recorded.
@@ -309,7 +316,7 @@ class Sender:
             self._count(DeliveryStatus.SKIPPED)
             return
         try:
-            message = self.job.compose(delivery)
+            message = composer.compose(delivery)
         except SQLAlchemyError:
             raise  # the database, not the message: the worker cannot go on
         except Exception as error:
@@ -322,6 +329,8 @@ class Sender:
                 ledger.skip(db, self.owner, delivery.id, reason)
             self._count(DeliveryStatus.SKIPPED)
             return
+        if following is not None:
+            composer.compose_ahead(following)
         try:
             connection.send(message.data, self.return_path(delivery.id), [delivery.person.email])
         except SendError as error:

@@ -52,7 +52,10 @@ class Job(Protocol):
         """The message for ``delivery``, or None when it is no longer due, or a :class:`Skip`
         saying why there is nothing to send (either way it is skipped).
 
-        Called with no transaction open, after the delivery was marked ``sending``."""
+        Called with no transaction open, once per delivery a worker takes: just before the
+        delivery is marked ``sending`` when it is the next of the batch (its message is
+        composed while the one before it is sent, ``sending.composer``), else just after. The
+        message goes out only once the delivery is marked."""
 
 
 class DigestJob:
