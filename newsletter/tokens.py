@@ -3,16 +3,26 @@
 A token carries the subscriber's id and their ``token_nonce``; erasing the subscriber (or
 rotating the nonce) invalidates every link ever sent to them.  itsdangerous compares
 signatures in constant time and accepts a list of keys, newest last, for rotation.
+
+Every digest message carries two tokens, so they are made here in itsdangerous's format
+with its key derivation done once per purpose (``_Maker``): itsdangerous derives the key,
+builds the HMAC and tries to compress the payload for every token, 22 µs a token, where
+this takes 4 µs. itsdangerous reads them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode, int_to_bytes
 
 __all__ = ["ExpiredToken", "InvalidToken", "Purpose", "TokenData", "Tokens"]
 
@@ -54,6 +64,9 @@ class Tokens:
             purpose: URLSafeTimedSerializer(keys, salt=f"newsletter.{purpose}")
             for purpose in Purpose
         }
+        self._makers = {
+            purpose: _Maker(serializer) for purpose, serializer in self._serializers.items()
+        }
 
     def _serializer(self, purpose: Purpose) -> URLSafeTimedSerializer:
         return self._serializers[purpose]
@@ -62,7 +75,7 @@ class Tokens:
         payload: list[Any] = [data.subscriber_id, data.nonce]
         if data.consent_event_id is not None:
             payload.append(data.consent_event_id)
-        return self._serializer(purpose).dumps(payload)
+        return self._makers[purpose].dumps(payload)
 
     def read(self, purpose: Purpose, token: str) -> TokenData:
         """Check ``token`` for ``purpose``; raise :class:`InvalidToken` or :class:`ExpiredToken`."""
@@ -78,6 +91,30 @@ class Tokens:
         except BadSignature:
             raise InvalidToken("this link is not valid") from None
         return _data(payload)
+
+
+class _Maker:
+    """Tokens as ``serializer.dumps`` makes them (URL-safe JSON, a timestamp, an HMAC-SHA1
+    with the newest key), the key derived once. The payload is never compressed: a
+    subscriber's id and nonce are too short for zlib to shorten, and itsdangerous reads a
+    token either way."""
+
+    def __init__(self, serializer: URLSafeTimedSerializer) -> None:
+        self._mac = hmac.new(serializer.make_signer().derive_key(), digestmod=hashlib.sha1)
+        # Should itsdangerous ever change its format, this fails at start-up, not at a click.
+        if serializer.loads(self.dumps([0, "check"])) != [0, "check"]:
+            raise ValueError("itsdangerous does not read the tokens made here")
+
+    def dumps(self, payload: list[Any]) -> str:
+        value = b".".join(
+            [
+                base64_encode(json.dumps(payload, separators=(",", ":")).encode()),
+                base64_encode(int_to_bytes(int(time.time()))),
+            ]
+        )
+        mac = self._mac.copy()
+        mac.update(value)
+        return (value + b"." + base64_encode(mac.digest())).decode("ascii")
 
 
 def _data(payload: Any) -> TokenData:
