@@ -38,7 +38,13 @@ from newsletter.models import Delivery, DeliveryStatus, Subscriber
 from newsletter.sending import ledger
 from newsletter.sending.composer import Composer
 from newsletter.sending.jobs import ClaimedDelivery, Job, Skip
-from newsletter.sending.message_writes import Accepted, MessageWrites, message_writes
+from newsletter.sending.message_writes import (
+    Accepted,
+    MessageWrites,
+    SharedConnection,
+    message_writes,
+    shared_connection,
+)
 from newsletter.sending.ratelimit import TokenBucket
 from newsletter.suppressions import record_hard_bounce
 
@@ -106,6 +112,7 @@ class Sender:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._cpu: frozenset[int] = frozenset()
+        self._shared: SharedConnection | None = None
         self._errors = 0
         self._tripped: str | None = None
         self._bucket = TokenBucket(self.options.rate) if self.options.rate else None
@@ -144,18 +151,24 @@ class Sender:
         self._cpu = current_cpu()
         renewer = threading.Thread(target=self._renew_leases, name="lease", daemon=True)
         renewer.start()
+        # The workers take turns on one SQLite connection (see sending.message_writes).
+        self._shared = shared_connection(self.engine)
         workers = [
             threading.Thread(target=self._work, name=f"sender-{n}", daemon=True)
             for n in range(self.options.workers)
         ]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            # Join in slices so the main thread stays responsive to Ctrl-C.
-            while worker.is_alive():
-                worker.join(timeout=0.2)
-        self._stop.set()
-        renewer.join(timeout=5)
+        try:
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                # Join in slices so the main thread stays responsive to Ctrl-C.
+                while worker.is_alive():
+                    worker.join(timeout=0.2)
+        finally:
+            self._stop.set()
+            renewer.join(timeout=5)
+            if self._shared is not None and not any(w.is_alive() for w in workers):
+                self._shared.close()
         seconds = time.monotonic() - started
         if self._failure:
             return RunResult(Outcome.FAILED, self.counts, seconds, self._failure)
@@ -228,7 +241,7 @@ class Sender:
 
     def _work_until_done(self) -> None:
         connection = self.transport.connect()
-        writes = message_writes(self.engine, self.job, self.owner)
+        writes = message_writes(self.engine, self.job, self.owner, self._shared)
         composer = Composer(self.job)
         accepted: Accepted = []
         try:

@@ -2,9 +2,14 @@
 mark the next one ``sending``, committed before its SMTP transaction starts.
 
 This runs once per message, so its cost sets the pace of a send. SQLite does it in one
-short transaction on the driver's connection that a worker keeps, with the statements
-compiled once, queued behind other writers on the writers' lock like every transaction of
-the service. PostgreSQL does it in one statement on a worker's own autocommit connection: a
+short transaction on the driver's connection, with the statements compiled once, queued
+behind other writers on the writers' lock like every transaction of the service. A run's
+workers take turns on one connection (``SharedConnection``): SQLite writes one transaction
+at a time anyway, and a connection whose database another connection wrote to since its
+last transaction throws its whole page cache away and reads each page again (twenty reads
+a message with a connection per worker).
+
+PostgreSQL does it in one statement on a worker's own autocommit connection: a
 data-modifying CTE records ``sent`` while the main UPDATE marks ``sending``, so a message
 costs one round trip to the server instead of four (BEGIN, two UPDATEs, COMMIT). A single
 statement is atomic on its own, so nothing is lost against the transaction. Claims go
@@ -14,6 +19,7 @@ through the same connection, also as one statement each.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,7 +36,7 @@ from newsletter.sending import ledger
 from newsletter.sending.jobs import ClaimedDelivery, Job
 from newsletter.sqlite_writers import QueuedWriterConnection
 
-__all__ = ["Accepted", "MessageWrites", "message_writes"]
+__all__ = ["Accepted", "MessageWrites", "SharedConnection", "message_writes", "shared_connection"]
 
 #: Messages the server accepted and not yet recorded: (delivery id, Message-ID).
 Accepted = list[tuple[int, str]]
@@ -59,14 +65,41 @@ class MessageWrites(Protocol):
     def close(self) -> None: ...
 
 
-def message_writes(engine: Engine, job: Job, owner: str) -> MessageWrites:
+class SharedConnection:
+    """An SQLite connection the workers of one run take turns on, one transaction each."""
+
+    def __init__(self, db: Connection) -> None:
+        self.db = db
+        self.turn = threading.Lock()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def shared_connection(engine: Engine) -> SharedConnection | None:
+    """The connection a run's workers share, where the database is SQLite and its
+    transactions queue on the writers' lock; None elsewhere (each worker has its own)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    db = engine.connect()
+    if not isinstance(db.connection.driver_connection, QueuedWriterConnection):
+        db.close()  # an engine that lets the driver begin transactions: the general way
+        return None
+    return SharedConnection(db)
+
+
+def message_writes(
+    engine: Engine, job: Job, owner: str, shared: SharedConnection | None = None
+) -> MessageWrites:
+    """One worker's writes: on ``shared`` when given (the caller closes it), else on a
+    connection of their own."""
+    if shared is not None:
+        return DriverWrites(shared, job, owner, owned=False)
     if engine.dialect.name == "postgresql":
         return StatementWrites(engine, job, owner)
-    if engine.dialect.name == "sqlite":
-        db = engine.connect()
-        if isinstance(db.connection.driver_connection, QueuedWriterConnection):
-            return DriverWrites(db, job, owner)
-        db.close()  # an engine that lets the driver begin transactions: the general way
+    own = shared_connection(engine)
+    if own is not None:
+        return DriverWrites(own, job, owner, owned=True)
     return TransactionWrites(engine, job, owner)
 
 
@@ -99,7 +132,7 @@ class TransactionWrites:
 
 
 class DriverWrites:
-    """SQLite: the per-message transaction on the driver's connection kept for the worker.
+    """SQLite: the per-message transaction on the driver's connection, taking its turn on it.
 
     The same statements as ``TransactionWrites`` in the same single transaction, compiled once
     and run on the sqlite3 cursor: SQLAlchemy's connection checkout, transaction set-up and
@@ -109,22 +142,24 @@ class DriverWrites:
     Claims and everything else go through SQLAlchemy on the same connection.
     """
 
-    def __init__(self, db: Connection, job: Job, owner: str) -> None:
-        self.db = db
+    def __init__(self, shared: SharedConnection, job: Job, owner: str, owned: bool) -> None:
+        self.shared = shared
+        self.db = shared.db
         self.job = job
         self.owner = owner
-        driver = db.connection.driver_connection
+        self._owned = owned
+        driver = self.db.connection.driver_connection
         assert isinstance(driver, QueuedWriterConnection)
         self._driver = driver
         self._cursor = driver.cursor()
-        self._sql = _sqlite_statements(db.dialect, tuple(job.eligible))
-        self._at = _datetime_param(db.dialect)
+        self._sql = _sqlite_statements(self.db.dialect, tuple(job.eligible))
+        self._at = _datetime_param(self.db.dialect)
 
     def record(self, accepted: Accepted) -> int:
         return self._write(accepted, None)[0]
 
     def claim(self, accepted: Accepted, size: int, lease: timedelta) -> ClaimResult:
-        with self.db.begin():
+        with self.shared.turn, self.db.begin():
             recorded = ledger.record_accepted(self.db, self.owner, accepted)
             return recorded, ledger.claim_batch(self.db, self.job, self.owner, size, lease)
 
@@ -135,10 +170,18 @@ class DriverWrites:
         """Record ``accepted`` and mark ``delivery_id`` (if any) in one transaction."""
         if not accepted and delivery_id is None:
             return 0, False
+        with self.shared.turn:
+            self._driver.begin_immediate()
+            marked = self._statements(accepted, delivery_id)
+        recorded = len(accepted)
+        accepted.clear()
+        return recorded, marked
+
+    def _statements(self, accepted: Accepted, delivery_id: int | None) -> bool:
+        """In the transaction begun: record, mark, commit. Whether the delivery was marked."""
         record, mark, skip = self._sql
         cursor, owner = self._cursor, self.owner
         marked = False
-        self._driver.begin_immediate()
         try:
             if accepted:
                 at = self._at(utcnow())
@@ -164,13 +207,12 @@ class DriverWrites:
         except BaseException:
             self._driver.rollback()
             raise
-        recorded = len(accepted)
-        accepted.clear()
-        return recorded, marked
+        return marked
 
     def close(self) -> None:
         self._cursor.close()
-        self.db.close()
+        if self._owned:
+            self.shared.close()
 
 
 @dataclass(frozen=True)
