@@ -543,3 +543,22 @@ def test_a_message_that_could_not_be_composed_ahead_fails_at_its_turn_alone(
     assert result.outcome is Outcome.COMPLETE
     assert states(mail_app, digest_id)[broken] == DeliveryStatus.FAILED
     assert sorted(per_recipient(smtp_server)) == [address(n) for n in (0, 1, 3, 4)]
+
+
+def test_each_message_is_composed_once_however_far_ahead(
+    mail_app: Flask, smtp_server: MailServer
+) -> None:
+    digest_id = queued_digest(mail_app, 12)
+    send = sender(mail_app, digest_id, replace(FAST, workers=2, batch=5))
+    job = send.job
+    compose = job.compose
+    composed: Counter[str] = Counter()
+
+    def counting(delivery: ClaimedDelivery) -> Outgoing | Skip | None:
+        composed[delivery.person.email] += 1
+        return compose(delivery)
+
+    job.compose = counting  # type: ignore[method-assign]
+    assert send.run().outcome is Outcome.COMPLETE
+    assert composed == Counter({address(n): 1 for n in range(12)})
+    assert per_recipient(smtp_server) == composed

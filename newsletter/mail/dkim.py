@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -34,7 +35,7 @@ from newsletter.mail.signing_child import PrivateKey, sign_digest
 from newsletter.mail.signing_process import Pending, for_this_thread
 from newsletter.site import DkimKeys, Site
 
-__all__ = ["SIGNED_HEADERS", "SignedLater", "Signer"]
+__all__ = ["SIGNED_HEADERS", "SignedLater", "Signer", "canonical_fields"]
 
 # What Gmail and Yahoo need covered for a one-click unsubscribe to count, plus what a reader
 # sees and where their answer goes, and Feedback-ID, which Gmail trusts only when signed. A
@@ -127,10 +128,16 @@ class _Field:
                 b"; bh=",
                 body_hash,
                 b";\r\n b=\r\n ",
-                fold(base64.b64encode(signature), namelen=2),
+                _folded_value(base64.b64encode(signature)),
                 b"\r\n",
             ]
         )
+
+
+def _folded_value(value: bytes) -> bytes:
+    """A tag value without spaces on lines of 70 characters after their leading space (a
+    verifier drops the folds: white space in b= is ignored)."""
+    return b"\r\n ".join([value[at : at + 70] for at in range(0, len(value), 70)])
 
 
 class SignedLater:
@@ -154,6 +161,13 @@ class SignedLater:
             for field, pending in self._asked
         ]
         return b"".join(fields) + self._data
+
+
+def canonical_fields(fields: Iterable[bytes]) -> dict[bytes, bytes]:
+    """Header fields (each without its CRLF) by lower-case name, in relaxed form. A name
+    listed once in h= signs the field's last occurrence (RFC 6376, 5.4.2): later fields of
+    the same name overwrite earlier ones."""
+    return dict(relaxed_field(field) for field in fields)
 
 
 class Signer:
@@ -190,13 +204,18 @@ class Signer:
         ``body_hash``, when given, has been fed the body as it was assembled."""
         return self.sign_later(data, body_hash).data
 
-    def sign_later(self, data: bytes, body_hash: BodyHash | None = None) -> SignedLater:
+    def sign_later(
+        self,
+        data: bytes,
+        body_hash: BodyHash | None = None,
+        fields: Mapping[bytes, bytes] | None = None,
+    ) -> SignedLater:
         """As :meth:`sign`, the signatures made while the caller goes on (by a send's
-        worker: while it sends the message before this one)."""
+        worker: while it sends the message before this one). ``fields``, when given, are
+        the header's fields in relaxed form by lower-case name, the last of each name."""
         head, _, body = data.partition(b"\r\n\r\n")
-        # A name listed once in h= signs the field's last occurrence (RFC 6376, 5.4.2): later
-        # fields of the same name overwrite earlier ones here.
-        fields = dict(relaxed_field(field) for field in FIELD_START.split(head))
+        if fields is None:
+            fields = canonical_fields(FIELD_START.split(head))
         signed = b"".join([fields[name] for name in SIGNED_HEADERS if name in fields])
         if body_hash is None:
             hashed = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())

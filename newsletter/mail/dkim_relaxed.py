@@ -8,6 +8,7 @@ import base64
 import functools
 import hashlib
 import re
+from collections.abc import Iterable
 
 from dkim.canonicalization import correct_empty_body, strip_trailing_lines
 
@@ -93,14 +94,23 @@ class BodyHash:
         self._last = b""
 
     def add(self, piece: bytes, shared: bool = False) -> None:
-        if self._open:
-            piece, shared = self._open + piece, False
-        if not piece.endswith(b"\r\n"):
-            self._open = piece
-            return
-        self._open = b""
-        self._last = _relaxed_shared(piece) if shared else relaxed_lines(piece)
-        self._hash.update(self._last)
+        self.add_all([(piece, shared)])
+
+    def add_all(self, pieces: Iterable[tuple[bytes, bool]]) -> None:
+        """Each piece, marked whether it is shared, in order; hashed in one call."""
+        held, canonical = self._open, []
+        for piece, shared in pieces:
+            if held:
+                piece, shared = held + piece, False
+            if not piece.endswith(b"\r\n"):
+                held = piece
+                continue
+            held = b""
+            canonical.append(_relaxed_shared(piece) if shared else relaxed_lines(piece))
+        self._open = held
+        if canonical:
+            self._last = canonical[-1]
+            self._hash.update(b"".join(canonical))
 
     def value(self) -> bytes:
         """The base64 hash. The body must end with a line that is not empty (a MIME body's

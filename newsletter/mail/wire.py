@@ -22,7 +22,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from newsletter.db import utcnow
-from newsletter.mail.dkim import SignedLater, Signer
+from newsletter.mail.dkim import SignedLater, Signer, canonical_fields
 from newsletter.mail.dkim_relaxed import BodyHash
 from newsletter.mail.headers import address_field, mailbox_field, one_line, unstructured
 from newsletter.mail.pieces import wire_text
@@ -125,7 +125,10 @@ class AlternativeTemplate:
             "MIME-Version: 1.0",
             f'Content-Type: multipart/alternative; boundary="{self.boundary}"',
         ]
-        self._shared_headers = CRLF.join(line.encode("utf-8") for line in shared)
+        shared_lines = [line.encode("utf-8") for line in shared]
+        self._shared_headers = CRLF.join(shared_lines)
+        # Signed: the fields every message shares are made canonical once.
+        self._shared_canonical = canonical_fields(shared_lines) if signer is not None else {}
         delimiter = b"--" + self.boundary.encode()
         self._opening = delimiter + CRLF + _part_head("plain")
         self._between = CRLF + delimiter + CRLF + _part_head("html")
@@ -156,14 +159,16 @@ class AlternativeTemplate:
             *_body_pieces(html_qp),
             (self._closing, True),
         ]
-        head = [CRLF.join(line.encode("utf-8") for line in own), CRLF, self._shared_headers]
+        own_lines = [line.encode("utf-8") for line in own]
+        head = [CRLF.join(own_lines), CRLF, self._shared_headers]
         data = b"".join([*head, CRLF, CRLF, *(piece for piece, _ in body)])
         if self.signer is None:
             return Outgoing(message_id, data)
         # The body is hashed as it was joined, so the pieces every message shares are made
-        # canonical once per campaign.
+        # canonical once per campaign; so are the shared header fields, which follow the
+        # person's own.
         hashed = BodyHash()
-        for piece, shared in body:
-            hashed.add(piece, shared)
+        hashed.add_all(body)
+        fields = {**canonical_fields(own_lines), **self._shared_canonical}
         # Signed while the message before it goes out (see ``mail.signing_process``).
-        return Outgoing(message_id, self.signer.sign_later(data, hashed))
+        return Outgoing(message_id, self.signer.sign_later(data, hashed, fields))

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -256,7 +256,7 @@ class Sender:
                     if self.stopping:
                         self._give_back([d.id for d in batch[index:]], accepted)
                         return
-                    following = batch[index + 1] if index + 1 < len(batch) else None
+                    following = batch[index + 1 : index + 1 + composer.depth]
                     self._deliver(connection, writes, composer, delivery, accepted, following)
         finally:
             try:
@@ -312,9 +312,10 @@ class Sender:
         composer: Composer,
         delivery: ClaimedDelivery,
         accepted: Accepted,
-        following: ClaimedDelivery | None = None,
+        following: Sequence[ClaimedDelivery] = (),
     ) -> None:
-        """Send ``delivery`` and compose ``following`` (the next of the batch) while it goes."""
+        """Send ``delivery``, the messages of ``following`` (the next of the batch) composed
+        before it goes."""
         if self._bucket is not None:
             # Wait for the rate limit before marking anything: a crash while waiting must not
             # leave a message marked as being sent, or one sent but not recorded.
@@ -342,8 +343,7 @@ class Sender:
                 ledger.skip(db, self.owner, delivery.id, reason)
             self._count(DeliveryStatus.SKIPPED)
             return
-        if following is not None:
-            composer.compose_ahead(following)
+        composer.compose_ahead(following)
         try:
             connection.send(message.data, self.return_path(delivery.id), [delivery.person.email])
         except SendError as error:
