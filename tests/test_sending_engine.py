@@ -33,7 +33,7 @@ from newsletter.models import (
     Suppression,
 )
 from newsletter.sending import ledger
-from newsletter.sending.engine import Outcome, RunResult
+from newsletter.sending.engine import Outcome, RunResult, Sender, SendOptions
 from newsletter.sending.jobs import ClaimedDelivery, Skip
 from newsletter.sending.ratelimit import TokenBucket
 from tests.sending_support import FAST, address, per_recipient, queued_digest, sender, states
@@ -491,20 +491,31 @@ def test_a_refused_login_stops_the_run_and_the_right_one_resumes_it(
         server.stop()
 
 
+def sender_composing(
+    app: Flask, digest_id: int, options: SendOptions, before: Callable[[ClaimedDelivery], None]
+) -> Sender:
+    """A sender whose job calls ``before`` with each delivery it composes a message for."""
+    send = sender(app, digest_id, options)
+    compose = send.job.compose
+
+    def composing(delivery: ClaimedDelivery) -> Outgoing | Skip | None:
+        before(delivery)
+        return compose(delivery)
+
+    send.job.compose = composing  # type: ignore[method-assign]
+    return send
+
+
 def test_a_message_composed_ahead_goes_only_once_its_delivery_is_marked(
     mail_app: Flask, smtp_server: MailServer
 ) -> None:
     """Each message is composed while the one before it is sent; someone who leaves between
     their message being composed and their turn gets nothing."""
     digest_id = queued_digest(mail_app, 5)
-    send = sender(mail_app, digest_id, replace(FAST, workers=1, batch=5))
-    job = send.job
-    compose = job.compose
     leaving = address(1)
     composed: list[str] = []
 
-    def compose_then_leave(delivery: ClaimedDelivery) -> Outgoing | Skip | None:
-        message = compose(delivery)
+    def leave(delivery: ClaimedDelivery) -> None:
         composed.append(delivery.person.email)
         if delivery.person.email == leaving:
             with session_factory(mail_app).begin() as session:
@@ -513,10 +524,9 @@ def test_a_message_composed_ahead_goes_only_once_its_delivery_is_marked(
                     .where(Subscriber.email == leaving)
                     .values(status=SubscriberStatus.UNSUBSCRIBED)
                 )
-        return message
 
-    job.compose = compose_then_leave  # type: ignore[method-assign]
-    result = send.run()
+    one_worker = replace(FAST, workers=1, batch=5)
+    result = sender_composing(mail_app, digest_id, one_worker, leave).run()
     assert result.outcome is Outcome.COMPLETE
     assert leaving in composed
     assert states(mail_app, digest_id)[leaving] == DeliveryStatus.SKIPPED
@@ -528,18 +538,14 @@ def test_a_message_that_could_not_be_composed_ahead_fails_at_its_turn_alone(
     mail_app: Flask, smtp_server: MailServer
 ) -> None:
     digest_id = queued_digest(mail_app, 5)
-    send = sender(mail_app, digest_id, replace(FAST, workers=1, batch=5))
-    job = send.job
-    compose = job.compose
     broken = address(2)
 
-    def compose_or_fail(delivery: ClaimedDelivery) -> Outgoing | Skip | None:
+    def fail(delivery: ClaimedDelivery) -> None:
         if delivery.person.email == broken:
             raise ValueError("no domain can have this address")
-        return compose(delivery)
 
-    job.compose = compose_or_fail  # type: ignore[method-assign]
-    result = send.run()
+    one_worker = replace(FAST, workers=1, batch=5)
+    result = sender_composing(mail_app, digest_id, one_worker, fail).run()
     assert result.outcome is Outcome.COMPLETE
     assert states(mail_app, digest_id)[broken] == DeliveryStatus.FAILED
     assert sorted(per_recipient(smtp_server)) == [address(n) for n in (0, 1, 3, 4)]
@@ -549,16 +555,14 @@ def test_each_message_is_composed_once_however_far_ahead(
     mail_app: Flask, smtp_server: MailServer
 ) -> None:
     digest_id = queued_digest(mail_app, 12)
-    send = sender(mail_app, digest_id, replace(FAST, workers=2, batch=5))
-    job = send.job
-    compose = job.compose
     composed: Counter[str] = Counter()
 
-    def counting(delivery: ClaimedDelivery) -> Outgoing | Skip | None:
+    def count(delivery: ClaimedDelivery) -> None:
         composed[delivery.person.email] += 1
-        return compose(delivery)
 
-    job.compose = counting  # type: ignore[method-assign]
-    assert send.run().outcome is Outcome.COMPLETE
+    two_workers = replace(FAST, workers=2, batch=5)
+    assert sender_composing(mail_app, digest_id, two_workers, count).run().outcome is (
+        Outcome.COMPLETE
+    )
     assert composed == Counter({address(n): 1 for n in range(12)})
     assert per_recipient(smtp_server) == composed
