@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.db import create_db_engine
 
-__all__ = ["get_engine", "get_session", "init_app", "session_factory"]
+__all__ = ["get_engine", "get_reader", "get_session", "init_app", "session_factory"]
 
 
 def init_app(app: Flask) -> None:
@@ -20,6 +20,12 @@ def init_app(app: Flask) -> None:
     engine = create_db_engine(app.config["DATABASE_URL"])
     app.extensions["newsletter.engine"] = engine
     app.extensions["newsletter.db"] = sessionmaker(engine, expire_on_commit=False)
+    # PostgreSQL reads what is committed, statement by statement, with no BEGIN and ROLLBACK
+    # around them (two round trips); SQLite's reads stay in the request's session, whose
+    # transactions queue on the writers' lock.
+    readers = engine.execution_options(isolation_level="AUTOCOMMIT")
+    if engine.dialect.name == "postgresql":
+        app.extensions["newsletter.readers"] = sessionmaker(readers, expire_on_commit=False)
     app.teardown_appcontext(_close_session)
 
 
@@ -43,7 +49,20 @@ def get_session() -> Session:
     return session
 
 
+def get_reader() -> Session:
+    """A session for one request's reads alone (never its writes): on PostgreSQL outside any
+    transaction, each statement seeing what is committed; elsewhere the request's session."""
+    readers: sessionmaker[Session] | None = current_app.extensions.get("newsletter.readers")
+    if readers is None:
+        return get_session()
+    if "db_reader" not in g:
+        g.db_reader = readers()
+    session: Session = g.db_reader
+    return session
+
+
 def _close_session(_error: BaseException | None) -> None:
-    session: Session | None = g.pop("db_session", None)
-    if session is not None:
-        session.close()
+    for name in ("db_session", "db_reader"):
+        session: Session | None = g.pop(name, None)
+        if session is not None:
+            session.close()

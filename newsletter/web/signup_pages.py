@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.wrappers import Response
 
-from newsletter.app_db import get_engine, get_session
+from newsletter.app_db import get_engine, get_reader
 from newsletter.boxes import BoxStyle
 from newsletter.database_errors import explain
 from newsletter.runtime import get_runtime
@@ -64,7 +64,7 @@ def _topics() -> tuple[OfferedTopic, ...]:
     the topics ticked go along hidden, so that sending it again loses nothing)."""
     if g.get(DATABASE_FAILED):
         return ()  # the failure is logged already, by the view that met it
-    session = get_session()
+    session = get_reader()
     try:
         return offered_topics(session)
     except (OperationalError, PoolTimeout) as error:
