@@ -23,8 +23,8 @@ def init_app(app: Flask) -> None:
     # PostgreSQL reads what is committed, statement by statement, with no BEGIN and ROLLBACK
     # around them (two round trips); SQLite's reads stay in the request's session, whose
     # transactions queue on the writers' lock.
-    readers = engine.execution_options(isolation_level="AUTOCOMMIT")
     if engine.dialect.name == "postgresql":
+        readers = engine.execution_options(isolation_level="AUTOCOMMIT")
         app.extensions["newsletter.readers"] = sessionmaker(readers, expire_on_commit=False)
     app.teardown_appcontext(_close_session)
 

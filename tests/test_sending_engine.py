@@ -22,6 +22,7 @@ from sqlalchemy import select, text, update
 from newsletter.addresses import suppression_hash
 from newsletter.app_db import session_factory
 from newsletter.db import create_db_engine, utcnow
+from newsletter.mail.dkim import SignedLater
 from newsletter.mail.wire import Outgoing
 from newsletter.models import (
     Delivery,
@@ -566,3 +567,34 @@ def test_each_message_is_composed_once_however_far_ahead(
     )
     assert composed == Counter({address(n): 1 for n in range(12)})
     assert per_recipient(smtp_server) == composed
+
+
+class Unsignable(SignedLater):
+    """A message whose signatures cannot be made."""
+
+    def __init__(self) -> None:
+        pass
+
+    @property
+    def data(self) -> bytes:
+        raise ValueError("the signature could not be made")
+
+
+def test_a_message_whose_signature_cannot_be_made_fails_alone(
+    mail_app: Flask, smtp_server: MailServer
+) -> None:
+    digest_id = queued_digest(mail_app, 4)
+    send = sender(mail_app, digest_id, replace(FAST, workers=1, batch=4))
+    compose = send.job.compose
+    unsigned = address(1)
+
+    def compose_unsignable(delivery: ClaimedDelivery) -> Outgoing | Skip | None:
+        message = compose(delivery)
+        if delivery.person.email != unsigned or not isinstance(message, Outgoing):
+            return message
+        return Outgoing(message.message_id, Unsignable())
+
+    send.job.compose = compose_unsignable  # type: ignore[method-assign]
+    assert send.run().outcome is Outcome.COMPLETE
+    assert states(mail_app, digest_id)[unsigned] == DeliveryStatus.FAILED
+    assert sorted(per_recipient(smtp_server)) == [address(n) for n in (0, 2, 3)]

@@ -345,7 +345,13 @@ class Sender:
             return
         composer.compose_ahead(following)
         try:
-            connection.send(message.data, self.return_path(delivery.id), [delivery.person.email])
+            # A signed message is finished here, its signatures asked for when it was composed.
+            data = message.data
+        except Exception as error:
+            self._record_unbuilt(delivery, error)
+            return
+        try:
+            connection.send(data, self.return_path(delivery.id), [delivery.person.email])
         except SendError as error:
             self._record_failure(delivery, error)
             return
