@@ -10,7 +10,7 @@ from flask import Flask, current_app, g
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from newsletter.db import create_db_engine
+from newsletter.db import create_db_engine, readers
 
 __all__ = ["get_engine", "get_reader", "get_session", "init_app", "session_factory"]
 
@@ -19,13 +19,10 @@ def init_app(app: Flask) -> None:
     """Create the engine and session factory for ``app`` and close sessions after each request."""
     engine = create_db_engine(app.config["DATABASE_URL"])
     app.extensions["newsletter.engine"] = engine
-    app.extensions["newsletter.db"] = sessionmaker(engine, expire_on_commit=False)
-    # PostgreSQL reads what is committed, statement by statement, with no BEGIN and ROLLBACK
-    # around them (two round trips); SQLite's reads stay in the request's session, whose
-    # transactions queue on the writers' lock.
-    if engine.dialect.name == "postgresql":
-        readers = engine.execution_options(isolation_level="AUTOCOMMIT")
-        app.extensions["newsletter.readers"] = sessionmaker(readers, expire_on_commit=False)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    app.extensions["newsletter.db"] = sessions
+    if (reading := readers(sessions)) is not sessions:
+        app.extensions["newsletter.readers"] = reading
     app.teardown_appcontext(_close_session)
 
 
@@ -51,12 +48,13 @@ def get_session() -> Session:
 
 def get_reader() -> Session:
     """A session for one request's reads alone (never its writes): on PostgreSQL outside any
-    transaction, each statement seeing what is committed; elsewhere the request's session."""
-    readers: sessionmaker[Session] | None = current_app.extensions.get("newsletter.readers")
-    if readers is None:
+    transaction (``db.readers``); elsewhere the request's session, as a second connection
+    of the same request on SQLite would queue behind the first."""
+    reading: sessionmaker[Session] | None = current_app.extensions.get("newsletter.readers")
+    if reading is None:
         return get_session()
     if "db_reader" not in g:
-        g.db_reader = readers()
+        g.db_reader = reading()
     session: Session = g.db_reader
     return session
 

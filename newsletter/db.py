@@ -12,12 +12,20 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, DateTime, Engine, MetaData, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from newsletter.sqlite_writers import QueuedWriterConnection
 
-__all__ = ["MAX_ID", "Base", "UTCDateTime", "create_db_engine", "rowcount", "utcnow"]
+__all__ = [
+    "MAX_ID",
+    "Base",
+    "UTCDateTime",
+    "create_db_engine",
+    "readers",
+    "rowcount",
+    "utcnow",
+]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -118,6 +126,17 @@ def create_db_engine(url: str, *, sqlite_immediate: bool = True, **options: Any)
     if not options.get("pool_pre_ping"):
         _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
     return engine
+
+
+def readers(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions for reads alone. On PostgreSQL outside any transaction (autocommit: each
+    statement sees what is committed, with no BEGIN and ROLLBACK round trips around it);
+    elsewhere ``sessions`` itself (SQLite's transactions queue on the writers' lock)."""
+    engine: Engine = sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        return sessions
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return sessionmaker(autocommit, expire_on_commit=False)
 
 
 def _ping_when_idle(engine: Engine, idle: float) -> None:

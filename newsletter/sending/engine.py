@@ -188,22 +188,15 @@ class Sender:
     ) -> Counter[str]:
         """Send these deliveries at once on one connection (a confirmation after a signup):
         ``connection`` if given (the caller keeps it open for more), else a new one."""
-        with self.engine.begin() as db:
-            batch = ledger.claim_batch(
-                db,
-                self.job,
-                self.owner,
-                len(delivery_ids),
-                self.options.lease,
-                only=delivery_ids,
-            )
-        own_connection = connection is None
-        if connection is None:
-            connection = self.transport.connect()
         writes = message_writes(self.engine, self.job, self.owner)
-        composer = Composer(self.job)
-        accepted: Accepted = []
+        own_connection = connection is None
         try:
+            # On PostgreSQL one autocommitted statement on the writes' own connection.
+            _, batch = writes.claim([], len(delivery_ids), self.options.lease, delivery_ids)
+            if connection is None:
+                connection = self.transport.connect()
+            composer = Composer(self.job)
+            accepted: Accepted = []
             for index, delivery in enumerate(batch):
                 if self.stopping:
                     # The mail server keeps failing: leave the rest queued for later.
@@ -213,7 +206,7 @@ class Sender:
             self._note_recorded(writes.record(accepted))
         finally:
             writes.close()
-            if own_connection:
+            if own_connection and connection is not None:
                 connection.close()
         return self.counts
 

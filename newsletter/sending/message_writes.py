@@ -54,8 +54,11 @@ class MessageWrites(Protocol):
     def record(self, accepted: Accepted) -> int:
         """Record ``accepted`` as sent (and empty it); return how many were recorded."""
 
-    def claim(self, accepted: Accepted, size: int, lease: timedelta) -> ClaimResult:
-        """Record ``accepted`` (and empty it), then lease up to ``size`` queued deliveries."""
+    def claim(
+        self, accepted: Accepted, size: int, lease: timedelta, only: list[int] | None = None
+    ) -> ClaimResult:
+        """Record ``accepted`` (and empty it), then lease up to ``size`` queued deliveries
+        (of ``only``, if given)."""
 
     def advance(self, accepted: Accepted, delivery_id: int) -> tuple[int, bool]:
         """Record ``accepted`` (and empty it), then mark ``delivery_id`` sending, as one
@@ -117,10 +120,12 @@ class TransactionWrites:
         with self.engine.begin() as db:
             return ledger.record_accepted(db, self.owner, accepted)
 
-    def claim(self, accepted: Accepted, size: int, lease: timedelta) -> ClaimResult:
+    def claim(
+        self, accepted: Accepted, size: int, lease: timedelta, only: list[int] | None = None
+    ) -> ClaimResult:
         with self.engine.begin() as db:
             recorded = ledger.record_accepted(db, self.owner, accepted)
-            return recorded, ledger.claim_batch(db, self.job, self.owner, size, lease)
+            return recorded, ledger.claim_batch(db, self.job, self.owner, size, lease, only)
 
     def advance(self, accepted: Accepted, delivery_id: int) -> tuple[int, bool]:
         with self.engine.begin() as db:
@@ -158,10 +163,12 @@ class DriverWrites:
     def record(self, accepted: Accepted) -> int:
         return self._write(accepted, None)[0]
 
-    def claim(self, accepted: Accepted, size: int, lease: timedelta) -> ClaimResult:
+    def claim(
+        self, accepted: Accepted, size: int, lease: timedelta, only: list[int] | None = None
+    ) -> ClaimResult:
         with self.shared.turn, self.db.begin():
             recorded = ledger.record_accepted(self.db, self.owner, accepted)
-            return recorded, ledger.claim_batch(self.db, self.job, self.owner, size, lease)
+            return recorded, ledger.claim_batch(self.db, self.job, self.owner, size, lease, only)
 
     def advance(self, accepted: Accepted, delivery_id: int) -> tuple[int, bool]:
         return self._write(accepted, delivery_id)
@@ -289,10 +296,12 @@ class StatementWrites:
     def record(self, accepted: Accepted) -> int:
         return ledger.record_accepted(self.db, self.owner, accepted)
 
-    def claim(self, accepted: Accepted, size: int, lease: timedelta) -> ClaimResult:
+    def claim(
+        self, accepted: Accepted, size: int, lease: timedelta, only: list[int] | None = None
+    ) -> ClaimResult:
         recorded = ledger.record_accepted(self.db, self.owner, accepted)
         # One statement on PostgreSQL, so the claim is atomic without a transaction.
-        return recorded, ledger.claim_batch(self.db, self.job, self.owner, size, lease)
+        return recorded, ledger.claim_batch(self.db, self.job, self.owner, size, lease, only)
 
     def advance(self, accepted: Accepted, delivery_id: int) -> tuple[int, bool]:
         if len(accepted) != 1:

@@ -20,7 +20,7 @@ from functools import cached_property
 from sqlalchemy import ColumnElement, bindparam, func, insert, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from newsletter.db import utcnow
+from newsletter.db import readers, utcnow
 from newsletter.mail.confirmation import ConfirmationTemplate
 from newsletter.mail.render import EmailRenderer
 from newsletter.mail.transports import Connection
@@ -192,12 +192,13 @@ class ConfirmationJob:
         self.sessions = sessions
         self.site = site
         self.renderer = renderer
+        self._readers = readers(sessions)
 
     def scope(self) -> ColumnElement[bool]:
         return Delivery.kind.in_([DeliveryKind.CONFIRM, DeliveryKind.WELCOME])
 
     def compose(self, delivery: ClaimedDelivery) -> Outgoing | None:
-        with self.sessions() as session:
+        with self._readers() as session:
             kind, due = _due(session, delivery.id, delivery.person.email)
             if kind == DeliveryKind.WELCOME:
                 welcome = read_welcome(session, delivery.id)
