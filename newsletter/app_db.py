@@ -21,8 +21,7 @@ def init_app(app: Flask) -> None:
     app.extensions["newsletter.engine"] = engine
     sessions = sessionmaker(engine, expire_on_commit=False)
     app.extensions["newsletter.db"] = sessions
-    if (reading := readers(sessions)) is not sessions:
-        app.extensions["newsletter.readers"] = reading
+    app.extensions["newsletter.readers"] = readers(sessions)
     app.teardown_appcontext(_close_session)
 
 
@@ -47,13 +46,10 @@ def get_session() -> Session:
 
 
 def get_reader() -> Session:
-    """A session for one request's reads alone (never its writes): on PostgreSQL outside any
-    transaction (``db.readers``); elsewhere the request's session, as a second connection
-    of the same request on SQLite would queue behind the first."""
-    reading: sessionmaker[Session] | None = current_app.extensions.get("newsletter.readers")
-    if reading is None:
-        return get_session()
+    """A session for one request's reads alone, never its writes (``db.readers``: outside
+    the writers' queue)."""
     if "db_reader" not in g:
+        reading: sessionmaker[Session] = current_app.extensions["newsletter.readers"]
         g.db_reader = reading()
     session: Session = g.db_reader
     return session

@@ -42,6 +42,8 @@ POOL_OVERFLOW = 2 * 64 + 8
 # A PostgreSQL connection back from use within this long is taken as alive; one idle longer
 # is checked first (a round trip), and replaced if the server closed it meanwhile.
 PING_AFTER_IDLE_SECONDS = 1.0
+# The execution option of SQLite's read-only sessions (``readers``).
+READS_ONLY = "newsletter_reads_only"
 # The largest id an Integer primary key holds on every database we run on (PostgreSQL's
 # INTEGER; SQLite's goes further). A number past it names no row, and handed to a query it
 # fails inside the driver instead of finding nothing, so callers check it first.
@@ -129,14 +131,16 @@ def create_db_engine(url: str, *, sqlite_immediate: bool = True, **options: Any)
 
 
 def readers(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
-    """Sessions for reads alone. On PostgreSQL outside any transaction (autocommit: each
-    statement sees what is committed, with no BEGIN and ROLLBACK round trips around it);
-    elsewhere ``sessions`` itself (SQLite's transactions queue on the writers' lock)."""
+    """Sessions for reads alone, never for writes. On PostgreSQL outside any transaction
+    (autocommit: each statement sees what is committed, with no BEGIN and ROLLBACK round
+    trips around it); on SQLite in a deferred transaction that does not queue on the
+    writers' lock (a read snapshot)."""
     engine: Engine = sessions.kw["bind"]
-    if engine.dialect.name != "postgresql":
-        return sessions
-    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return sessionmaker(autocommit, expire_on_commit=False)
+    if engine.dialect.name == "postgresql":
+        reading = engine.execution_options(isolation_level="AUTOCOMMIT")
+    else:
+        reading = engine.execution_options(**{READS_ONLY: True})
+    return sessionmaker(reading, expire_on_commit=False)
 
 
 def _ping_when_idle(engine: Engine, idle: float) -> None:
@@ -190,6 +194,11 @@ def _configure_sqlite(engine: Engine, take_write_lock_at_begin: bool) -> None:
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Any) -> None:
+            if connection.get_execution_options().get(READS_ONLY):
+                # A snapshot for reads alone (``readers``): writers neither wait for it nor
+                # make it wait, in WAL mode.
+                connection.exec_driver_sql("BEGIN")
+                return
             # Take the write lock up front: a deferred transaction that reads and then writes
             # fails at once with SQLITE_BUSY (no waiting) when another connection wrote in
             # between.

@@ -1,13 +1,17 @@
-"""PostgreSQL connections from the pool: checked with a round trip only after they sat idle,
-and replaced when the server closed them meanwhile."""
+"""Connections from the pool: on PostgreSQL checked with a round trip only after they sat
+idle, and replaced when the server closed them meanwhile; on SQLite, reads that stay out
+of the writers' queue."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import sessionmaker
 
 from newsletter import db
 from tests.conftest import scratch_database
@@ -64,3 +68,29 @@ def test_a_connection_the_server_closed_while_it_sat_idle_is_replaced_unseen(
     admin.dispose()
     time.sleep(IDLE * 1.5)
     assert backend_pid(engine) != first
+
+
+def test_a_sqlite_reader_neither_waits_for_a_writer_nor_sees_what_it_has_not_committed(
+    tmp_path: Path,
+) -> None:
+    engine = db.create_db_engine(f"sqlite:///{tmp_path / 'reads.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE notes (text TEXT)"))
+        connection.execute(text("INSERT INTO notes VALUES ('committed')"))
+    reading = db.readers(sessionmaker(engine))
+    seen: list[list[str]] = []
+
+    def read() -> None:
+        with reading() as session:
+            seen.append(list(session.execute(text("SELECT text FROM notes")).scalars()))
+
+    try:
+        with engine.begin() as writer:  # holds the writers' lock until the block ends
+            writer.execute(text("INSERT INTO notes VALUES ('not yet')"))
+            thread = threading.Thread(target=read)
+            thread.start()
+            thread.join(timeout=5)
+            assert not thread.is_alive(), "the read waited for the writer"
+        assert seen == [["committed"]]
+    finally:
+        engine.dispose()
