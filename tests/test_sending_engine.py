@@ -598,3 +598,29 @@ def test_a_message_whose_signature_cannot_be_made_fails_alone(
     assert send.run().outcome is Outcome.COMPLETE
     assert states(mail_app, digest_id)[unsigned] == DeliveryStatus.FAILED
     assert sorted(per_recipient(smtp_server)) == [address(n) for n in (0, 2, 3)]
+
+
+def delivery_ids(app: Flask, digest_id: int) -> list[int]:
+    with session_factory(app)() as session:
+        return list(session.scalars(select(Delivery.id).where(Delivery.digest_id == digest_id)))
+
+
+def test_a_batch_sent_at_once_to_a_server_out_of_reach_stays_queued_untried(
+    mail_app: Flask, smtp_server: MailServer
+) -> None:
+    """The first delivery of a batch sent at once is marked ``sending`` with its claim; when
+    the server cannot be reached it goes back to the queue with the rest, no try counted,
+    and each goes once the server is back."""
+    digest_id = queued_digest(mail_app, 3)
+    smtp_server.stop()
+    counts = sender(mail_app, digest_id).send_now(delivery_ids(mail_app, digest_id))
+    assert counts[DeliveryStatus.SENT] == 0
+    with session_factory(mail_app)() as session:
+        rows = session.execute(
+            select(Delivery.status, Delivery.attempts).where(Delivery.digest_id == digest_id)
+        ).all()
+    assert rows == [(DeliveryStatus.QUEUED, 0)] * 3
+    smtp_server.start()
+    counts = sender(mail_app, digest_id).send_now(delivery_ids(mail_app, digest_id))
+    assert counts[DeliveryStatus.SENT] == 3
+    assert per_recipient(smtp_server) == Counter({address(n): 1 for n in range(3)})

@@ -191,18 +191,28 @@ class Sender:
         writes = message_writes(self.engine, self.job, self.owner)
         own_connection = connection is None
         try:
-            # On PostgreSQL one autocommitted statement on the writes' own connection.
-            _, batch = writes.claim([], len(delivery_ids), self.options.lease, delivery_ids)
+            # The first delivery is marked ``sending`` with its claim: one commit fewer a
+            # batch, on SQLite one turn fewer on the writers' lock. A transport that connects
+            # at once does so first; one that cannot reach its server at the first message
+            # puts it back in the queue untried, as any other.
             if connection is None:
                 connection = self.transport.connect()
+            first_marked: bool | None = None
+            if self._bucket is None:
+                batch, first_marked = writes.claim_and_mark(
+                    len(delivery_ids), self.options.lease, delivery_ids
+                )
+            else:  # the rate limit is waited for before a delivery is marked
+                _, batch = writes.claim([], len(delivery_ids), self.options.lease, delivery_ids)
             composer = Composer(self.job)
             accepted: Accepted = []
             for index, delivery in enumerate(batch):
-                if self.stopping:
+                marked = first_marked if index == 0 else None
+                if self.stopping and marked is None:
                     # The mail server keeps failing: leave the rest queued for later.
                     self._give_back([d.id for d in batch[index:]], accepted)
                     break
-                self._deliver(connection, writes, composer, delivery, accepted)
+                self._deliver(connection, writes, composer, delivery, accepted, marked=marked)
             self._note_recorded(writes.record(accepted))
         finally:
             writes.close()
@@ -306,19 +316,15 @@ class Sender:
         delivery: ClaimedDelivery,
         accepted: Accepted,
         following: Sequence[ClaimedDelivery] = (),
+        marked: bool | None = None,
     ) -> None:
         """Send ``delivery``, the messages of ``following`` (the next of the batch) composed
-        before it goes."""
-        if self._bucket is not None:
-            # Wait for the rate limit before marking anything: a crash while waiting must not
-            # leave a message marked as being sent, or one sent but not recorded.
-            self._note_recorded(writes.record(accepted))
-            if not self._bucket.take(self._stop):
-                with self.engine.begin() as db:
-                    ledger.release(db, self.owner, [delivery.id])
+        before it goes. ``marked`` says whether it was marked ``sending`` with its claim;
+        None when it is marked here."""
+        if marked is None:
+            marked = self._mark(writes, delivery, accepted)
+            if marked is None:
                 return
-        recorded, marked = writes.advance(accepted, delivery.id)
-        self._note_recorded(recorded)
         if not marked:
             self._count(DeliveryStatus.SKIPPED)
             return
@@ -349,6 +355,23 @@ class Sender:
             self._record_failure(delivery, error)
             return
         accepted.append((delivery.id, message.message_id))
+
+    def _mark(
+        self, writes: MessageWrites, delivery: ClaimedDelivery, accepted: Accepted
+    ) -> bool | None:
+        """Mark ``delivery`` sending (recording ``accepted`` in the same commit): whether it
+        may be sent, or None when the run stopped while it waited for the rate limit."""
+        if self._bucket is not None:
+            # Wait for the rate limit before marking anything: a crash while waiting must not
+            # leave a message marked as being sent, or one sent but not recorded.
+            self._note_recorded(writes.record(accepted))
+            if not self._bucket.take(self._stop):
+                with self.engine.begin() as db:
+                    ledger.release(db, self.owner, [delivery.id])
+                return None
+        recorded, marked = writes.advance(accepted, delivery.id)
+        self._note_recorded(recorded)
+        return marked
 
     def _record_unbuilt(self, delivery: ClaimedDelivery, error: Exception) -> None:
         reason = f"could not build the message: {str(error) or type(error).__name__}"

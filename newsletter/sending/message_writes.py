@@ -65,6 +65,13 @@ class MessageWrites(Protocol):
         commit. Returns how many were recorded and whether the delivery may be sent; if not,
         it is already ``skipped``."""
 
+    def claim_and_mark(
+        self, size: int, lease: timedelta, only: list[int]
+    ) -> tuple[list[ClaimedDelivery], bool]:
+        """Lease up to ``size`` queued deliveries of ``only`` and mark the first of them
+        sending, as one commit (for a batch sent at once, its connection already open).
+        Returns them and whether the first may be sent; if not, it is already ``skipped``."""
+
     def close(self) -> None: ...
 
 
@@ -132,6 +139,12 @@ class TransactionWrites:
             recorded = ledger.record_accepted(db, self.owner, accepted)
             return recorded, ledger.mark_sending(db, self.job, self.owner, delivery_id)
 
+    def claim_and_mark(
+        self, size: int, lease: timedelta, only: list[int]
+    ) -> tuple[list[ClaimedDelivery], bool]:
+        with self.engine.begin() as db:
+            return _claim_and_mark(db, self.job, self.owner, size, lease, only)
+
     def close(self) -> None:
         pass
 
@@ -172,6 +185,12 @@ class DriverWrites:
 
     def advance(self, accepted: Accepted, delivery_id: int) -> tuple[int, bool]:
         return self._write(accepted, delivery_id)
+
+    def claim_and_mark(
+        self, size: int, lease: timedelta, only: list[int]
+    ) -> tuple[list[ClaimedDelivery], bool]:
+        with self.shared.turn, self.db.begin():
+            return _claim_and_mark(self.db, self.job, self.owner, size, lease, only)
 
     def _write(self, accepted: Accepted, delivery_id: int | None) -> tuple[int, bool]:
         """Record ``accepted`` and mark ``delivery_id`` (if any) in one transaction."""
@@ -220,6 +239,13 @@ class DriverWrites:
         self._cursor.close()
         if self._owned:
             self.shared.close()
+
+
+def _claim_and_mark(
+    db: Connection, job: Job, owner: str, size: int, lease: timedelta, only: list[int]
+) -> tuple[list[ClaimedDelivery], bool]:
+    batch = ledger.claim_batch(db, job, owner, size, lease, only)
+    return batch, bool(batch) and ledger.mark_sending(db, job, owner, batch[0].id)
 
 
 @dataclass(frozen=True)
@@ -302,6 +328,13 @@ class StatementWrites:
         recorded = ledger.record_accepted(self.db, self.owner, accepted)
         # One statement on PostgreSQL, so the claim is atomic without a transaction.
         return recorded, ledger.claim_batch(self.db, self.job, self.owner, size, lease, only)
+
+    def claim_and_mark(
+        self, size: int, lease: timedelta, only: list[int]
+    ) -> tuple[list[ClaimedDelivery], bool]:
+        # Two statements, each atomic: a crash between them leaves the batch claimed and
+        # queued, as a claim alone does.
+        return _claim_and_mark(self.db, self.job, self.owner, size, lease, only)
 
     def advance(self, accepted: Accepted, delivery_id: int) -> tuple[int, bool]:
         if len(accepted) != 1:
