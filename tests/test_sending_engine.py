@@ -624,3 +624,23 @@ def test_a_batch_sent_at_once_to_a_server_out_of_reach_stays_queued_untried(
     counts = sender(mail_app, digest_id).send_now(delivery_ids(mail_app, digest_id))
     assert counts[DeliveryStatus.SENT] == 3
     assert per_recipient(smtp_server) == Counter({address(n): 1 for n in range(3)})
+
+
+def test_a_message_no_longer_due_is_composed_once_and_skipped(
+    mail_app: Flask, smtp_server: MailServer
+) -> None:
+    digest_id = queued_digest(mail_app, 4)
+    send = sender(mail_app, digest_id, replace(FAST, workers=1, batch=4))
+    compose = send.job.compose
+    gone = address(2)
+    composed: Counter[str] = Counter()
+
+    def compose_or_nothing(delivery: ClaimedDelivery) -> Outgoing | Skip | None:
+        composed[delivery.person.email] += 1
+        return None if delivery.person.email == gone else compose(delivery)
+
+    send.job.compose = compose_or_nothing  # type: ignore[method-assign]
+    assert send.run().outcome is Outcome.COMPLETE
+    assert composed == Counter({address(n): 1 for n in range(4)})
+    assert states(mail_app, digest_id)[gone] == DeliveryStatus.SKIPPED
+    assert sorted(per_recipient(smtp_server)) == [address(n) for n in (0, 1, 3)]

@@ -34,8 +34,9 @@ class Composer:
     def compose(self, delivery: ClaimedDelivery) -> Composed:
         """The job's message for ``delivery`` (composed ahead, or now); raises what
         composing it raised."""
-        result = self._ahead.pop(delivery.id, None)
-        if result is None:
+        if delivery.id in self._ahead:
+            result = self._ahead.pop(delivery.id)
+        else:
             result = self._attempt(delivery)
         if isinstance(result, Exception):
             raise result
@@ -44,12 +45,12 @@ class Composer:
     def compose_ahead(self, upcoming: Sequence[ClaimedDelivery]) -> None:
         """Have the messages of the first deliveries of ``upcoming`` composed, for
         :meth:`compose` to give when their turn comes; any other composed ahead is dropped."""
-        wanted = upcoming[: self.depth]
-        ahead = {delivery.id: self._ahead.get(delivery.id) for delivery in wanted}
-        for delivery in wanted:
-            if ahead[delivery.id] is None:
-                ahead[delivery.id] = self._attempt(delivery)
-        self._ahead = {key: value for key, value in ahead.items() if value is not None}
+        self._ahead = {
+            delivery.id: (
+                self._ahead[delivery.id] if delivery.id in self._ahead else self._attempt(delivery)
+            )
+            for delivery in upcoming[: self.depth]
+        }
 
     def _attempt(self, delivery: ClaimedDelivery) -> Composed | Exception:
         try:
