@@ -4,10 +4,10 @@ dkimpy folds the field and verifies in the tests; its own RSA is pure Python (ab
 signature, four times the cost of building and sending a digest message), so the signing
 itself is ``cryptography``'s (about 0.25 ms). A ``Signer`` parses its keys once
 (``dkim_keys``) and is built once per campaign. Per message only the body hash, the
-canonical form of the person's own header fields (``dkim_relaxed`` remembers the shared
-ones) and the signature are computed. A send's worker asks its signing process for the
-signature (``signing_process``) and collects it when the message goes out; everything else
-signs where it runs.
+canonical form of the person's own header fields (``mail.wire`` makes the shared ones
+canonical once per campaign) and the signature are computed. A send's workers ask the
+signing processes for the signature (``signing_process``) and collect it when the message
+goes out; everything else signs where it runs.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from newsletter.mail.dkim_relaxed import (
     BodyHash,
     relaxed_body,
     relaxed_field,
-    unremembered_field,
 )
 from newsletter.mail.signing_child import PrivateKey, sign_digest
 from newsletter.mail.signing_process import Pending, for_this_thread
@@ -105,7 +104,7 @@ class _Field:
             (b"h", b" : ".join(SIGNED_HEADERS)),
         ]
         folded = fold(b"; ".join(b"=".join(tag) for tag in tags), namelen=len(HEADER_NAME))
-        _, canonical = unremembered_field(HEADER_NAME + b": " + folded)
+        _, canonical = relaxed_field(HEADER_NAME + b": " + folded)
         return cls(key, folded, canonical[:-2])
 
     def request(self, signed: bytes, body_hash: bytes, now: bytes) -> Pending:

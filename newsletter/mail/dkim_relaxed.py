@@ -1,6 +1,7 @@
 """The relaxed canonical forms of DKIM (RFC 6376, 3.4.2 and 3.4.4), of header fields and of
-a body, as dkimpy makes them but cheaper: what every message of a campaign shares is made
-canonical once and remembered, and a body can be hashed in the pieces it is joined from."""
+a body, as dkimpy makes them but cheaper: a body can be hashed in the pieces it is joined
+from, the pieces every message of a campaign shares made canonical once and remembered. (The
+header fields they share are made canonical once per campaign by ``mail.wire``.)"""
 
 from __future__ import annotations
 
@@ -18,16 +19,12 @@ __all__ = [
     "relaxed_body",
     "relaxed_field",
     "relaxed_lines",
-    "unremembered_field",
 ]
 
 # A header field starts on every line that does not begin with white space (RFC 5322, 2.2.3).
 FIELD_START = re.compile(b"\r\n(?![\t ])")
 LINE_BREAK = re.compile(b"\r?\n")
 WSP_RUN = re.compile(b"[\t ]+")
-# Enough for the shared fields of a few campaigns' messages at once, and for each worker's
-# person-own fields to pass through without pushing them out.
-SHARED_FIELDS_REMEMBERED = 512
 # The pieces of a body that every message of a campaign shares: a digest's versions (one per
 # mix of topics) have a few dozen; what is not used soon is forgotten first.
 SHARED_PIECES_REMEMBERED = 1024
@@ -40,14 +37,9 @@ TRAILING_WSP = re.compile(b"[\t ]+\r\n")
 SPACE_RUNS = re.compile(b"  +")
 
 
-@functools.lru_cache(maxsize=SHARED_FIELDS_REMEMBERED)
 def relaxed_field(field: bytes) -> tuple[bytes, bytes]:
     """One header field (``Name: value``, perhaps folded, without its final CRLF) as its
     lower-case name and its relaxed canonical form (RFC 6376, 3.4.2), ``name:value\r\n``."""
-    return unremembered_field(field)
-
-
-def unremembered_field(field: bytes) -> tuple[bytes, bytes]:
     name, _, value = field.partition(b":")
     name = name.lower().rstrip()
     # dkimpy's steps: unfold, one space for each run of WSP, then strip what is left around;
