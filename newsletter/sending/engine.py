@@ -41,9 +41,9 @@ from newsletter.sending.jobs import ClaimedDelivery, Job, Skip
 from newsletter.sending.message_writes import (
     Accepted,
     MessageWrites,
-    SharedConnection,
+    WritesConnection,
     message_writes,
-    shared_connection,
+    writes_connection,
 )
 from newsletter.sending.ratelimit import TokenBucket
 from newsletter.suppressions import record_hard_bounce
@@ -112,7 +112,7 @@ class Sender:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._cpu: frozenset[int] = frozenset()
-        self._shared: SharedConnection | None = None
+        self._shared: WritesConnection | None = None
         self._errors = 0
         self._tripped: str | None = None
         self._bucket = TokenBucket(self.options.rate) if self.options.rate else None
@@ -152,7 +152,7 @@ class Sender:
         renewer = threading.Thread(target=self._renew_leases, name="lease", daemon=True)
         renewer.start()
         # The workers take turns on one SQLite connection (see sending.message_writes).
-        self._shared = shared_connection(self.engine)
+        self._shared = writes_connection(self.engine)
         workers = [
             threading.Thread(target=self._work, name=f"sender-{n}", daemon=True)
             for n in range(self.options.workers)

@@ -4,7 +4,7 @@ mark the next one ``sending``, committed before its SMTP transaction starts.
 This runs once per message, so its cost sets the pace of a send. SQLite does it in one
 short transaction on the driver's connection, with the statements compiled once, queued
 behind other writers on the writers' lock like every transaction of the service. A run's
-workers take turns on one connection (``SharedConnection``): SQLite writes one transaction
+workers take turns on one connection (``WritesConnection``): SQLite writes one transaction
 at a time anyway, and a connection whose database another connection wrote to since its
 last transaction throws its whole page cache away and reads each page again (twenty reads
 a message with a connection per worker).
@@ -36,7 +36,7 @@ from newsletter.sending import ledger
 from newsletter.sending.jobs import ClaimedDelivery, Job
 from newsletter.sqlite_writers import QueuedWriterConnection
 
-__all__ = ["Accepted", "MessageWrites", "SharedConnection", "message_writes", "shared_connection"]
+__all__ = ["Accepted", "MessageWrites", "WritesConnection", "message_writes", "writes_connection"]
 
 #: Messages the server accepted and not yet recorded: (delivery id, Message-ID).
 Accepted = list[tuple[int, str]]
@@ -75,8 +75,9 @@ class MessageWrites(Protocol):
     def close(self) -> None: ...
 
 
-class SharedConnection:
-    """An SQLite connection the workers of one run take turns on, one transaction each."""
+class WritesConnection:
+    """The SQLite connection of the per-message writes: one worker's own, or taken in turns
+    (one transaction each) by the workers of a run that share it."""
 
     def __init__(self, db: Connection) -> None:
         self.db = db
@@ -86,20 +87,21 @@ class SharedConnection:
         self.db.close()
 
 
-def shared_connection(engine: Engine) -> SharedConnection | None:
-    """The connection a run's workers share, where the database is SQLite and its
-    transactions queue on the writers' lock; None elsewhere (each worker has its own)."""
+def writes_connection(engine: Engine) -> WritesConnection | None:
+    """A connection for the per-message writes, where the database is SQLite and its
+    transactions queue on the writers' lock; None elsewhere (on PostgreSQL each worker has
+    its own, see ``StatementWrites``)."""
     if engine.dialect.name != "sqlite":
         return None
     db = engine.connect()
     if not isinstance(db.connection.driver_connection, QueuedWriterConnection):
         db.close()  # an engine that lets the driver begin transactions: the general way
         return None
-    return SharedConnection(db)
+    return WritesConnection(db)
 
 
 def message_writes(
-    engine: Engine, job: Job, owner: str, shared: SharedConnection | None = None
+    engine: Engine, job: Job, owner: str, shared: WritesConnection | None = None
 ) -> MessageWrites:
     """One worker's writes: on ``shared`` when given (the caller closes it), else on a
     connection of their own."""
@@ -107,7 +109,7 @@ def message_writes(
         return DriverWrites(shared, job, owner, owned=False)
     if engine.dialect.name == "postgresql":
         return StatementWrites(engine, job, owner)
-    own = shared_connection(engine)
+    own = writes_connection(engine)
     if own is not None:
         return DriverWrites(own, job, owner, owned=True)
     return TransactionWrites(engine, job, owner)
@@ -160,9 +162,9 @@ class DriverWrites:
     Claims and everything else go through SQLAlchemy on the same connection.
     """
 
-    def __init__(self, shared: SharedConnection, job: Job, owner: str, owned: bool) -> None:
-        self.shared = shared
-        self.db = shared.db
+    def __init__(self, writer: WritesConnection, job: Job, owner: str, owned: bool) -> None:
+        self.writer = writer
+        self.db = writer.db
         self.job = job
         self.owner = owner
         self._owned = owned
@@ -179,7 +181,7 @@ class DriverWrites:
     def claim(
         self, accepted: Accepted, size: int, lease: timedelta, only: list[int] | None = None
     ) -> ClaimResult:
-        with self.shared.turn, self.db.begin():
+        with self.writer.turn, self.db.begin():
             recorded = ledger.record_accepted(self.db, self.owner, accepted)
             return recorded, ledger.claim_batch(self.db, self.job, self.owner, size, lease, only)
 
@@ -189,14 +191,14 @@ class DriverWrites:
     def claim_and_mark(
         self, size: int, lease: timedelta, only: list[int]
     ) -> tuple[list[ClaimedDelivery], bool]:
-        with self.shared.turn, self.db.begin():
+        with self.writer.turn, self.db.begin():
             return _claim_and_mark(self.db, self.job, self.owner, size, lease, only)
 
     def _write(self, accepted: Accepted, delivery_id: int | None) -> tuple[int, bool]:
         """Record ``accepted`` and mark ``delivery_id`` (if any) in one transaction."""
         if not accepted and delivery_id is None:
             return 0, False
-        with self.shared.turn:
+        with self.writer.turn:
             self._driver.begin_immediate()
             marked = self._statements(accepted, delivery_id)
         recorded = len(accepted)
@@ -238,7 +240,7 @@ class DriverWrites:
     def close(self) -> None:
         self._cursor.close()
         if self._owned:
-            self.shared.close()
+            self.writer.close()
 
 
 def _claim_and_mark(
