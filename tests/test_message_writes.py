@@ -250,3 +250,114 @@ def test_lease_renewal_skips_a_row_being_updated_instead_of_waiting(
     for delivery in others:
         renewed = row(app, delivery.id).claimed_until
         assert renewed is not None and renewed - leases[delivery.id] > timedelta(minutes=50)
+
+
+def test_work_given_to_do_meanwhile_is_done_once_and_the_mark_still_made(
+    app: Flask, queue: Queue
+) -> None:
+    writes, (first, second, *_) = queue
+    done: list[str] = []
+    writes.advance([], first.id, meanwhile=lambda: done.append("first"))
+    assert writes.advance(
+        [(first.id, "<1@example.org>")], second.id, meanwhile=lambda: done.append("second")
+    ) == (1, True)
+    assert done == ["first", "second"]
+    assert [row(app, d.id).status for d in (first, second)] == [
+        DeliveryStatus.SENT,
+        DeliveryStatus.SENDING,
+    ]
+
+
+def backend_waits_on_a_lock(app: Flask, pid: int) -> bool:
+    with get_engine(app).connect() as db:
+        return bool(
+            db.scalar(
+                text("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = :pid"),
+                {"pid": pid},
+            )
+        )
+
+
+# PostgreSQL only: there the statement goes out before the work, which the server's time
+# hides; SQLite writes in this process.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_on_postgresql_the_work_meanwhile_is_done_while_the_server_runs_the_mark(
+    app: Flask, queue: Queue
+) -> None:
+    writes, (first, second, *_) = queue
+    assert isinstance(writes, StatementWrites)
+    writes.advance([], first.id)
+    pid = writes.db.connection.driver_connection.info.backend_pid  # type: ignore[union-attr]
+    holder = get_engine(app).connect()
+    holder.execute(select(Delivery.id).where(Delivery.id == second.id).with_for_update())
+    # Should the work not run while the statement waits, the statement gives up after a while.
+    writes.db.execute(text("SET lock_timeout = '10s'"))
+    seen_waiting: list[bool] = []
+
+    def meanwhile() -> None:
+        # The mark has reached the server and waits there for the row held above.
+        pause = threading.Event()
+        for _ in range(100):
+            if backend_waits_on_a_lock(app, pid):
+                seen_waiting.append(True)
+                break
+            pause.wait(0.05)
+        holder.rollback()
+
+    try:
+        result = writes.advance([(first.id, "<1@example.org>")], second.id, meanwhile)
+    finally:
+        holder.close()
+    assert seen_waiting == [True]
+    assert result == (1, True)
+    assert row(app, second.id).status == DeliveryStatus.SENDING
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_mark_is_prepared_once_on_a_connection_that_later_writers_reuse(
+    app: Flask, database_url: str
+) -> None:
+    digest_id = queued_digest(app, 3)
+    first, second, third = claimed(app, digest_id, 3)
+    job = plain_job(app, digest_id)
+    # One connection, which each worker's writes get in turn from the pool.
+    engine = create_db_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        for sent, marking in ((None, first), (first, second), (second, third)):
+            writes = message_writes(engine, job, OWNER)
+            accepted = [(sent.id, f"<{sent.id}@example.org>")] if sent else []
+            try:
+                writes.advance(accepted, marking.id)
+            finally:
+                writes.close()
+        with engine.connect() as db:
+            prepared = db.scalar(
+                text("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'newsletter%'")
+            )
+    finally:
+        engine.dispose()
+    assert prepared == 1
+    assert [row(app, d.id).status for d in (first, second, third)] == [
+        DeliveryStatus.SENT,
+        DeliveryStatus.SENT,
+        DeliveryStatus.SENDING,
+    ]
+
+
+def test_an_error_in_the_work_meanwhile_leaves_the_mark_made_and_the_writes_usable(
+    app: Flask, queue: Queue
+) -> None:
+    writes, (first, second, third, _) = queue
+    writes.advance([], first.id)
+
+    def failing() -> None:
+        raise RuntimeError("composing failed")
+
+    with pytest.raises(RuntimeError):
+        writes.advance([(first.id, "<1@example.org>")], second.id, failing)
+    assert writes.advance([(second.id, "<2@example.org>")], third.id) == (1, True)
+    assert [row(app, d.id).status for d in (first, second, third)] == [
+        DeliveryStatus.SENT,
+        DeliveryStatus.SENT,
+        DeliveryStatus.SENDING,
+    ]

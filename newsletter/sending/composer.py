@@ -10,17 +10,31 @@ its delivery ``sending``, and one composed for a delivery that is not sent is dr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from newsletter.mail.wire import Outgoing
 from newsletter.sending.jobs import ClaimedDelivery, Job, Skip
 
-__all__ = ["Composer"]
+__all__ = ["Composer", "Taken"]
 
 Composed = Outgoing | Skip | None
 #: How many messages a worker composes ahead: a signature asked for one message ahead was
 #: not yet made for three messages in ten (the signing processes share a core, each
 #: woken in turn); two ahead leave it time.
 AHEAD = 2
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A message composed for a delivery, or what composing it raised."""
+
+    outcome: Composed | Exception
+
+    def result(self) -> Composed:
+        """The message; raises what composing it raised."""
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
 
 
 class Composer:
@@ -31,20 +45,15 @@ class Composer:
         self.depth = ahead
         self._ahead: dict[int, Composed | Exception] = {}
 
-    def compose(self, delivery: ClaimedDelivery) -> Composed:
-        """The job's message for ``delivery`` (composed ahead, or now); raises what
-        composing it raised."""
+    def take(self, delivery: ClaimedDelivery) -> Taken:
+        """The job's message for ``delivery``: composed ahead, or now."""
         if delivery.id in self._ahead:
-            result = self._ahead.pop(delivery.id)
-        else:
-            result = self._attempt(delivery)
-        if isinstance(result, Exception):
-            raise result
-        return result
+            return Taken(self._ahead.pop(delivery.id))
+        return Taken(self._attempt(delivery))
 
     def compose_ahead(self, upcoming: Sequence[ClaimedDelivery]) -> None:
         """Have the messages of the first deliveries of ``upcoming`` composed, for
-        :meth:`compose` to give when their turn comes; any other composed ahead is dropped."""
+        :meth:`take` to give when their turn comes; any other composed ahead is dropped."""
         self._ahead = {
             delivery.id: (
                 self._ahead[delivery.id] if delivery.id in self._ahead else self._attempt(delivery)

@@ -321,15 +321,22 @@ class Sender:
         """Send ``delivery``, the messages of ``following`` (the next of the batch) composed
         before it goes. ``marked`` says whether it was marked ``sending`` with its claim;
         None when it is marked here."""
+        # The message composed ahead is taken before the following ones are composed while
+        # the database marks this one (composing marks nothing).
+        composed = composer.take(delivery)
         if marked is None:
-            marked = self._mark(writes, delivery, accepted)
+            marked = self._mark(
+                writes, delivery, accepted, meanwhile=lambda: composer.compose_ahead(following)
+            )
             if marked is None:
                 return
+        else:
+            composer.compose_ahead(following)
         if not marked:
             self._count(DeliveryStatus.SKIPPED)
             return
         try:
-            message = composer.compose(delivery)
+            message = composed.result()
         except SQLAlchemyError:
             raise  # the database, not the message: the worker cannot go on
         except Exception as error:
@@ -342,7 +349,6 @@ class Sender:
                 ledger.skip(db, self.owner, delivery.id, reason)
             self._count(DeliveryStatus.SKIPPED)
             return
-        composer.compose_ahead(following)
         try:
             # A signed message is finished here, its signatures asked for when it was composed.
             data = message.data
@@ -357,10 +363,15 @@ class Sender:
         accepted.append((delivery.id, message.message_id))
 
     def _mark(
-        self, writes: MessageWrites, delivery: ClaimedDelivery, accepted: Accepted
+        self,
+        writes: MessageWrites,
+        delivery: ClaimedDelivery,
+        accepted: Accepted,
+        meanwhile: Callable[[], None],
     ) -> bool | None:
-        """Mark ``delivery`` sending (recording ``accepted`` in the same commit): whether it
-        may be sent, or None when the run stopped while it waited for the rate limit."""
+        """Mark ``delivery`` sending (recording ``accepted`` in the same commit), doing
+        ``meanwhile`` while the database works: whether it may be sent, or None when the run
+        stopped while it waited for the rate limit."""
         if self._bucket is not None:
             # Wait for the rate limit before marking anything: a crash while waiting must not
             # leave a message marked as being sent, or one sent but not recorded.
@@ -369,7 +380,7 @@ class Sender:
                 with self.engine.begin() as db:
                     ledger.release(db, self.owner, [delivery.id])
                 return None
-        recorded, marked = writes.advance(accepted, delivery.id)
+        recorded, marked = writes.advance(accepted, delivery.id, meanwhile)
         self._note_recorded(recorded)
         return marked
 
