@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import generators, pq, waiting
 from sqlalchemy.engine.interfaces import Compiled
+from sqlalchemy.sql.compiler import SQLCompiler
 
 __all__ = ["ServerStatement"]
 
@@ -38,18 +39,26 @@ class ServerStatement:
 
         self._sql = re.sub(r"%\((\w+)\)s", numbered, compiled.string).replace("%%", "%")
         self._order = tuple(order)
-        self._compiled = compiled
+        # The statement's own constants, in text form once; the rest come with each run.
+        assert isinstance(compiled, SQLCompiler)
+        self._constants = {
+            name: _text(bind.effective_value)
+            for name, bind in compiled.binds.items()
+            if not bind.required
+        }
         self.name = b"newsletter_" + hashlib.sha256(self._sql.encode()).hexdigest()[:16].encode()
+        self._prepared = False
 
     def run(self, values: Mapping[str, Any], meanwhile: Callable[[], None]) -> int:
         """Run it with ``values`` for its parameters; the number of rows it changed."""
         pgconn = self._driver.pgconn
-        prepared = _PREPARED.setdefault(self._driver, set())
-        if self.name not in prepared:
-            self._check(pgconn.prepare(self.name, self._sql.encode()))
-            prepared.add(self.name)
-        params = self._compiled.construct_params(values) or {}
-        pgconn.send_query_prepared(self.name, [_text(params[name]) for name in self._order])
+        if not self._prepared:
+            self._prepare()
+        constants = self._constants
+        params = [
+            _text(values[name]) if name in values else constants[name] for name in self._order
+        ]
+        pgconn.send_query_prepared(self.name, params)
         try:
             waiting.wait(generators.send(pgconn), pgconn.socket)
             meanwhile()
@@ -59,6 +68,14 @@ class ServerStatement:
         for result in results:
             self._check(result)
         return results[-1].command_tuples or 0
+
+    def _prepare(self) -> None:
+        """On this connection, unless an earlier user of it did."""
+        prepared = _PREPARED.setdefault(self._driver, set())
+        if self.name not in prepared:
+            self._check(self._driver.pgconn.prepare(self.name, self._sql.encode()))
+            prepared.add(self.name)
+        self._prepared = True
 
     def _check(self, result: pq.abc.PGresult) -> None:
         if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
