@@ -98,7 +98,7 @@ FINAL_DELIVERY_STATES = (
 )
 
 
-def _token_nonce() -> str:
+def new_token_nonce() -> str:
     return secrets.token_hex(8)
 
 
@@ -112,7 +112,7 @@ class Subscriber(Base):
     last_name: Mapped[str] = mapped_column(String(NAME_LENGTH))
     status: Mapped[str] = mapped_column(String(16), default=SubscriberStatus.PENDING, index=True)
     # Part of every token: erasing the row (or rotating this) makes old links stop working.
-    token_nonce: Mapped[str] = mapped_column(String(32), default=_token_nonce)
+    token_nonce: Mapped[str] = mapped_column(String(32), default=new_token_nonce)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     confirmed_at: Mapped[datetime | None]

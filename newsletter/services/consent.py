@@ -25,6 +25,7 @@ from newsletter.services.bulk import bulk_insert, table_of
 
 __all__ = [
     "Evidence",
+    "event_fields",
     "find_statement",
     "latest_given_event",
     "record_event",
@@ -117,7 +118,7 @@ def record_event(
     """Record one event about subscriber ``subscriber_id``, now unless ``at`` says when, in
     one INSERT without the ORM's unit of work (the signup form records one for every post)."""
     values = {"subscriber_id": subscriber_id, "statement_id": statement_id}
-    session.execute(_EVENT, values | _stored_fields(kind, evidence, at))
+    session.execute(_EVENT, values | event_fields(kind, evidence, at))
 
 
 def record_events(
@@ -137,7 +138,7 @@ def record_events(
     for subscriber_id, evidence, at in events:
         fields = stored.get(id(evidence))
         if fields is None:
-            fields = stored[id(evidence)] = (evidence, _stored_fields(kind, evidence, now))
+            fields = stored[id(evidence)] = (evidence, event_fields(kind, evidence, now))
         rows.append(
             {
                 "subscriber_id": subscriber_id,
@@ -150,7 +151,7 @@ def record_events(
         bulk_insert(session, table_of(ConsentEvent), rows)
 
 
-def _stored_fields(kind: ConsentKind, evidence: Evidence, at: datetime | None) -> dict[str, Any]:
+def event_fields(kind: ConsentKind, evidence: Evidence, at: datetime | None) -> dict[str, Any]:
     """An event's own columns, from its evidence."""
     return {
         "kind": kind.value,

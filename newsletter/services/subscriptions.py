@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session
 from newsletter.addresses import email_key
 from newsletter.db import rowcount, utcnow
 from newsletter.models import ConsentEvent, ConsentKind, Subscriber, SubscriberStatus
+from newsletter.services import signup_at_once
 from newsletter.services.bulk import table_of
 from newsletter.services.confirmations import queue_confirmation
 from newsletter.services.consent import Evidence, record_event, statement_id
 from newsletter.services.errors import LinkNoLongerValid
+from newsletter.services.hand_over import note_queued
 from newsletter.services.topic_choices import TopicChoice, store
 from newsletter.services.welcome import queue_welcome
 from newsletter.site import Site
@@ -69,15 +71,26 @@ def sign_up(
     changes nothing about who they are. Only a person this signup adds gets its topics.
 
     Every form post comes here, so it writes with plain statements rather than the ORM's
-    unit of work: for a new address three INSERTs (the person, the consent, the email).
+    unit of work: for a new address three INSERTs (the person, the consent, the email), on
+    PostgreSQL one statement holding all three (``signup_at_once``).
     """
-    found, created = _find_or_create(session, details)
-    if found.status == SubscriberStatus.ACTIVE:
-        return SignupOutcome(found.id, found.email, found.status, None)
+    person = _person_values(details)
     if choice is not None:
         evidence = replace(evidence, choices=choice.as_record())
-        if created:
-            store(session, found.id, choice.chosen)
+    if site.double_opt_in and not (choice and choice.chosen) and signup_at_once.applies(session):
+        statement = statement_id(session, site.consent_statement)
+        added = signup_at_once.add_at_once(session, person, evidence, statement)
+        if added is not None:
+            subscriber_id, email_id = added
+            note_queued(session, email_id)
+            return SignupOutcome(subscriber_id, details.email, SubscriberStatus.PENDING, email_id)
+        found, created = _held(session, person["email_key"]), False
+    else:
+        found, created = _find_or_create(session, person)
+    if found.status == SubscriberStatus.ACTIVE:
+        return SignupOutcome(found.id, found.email, found.status, None)
+    if choice is not None and created:
+        store(session, found.id, choice.chosen)
     statement = statement_id(session, site.consent_statement)
     record_event(session, found.id, ConsentKind.GIVEN, evidence, statement)
     if not site.double_opt_in:
@@ -114,21 +127,29 @@ _ADD = {
 }
 
 
-def _find_or_create(session: Session, details: SignupDetails) -> tuple[_Found, bool]:
-    """The person with this address, and whether this call added them."""
-    key = email_key(details.email)
-    values = {
+def _person_values(details: SignupDetails) -> dict[str, str]:
+    """A new person's row, as far as the signup gives it."""
+    return {
         "email": details.email,
-        "email_key": key,
+        "email_key": email_key(details.email),
         "first_name": details.first_name,
         "last_name": details.last_name,
         "status": SubscriberStatus.PENDING.value,
     }
-    added = session.execute(_ADD[session.get_bind().dialect.name], values).scalar()
+
+
+def _find_or_create(session: Session, person: dict[str, str]) -> tuple[_Found, bool]:
+    """The person with this address, and whether this call added them."""
+    added = session.execute(_ADD[session.get_bind().dialect.name], person).scalar()
     if added is not None:
-        return _Found(added, details.email, SubscriberStatus.PENDING), True
+        return _Found(added, person["email"], SubscriberStatus.PENDING), True
+    return _held(session, person["email_key"]), False
+
+
+def _held(session: Session, key: str) -> _Found:
+    """The person who holds the address with this key, their row locked."""
     row = session.execute(_BY_KEY, {"key": key}).one()
-    return _Found(row.id, row.email, row.status), False
+    return _Found(row.id, row.email, row.status)
 
 
 def _set_status(session: Session, subscriber_id: int, status: SubscriberStatus) -> None:
