@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, text, update
+from sqlalchemy import event, select, text, update
 
 from newsletter.app_db import get_engine, session_factory
-from newsletter.db import create_db_engine
+from newsletter.db import create_db_engine, utcnow
 from newsletter.models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus
 from newsletter.sending import ledger
 from newsletter.sending.jobs import ClaimedDelivery
@@ -360,4 +360,132 @@ def test_an_error_in_the_work_meanwhile_leaves_the_mark_made_and_the_writes_usab
         DeliveryStatus.SENT,
         DeliveryStatus.SENT,
         DeliveryStatus.SENDING,
+    ]
+
+
+def batch_at_once(app: Flask, size: int) -> tuple[MessageWrites, list[int]]:
+    """Writes for a batch sent at once, and the ids of ``size`` queued deliveries."""
+    digest_id = queued_digest(app, size)
+    with session_factory(app)() as session:
+        ids = list(session.scalars(select(Delivery.id).where(Delivery.digest_id == digest_id)))
+    return message_writes(get_engine(app), plain_job(app, digest_id), OWNER), sorted(ids)
+
+
+def leave(app: Flask, delivery_id: int, **values: Any) -> None:
+    """Change the subscriber of ``delivery_id``: unsubscribe them, or erase them."""
+    with session_factory(app).begin() as session:
+        subscriber_id = session.get_one(Delivery, delivery_id).subscriber_id
+        if values.get("erased"):
+            session.execute(
+                update(Delivery).where(Delivery.id == delivery_id).values(subscriber_id=None)
+            )
+        else:
+            session.execute(
+                update(Subscriber)
+                .where(Subscriber.id == subscriber_id)
+                .values(status=SubscriberStatus.UNSUBSCRIBED)
+            )
+
+
+def test_a_batch_sent_at_once_is_claimed_with_its_first_marked(app: Flask) -> None:
+    writes, ids = batch_at_once(app, 4)
+    try:
+        batch, marked = writes.claim_and_mark(10, timedelta(seconds=30), ids[:3])
+    finally:
+        writes.close()
+    assert marked is True
+    assert [d.id for d in batch] == ids[:3]
+    first, *rest = (row(app, i) for i in ids)
+    assert (first.status, first.attempts, first.claimed_by) == (DeliveryStatus.SENDING, 1, OWNER)
+    assert [(r.status, r.attempts, r.claimed_by) for r in rest] == [
+        (DeliveryStatus.QUEUED, 0, OWNER),
+        (DeliveryStatus.QUEUED, 0, OWNER),
+        (DeliveryStatus.QUEUED, 0, None),
+    ]
+
+
+def test_a_batch_whose_first_person_left_has_the_first_skipped(app: Flask) -> None:
+    writes, ids = batch_at_once(app, 3)
+    leave(app, ids[0])
+    try:
+        batch, marked = writes.claim_and_mark(10, timedelta(seconds=30), ids)
+    finally:
+        writes.close()
+    assert (marked, [d.id for d in batch]) == (False, ids)
+    assert [row(app, i).status for i in ids] == [
+        DeliveryStatus.SKIPPED,
+        DeliveryStatus.QUEUED,
+        DeliveryStatus.QUEUED,
+    ]
+
+
+def test_a_batch_whose_first_person_was_erased_has_the_next_marked(app: Flask) -> None:
+    writes, ids = batch_at_once(app, 3)
+    leave(app, ids[0], erased=True)
+    try:
+        batch, marked = writes.claim_and_mark(10, timedelta(seconds=30), ids)
+    finally:
+        writes.close()
+    assert (marked, [d.id for d in batch]) == (True, ids[1:])
+    assert [(row(app, i).status, row(app, i).attempts) for i in ids] == [
+        (DeliveryStatus.SKIPPED, 0),
+        (DeliveryStatus.SENDING, 1),
+        (DeliveryStatus.QUEUED, 0),
+    ]
+
+
+def test_a_batch_leaves_out_what_another_sender_holds(app: Flask) -> None:
+    writes, ids = batch_at_once(app, 3)
+    with session_factory(app).begin() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == ids[0])
+            .values(claimed_by="other-host:2:bbbb", claimed_until=utcnow() + timedelta(minutes=1))
+        )
+    try:
+        batch, marked = writes.claim_and_mark(10, timedelta(seconds=30), ids)
+    finally:
+        writes.close()
+    assert (marked, [d.id for d in batch]) == (True, ids[1:])
+    assert row(app, ids[0]).claimed_by == "other-host:2:bbbb"
+    assert row(app, ids[0]).status == DeliveryStatus.QUEUED
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_on_postgresql_a_batch_is_claimed_and_its_first_marked_in_one_statement(
+    app: Flask,
+) -> None:
+    writes, ids = batch_at_once(app, 3)
+    seen: list[str] = []
+
+    def note(*args: Any) -> None:
+        seen.append(args[2])
+
+    engine = get_engine(app)
+    writes.claim_and_mark(10, timedelta(seconds=30), ids[:1])  # built, once for the job
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        batch, marked = writes.claim_and_mark(10, timedelta(seconds=30), ids[1:])
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+        writes.close()
+    assert (marked, [d.id for d in batch]) == (True, ids[1:])
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_mark_is_prepared_again_when_the_connection_lost_its_prepared_statements(
+    app: Flask, queue: Queue
+) -> None:
+    writes, (first, second, third, _) = queue
+    assert isinstance(writes, StatementWrites)
+    writes.advance([], first.id)
+    writes.advance([(first.id, "<1@example.org>")], second.id)
+    # What psycopg does after a rollback on a connection where it prepared statements too.
+    writes.db.execute(text("DEALLOCATE ALL"))
+    assert writes.advance([(second.id, "<2@example.org>")], third.id) == (1, True)
+    assert [(row(app, d.id).status, row(app, d.id).attempts) for d in (first, second, third)] == [
+        (DeliveryStatus.SENT, 1),
+        (DeliveryStatus.SENT, 1),
+        (DeliveryStatus.SENDING, 1),
     ]

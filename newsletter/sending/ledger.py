@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
     BindParameter,
@@ -22,7 +23,9 @@ from sqlalchemy import (
     Select,
     String,
     Update,
+    and_,
     bindparam,
+    case,
     exists,
     func,
     insert,
@@ -53,6 +56,7 @@ __all__ = [
     "RECORD_SENT",
     "SKIP",
     "Backoff",
+    "claim_and_mark_at_once",
     "claim_batch",
     "counts",
     "expire_dead_claims",
@@ -248,6 +252,87 @@ def claim_batch(
             continue
         claimed_rows.append(ClaimedDelivery(row[0], person))
     return claimed_rows
+
+
+def claim_and_mark_at_once(
+    db: Connection, job: Job, owner: str, size: int, lease: timedelta, only: list[int]
+) -> tuple[list[ClaimedDelivery], bool]:
+    """PostgreSQL: lease up to ``size`` queued deliveries of ``only`` to ``owner`` and mark
+    the first of them ``sending`` (if its subscriber is still ``job.eligible``) in one
+    statement, which a batch sent at once (a confirmation email) starts with. Returns them
+    and whether the first may be sent; if not, it is already ``skipped``. The statement is
+    built once per job."""
+    statement = _CLAIMS_AND_MARKS.get(job)
+    if statement is None:
+        statement = _CLAIMS_AND_MARKS[job] = _claim_and_mark_statement(job)
+    now = utcnow()
+    rows = db.execute(
+        statement,
+        {"b_now": now, "b_until": now + lease, "b_owner": owner, "b_size": size, "b_only": only},
+    ).all()
+    batch: list[ClaimedDelivery] = []
+    first_marked: bool | None = None
+    for index, row in enumerate(rows):
+        person = person_in(row)
+        if person is None:
+            # The subscriber was erased after being queued: nothing to send, nobody to send to.
+            skip(db, owner, row[0])
+            continue
+        if index == 0:
+            first_marked = row[1] == DeliveryStatus.SENDING
+            if not first_marked:
+                skip(db, owner, row[0])
+        batch.append(ClaimedDelivery(row[0], person))
+    if batch and first_marked is None:
+        # The delivery marked first went to someone erased: the next is marked on its own.
+        first_marked = mark_sending(db, job, owner, batch[0].id)
+    return batch, bool(first_marked)
+
+
+def _claim_and_mark_statement(job: Job) -> Select[Any]:
+    now = bindparam("b_now", type_=UTCDateTime())
+    picked = (
+        select(Delivery.id)
+        .where(
+            job.scope(),
+            Delivery.status == DeliveryStatus.QUEUED,
+            or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+            or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
+            Delivery.id.in_(bindparam("b_only", expanding=True)),
+        )
+        .order_by(Delivery.id)
+        .limit(bindparam("b_size"))
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+    )
+    # Read twice (the lowest id, the join): PostgreSQL runs the locking select once.
+    first = and_(
+        Delivery.id == select(func.min(picked.c.id)).scalar_subquery(),
+        exists().where(
+            Subscriber.id == Delivery.subscriber_id,
+            Subscriber.status.in_([literal(state.value, String()) for state in job.eligible]),
+        ),
+    )
+    claimed = (
+        update(Delivery)
+        .where(Delivery.id == picked.c.id)
+        .values(
+            claimed_by=bindparam("b_owner"),
+            claimed_until=bindparam("b_until", type_=UTCDateTime()),
+            status=case((first, literal(DeliveryStatus.SENDING.value)), else_=Delivery.status),
+            attempts=case((first, Delivery.attempts + 1), else_=Delivery.attempts),
+        )
+        .returning(Delivery.id, Delivery.subscriber_id, Delivery.status)
+        .cte("claimed")
+    )
+    return (
+        with_person(claimed.c.id, claimed.c.status)
+        .join(Subscriber, Subscriber.id == claimed.c.subscriber_id, isouter=True)
+        .order_by(claimed.c.id)
+    )
+
+
+_CLAIMS_AND_MARKS: WeakKeyDictionary[Job, Select[Any]] = WeakKeyDictionary()
 
 
 def _addressed(

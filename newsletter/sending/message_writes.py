@@ -361,9 +361,7 @@ class StatementWrites:
     def claim_and_mark(
         self, size: int, lease: timedelta, only: list[int]
     ) -> tuple[list[ClaimedDelivery], bool]:
-        # Two statements, each atomic: a crash between them leaves the batch claimed and
-        # queued, as a claim alone does.
-        return _claim_and_mark(self.db, self.job, self.owner, size, lease, only)
+        return ledger.claim_and_mark_at_once(self.db, self.job, self.owner, size, lease, only)
 
     def advance(
         self, accepted: Accepted, delivery_id: int, meanwhile: Callable[[], None] = _nothing

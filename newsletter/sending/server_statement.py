@@ -51,23 +51,38 @@ class ServerStatement:
 
     def run(self, values: Mapping[str, Any], meanwhile: Callable[[], None]) -> int:
         """Run it with ``values`` for its parameters; the number of rows it changed."""
-        pgconn = self._driver.pgconn
         if not self._prepared:
             self._prepare()
         constants = self._constants
         params = [
             _text(values[name]) if name in values else constants[name] for name in self._order
         ]
+        results = self._send(params, meanwhile)
+        if _no_longer_prepared(results[-1]):
+            # psycopg deallocates every prepared statement of a connection after a ROLLBACK
+            # on it (the pool's reset, say) once it has prepared its own: prepared again. The
+            # statement did not run, so running it now runs it once.
+            _PREPARED.pop(self._driver, None)
+            self._prepare()
+            results = self._send(params, _nothing)
+        for result in results:
+            self._check(result)
+        return results[-1].command_tuples or 0
+
+    def _send(
+        self, params: list[bytes | None], meanwhile: Callable[[], None]
+    ) -> list[pq.abc.PGresult]:
+        pgconn = self._driver.pgconn
         pgconn.send_query_prepared(self.name, params)
         try:
             waiting.wait(generators.send(pgconn), pgconn.socket)
             meanwhile()
         finally:
             # Whatever happened meanwhile, the result is read: the connection stays usable.
-            results = waiting.wait(generators.fetch_many(pgconn), pgconn.socket)
-        for result in results:
-            self._check(result)
-        return results[-1].command_tuples or 0
+            results: list[pq.abc.PGresult] = waiting.wait(
+                generators.fetch_many(pgconn), pgconn.socket
+            )
+        return results
 
     def _prepare(self) -> None:
         """On this connection, unless an earlier user of it did."""
@@ -86,6 +101,18 @@ class ServerStatement:
 _PREPARED: weakref.WeakKeyDictionary[psycopg.Connection[Any], set[bytes]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def _nothing() -> None:
+    pass
+
+
+def _no_longer_prepared(result: pq.abc.PGresult) -> bool:
+    """The server answered that the statement's name is not prepared (SQLSTATE 26000)."""
+    return (
+        result.status == pq.ExecStatus.FATAL_ERROR
+        and result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000"
+    )
 
 
 def _text(value: Any) -> bytes | None:
