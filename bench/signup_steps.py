@@ -63,7 +63,7 @@ def main() -> None:
         upgrade(get_engine(app))
         # The emails are sent here, step by step, instead of by the web process's mail threads.
         queued: list[int] = []
-        get_dispatcher(app).submit = queued.extend  # type: ignore[method-assign]
+        get_dispatcher(app).submit = queued.extend  # type: ignore[method-assign, assignment]
         outbox = get_runtime(app).outbox()
         connection = outbox.transport.connect()
 
