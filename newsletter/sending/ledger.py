@@ -189,7 +189,7 @@ def take_back_expired(db: SessionOrConnection, job: Job, now: datetime) -> int:
     )
 
 
-def _claimable(job: Job, now: datetime) -> list[ColumnElement[bool]]:
+def _claimable(job: Job, now: datetime | BindParameter[datetime]) -> list[ColumnElement[bool]]:
     return [
         job.scope(),
         Delivery.status == DeliveryStatus.QUEUED,
@@ -243,15 +243,21 @@ def claim_batch(
             .where(Delivery.id.in_(ids))
             .order_by(Delivery.id)
         ).all()
-    claimed_rows = []
+    return _with_people(db, owner, rows)
+
+
+def _with_people(db: SessionOrConnection, owner: str, rows: Sequence[Any]) -> list[ClaimedDelivery]:
+    """The claimed deliveries of ``rows`` (delivery id first, the person last), each with
+    its person; one whose subscriber was erased after being queued is skipped (nothing to
+    send, nobody to send to)."""
+    claimed = []
     for row in rows:
         person = person_in(row)
         if person is None:
-            # The subscriber was erased after being queued: nothing to send, nobody to send to.
             skip(db, owner, row[0])
             continue
-        claimed_rows.append(ClaimedDelivery(row[0], person))
-    return claimed_rows
+        claimed.append(ClaimedDelivery(row[0], person))
+    return claimed
 
 
 def claim_and_mark_at_once(
@@ -270,34 +276,23 @@ def claim_and_mark_at_once(
         statement,
         {"b_now": now, "b_until": now + lease, "b_owner": owner, "b_size": size, "b_only": only},
     ).all()
-    batch: list[ClaimedDelivery] = []
-    first_marked: bool | None = None
-    for index, row in enumerate(rows):
-        person = person_in(row)
-        if person is None:
-            # The subscriber was erased after being queued: nothing to send, nobody to send to.
-            skip(db, owner, row[0])
-            continue
-        if index == 0:
-            first_marked = row[1] == DeliveryStatus.SENDING
-            if not first_marked:
-                skip(db, owner, row[0])
-        batch.append(ClaimedDelivery(row[0], person))
-    if batch and first_marked is None:
-        # The delivery marked first went to someone erased: the next is marked on its own.
-        first_marked = mark_sending(db, job, owner, batch[0].id)
-    return batch, bool(first_marked)
+    batch = _with_people(db, owner, rows)
+    if not batch:
+        return [], False
+    if batch[0].id == rows[0][0]:
+        if rows[0][1] == DeliveryStatus.SENDING:
+            return batch, True
+        skip(db, owner, batch[0].id)
+        return batch, False
+    # The delivery marked first went to someone erased: the next is marked on its own.
+    return batch, mark_sending(db, job, owner, batch[0].id)
 
 
 def _claim_and_mark_statement(job: Job) -> Select[Any]:
-    now = bindparam("b_now", type_=UTCDateTime())
     picked = (
         select(Delivery.id)
         .where(
-            job.scope(),
-            Delivery.status == DeliveryStatus.QUEUED,
-            or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-            or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
+            *_claimable(job, bindparam("b_now", type_=UTCDateTime())),
             Delivery.id.in_(bindparam("b_only", expanding=True)),
         )
         .order_by(Delivery.id)
@@ -308,10 +303,7 @@ def _claim_and_mark_statement(job: Job) -> Select[Any]:
     # Read twice (the lowest id, the join): PostgreSQL runs the locking select once.
     first = and_(
         Delivery.id == select(func.min(picked.c.id)).scalar_subquery(),
-        exists().where(
-            Subscriber.id == Delivery.subscriber_id,
-            Subscriber.status.in_([literal(state.value, String()) for state in job.eligible]),
-        ),
+        _may_receive([literal(state.value, String()) for state in job.eligible]),
     )
     claimed = (
         update(Delivery)
@@ -347,6 +339,13 @@ def _dialect(db: SessionOrConnection) -> str:
     return bind.dialect.name
 
 
+def _may_receive(
+    eligible: BindParameter[Any] | Sequence[ColumnElement[str]],
+) -> ColumnElement[bool]:
+    """The delivery's subscriber is still in one of the ``eligible`` states."""
+    return exists().where(Subscriber.id == Delivery.subscriber_id, Subscriber.status.in_(eligible))
+
+
 # The two statements every message runs, built once: their compiled form is cached, and
 # they run as Core statements, without the ORM's per-statement work.
 def marking(eligible: BindParameter[Any] | Sequence[ColumnElement[str]]) -> Update:
@@ -357,10 +356,7 @@ def marking(eligible: BindParameter[Any] | Sequence[ColumnElement[str]]) -> Upda
             Delivery.id == bindparam("b_id"),
             Delivery.claimed_by == bindparam("b_owner"),
             Delivery.status == DeliveryStatus.QUEUED,
-            exists().where(
-                Subscriber.id == Delivery.subscriber_id,
-                Subscriber.status.in_(eligible),
-            ),
+            _may_receive(eligible),
         )
         .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1)
     )
