@@ -3,10 +3,12 @@ work goes on while the server runs it."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -30,32 +32,16 @@ class ServerStatement:
 
     def __init__(self, driver: psycopg.Connection[Any], compiled: Compiled) -> None:
         self._driver = driver
-        order: list[str] = []
-
-        def numbered(match: re.Match[str]) -> str:
-            if match[1] not in order:
-                order.append(match[1])
-            return f"${order.index(match[1]) + 1}"
-
-        self._sql = re.sub(r"%\((\w+)\)s", numbered, compiled.string).replace("%%", "%")
-        self._order = tuple(order)
-        # The statement's own constants, in text form once; the rest come with each run.
-        assert isinstance(compiled, SQLCompiler)
-        self._constants = {
-            name: _text(bind.effective_value)
-            for name, bind in compiled.binds.items()
-            if not bind.required
-        }
-        self.name = b"newsletter_" + hashlib.sha256(self._sql.encode()).hexdigest()[:16].encode()
+        self._text = _in_libpq_form(compiled)
         self._prepared = False
 
     def run(self, values: Mapping[str, Any], meanwhile: Callable[[], None]) -> int:
         """Run it with ``values`` for its parameters; the number of rows it changed."""
         if not self._prepared:
             self._prepare()
-        constants = self._constants
+        text = self._text
         params = [
-            _text(values[name]) if name in values else constants[name] for name in self._order
+            _text(values[name]) if name in values else text.constants[name] for name in text.order
         ]
         results = self._send(params, meanwhile)
         if _no_longer_prepared(results[-1]):
@@ -64,7 +50,7 @@ class ServerStatement:
             # statement did not run, so running it now runs it once.
             _PREPARED.pop(self._driver, None)
             self._prepare()
-            results = self._send(params, _nothing)
+            results = self._send(params, lambda: None)
         for result in results:
             self._check(result)
         return results[-1].command_tuples or 0
@@ -73,7 +59,7 @@ class ServerStatement:
         self, params: list[bytes | None], meanwhile: Callable[[], None]
     ) -> list[pq.abc.PGresult]:
         pgconn = self._driver.pgconn
-        pgconn.send_query_prepared(self.name, params)
+        pgconn.send_query_prepared(self._text.name, params)
         try:
             waiting.wait(generators.send(pgconn), pgconn.socket)
             meanwhile()
@@ -87,9 +73,9 @@ class ServerStatement:
     def _prepare(self) -> None:
         """On this connection, unless an earlier user of it did."""
         prepared = _PREPARED.setdefault(self._driver, set())
-        if self.name not in prepared:
-            self._check(self._driver.pgconn.prepare(self.name, self._sql.encode()))
-            prepared.add(self.name)
+        if self._text.name not in prepared:
+            self._check(self._driver.pgconn.prepare(self._text.name, self._text.sql))
+            prepared.add(self._text.name)
         self._prepared = True
 
     def _check(self, result: pq.abc.PGresult) -> None:
@@ -97,14 +83,43 @@ class ServerStatement:
             raise psycopg.errors.error_from_result(result, encoding=self._driver.info.encoding)
 
 
+@dataclass(frozen=True)
+class _LibpqText:
+    """A compiled statement as libpq takes it: numbered parameters, and a name for it."""
+
+    sql: bytes
+    name: bytes
+    #: The parameters' names in the order of their numbers.
+    order: tuple[str, ...]
+    #: The statement's own constants, in text form; the rest come with each run.
+    constants: dict[str, bytes | None]
+
+
+@functools.cache
+def _in_libpq_form(compiled: Compiled) -> _LibpqText:
+    """Once per compiled statement (a confirmation email's writes are made for each batch)."""
+    order: list[str] = []
+
+    def numbered(match: re.Match[str]) -> str:
+        if match[1] not in order:
+            order.append(match[1])
+        return f"${order.index(match[1]) + 1}"
+
+    sql = re.sub(r"%\((\w+)\)s", numbered, compiled.string).replace("%%", "%").encode()
+    assert isinstance(compiled, SQLCompiler)
+    constants = {
+        name: _text(bind.effective_value)
+        for name, bind in compiled.binds.items()
+        if not bind.required
+    }
+    name = b"newsletter_" + hashlib.sha256(sql).hexdigest()[:16].encode()
+    return _LibpqText(sql, name, tuple(order), constants)
+
+
 #: The statements prepared on each connection, by name.
 _PREPARED: weakref.WeakKeyDictionary[psycopg.Connection[Any], set[bytes]] = (
     weakref.WeakKeyDictionary()
 )
-
-
-def _nothing() -> None:
-    pass
 
 
 def _no_longer_prepared(result: pq.abc.PGresult) -> bool:
