@@ -31,19 +31,6 @@ from newsletter.services.consent import Evidence, event_fields
 
 __all__ = ["add_at_once", "applies"]
 
-#: The consent event's columns given per signup (those of ``consent.event_fields``).
-_EVENT_COLUMNS = (
-    "kind",
-    "at",
-    "method",
-    "ip",
-    "user_agent",
-    "source_url",
-    "note",
-    "box_style",
-    "choices",
-)
-
 
 def applies(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
@@ -61,18 +48,16 @@ def add_at_once(
     now = utcnow()
     # The columns' own defaults are not applied to an INSERT inside WITH: given here.
     row_values = person | {"token_nonce": new_token_nonce(), "created_at": now, "updated_at": now}
+    event = event_fields(ConsentKind.GIVEN, evidence, now) | {"statement_id": statement_id}
     params = {f"p_{name}": value for name, value in row_values.items()}
-    params |= {
-        f"e_{name}": value
-        for name, value in event_fields(ConsentKind.GIVEN, evidence, None).items()
-    }
-    params |= {"e_statement_id": statement_id, "d_at": now}
-    row = session.execute(_statement(tuple(row_values)), params).first()
+    params |= {f"e_{name}": value for name, value in event.items()}
+    params["d_at"] = now
+    row = session.execute(_statement(tuple(row_values), tuple(event)), params).first()
     return (row[0], row[1]) if row is not None else None
 
 
 @functools.cache
-def _statement(person_columns: tuple[str, ...]) -> Select[Any]:
+def _statement(person_columns: tuple[str, ...], event_columns: tuple[str, ...]) -> Select[Any]:
     subscribers, events, deliveries = (
         table_of(Subscriber),
         table_of(ConsentEvent),
@@ -88,11 +73,10 @@ def _statement(person_columns: tuple[str, ...]) -> Select[Any]:
     given = (
         insert(events)
         .from_select(
-            ["subscriber_id", "statement_id", *_EVENT_COLUMNS],
+            ["subscriber_id", *event_columns],
             select(
                 person.c.id,
-                bindparam("e_statement_id", type_=Integer()),
-                *(bindparam(f"e_{name}", type_=events.c[name].type) for name in _EVENT_COLUMNS),
+                *(bindparam(f"e_{name}", type_=events.c[name].type) for name in event_columns),
             ),
         )
         .cte("given")
