@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, select, text, update
+from sqlalchemy import select, text, update
 
 from newsletter.app_db import get_engine, session_factory
 from newsletter.db import create_db_engine, utcnow
@@ -27,6 +27,7 @@ from newsletter.sending.message_writes import (
     message_writes,
 )
 from tests.sending_support import plain_job, queued_digest
+from tests.support.statements import statements
 
 OWNER = "this-host:1:aaaa"
 Queue = tuple[MessageWrites, list[ClaimedDelivery]]
@@ -456,18 +457,11 @@ def test_on_postgresql_a_batch_is_claimed_and_its_first_marked_in_one_statement(
     app: Flask,
 ) -> None:
     writes, ids = batch_at_once(app, 3)
-    seen: list[str] = []
-
-    def note(*args: Any) -> None:
-        seen.append(args[2])
-
-    engine = get_engine(app)
     writes.claim_and_mark(10, timedelta(seconds=30), ids[:1])  # built, once for the job
-    event.listen(engine, "before_cursor_execute", note)
     try:
-        batch, marked = writes.claim_and_mark(10, timedelta(seconds=30), ids[1:])
+        with statements(get_engine(app)) as seen:
+            batch, marked = writes.claim_and_mark(10, timedelta(seconds=30), ids[1:])
     finally:
-        event.remove(engine, "before_cursor_execute", note)
         writes.close()
     assert (marked, [d.id for d in batch]) == (True, ids[1:])
     assert len(seen) == 1

@@ -492,19 +492,34 @@ def test_a_refused_login_stops_the_run_and_the_right_one_resumes_it(
         server.stop()
 
 
+Composed = Outgoing | Skip | None
+Compose = Callable[[ClaimedDelivery], Composed]
+
+
+def sender_composing_through(
+    app: Flask,
+    digest_id: int,
+    options: SendOptions,
+    through: Callable[[Compose, ClaimedDelivery], Composed],
+) -> Sender:
+    """A sender whose job composes each message through ``through``, given the job's own
+    way of composing it."""
+    send = sender(app, digest_id, options)
+    compose = send.job.compose
+    send.job.compose = lambda delivery: through(compose, delivery)  # type: ignore[method-assign]
+    return send
+
+
 def sender_composing(
     app: Flask, digest_id: int, options: SendOptions, before: Callable[[ClaimedDelivery], None]
 ) -> Sender:
     """A sender whose job calls ``before`` with each delivery it composes a message for."""
-    send = sender(app, digest_id, options)
-    compose = send.job.compose
 
-    def composing(delivery: ClaimedDelivery) -> Outgoing | Skip | None:
+    def after_before(compose: Compose, delivery: ClaimedDelivery) -> Composed:
         before(delivery)
         return compose(delivery)
 
-    send.job.compose = composing  # type: ignore[method-assign]
-    return send
+    return sender_composing_through(app, digest_id, options, after_before)
 
 
 def test_a_message_composed_ahead_goes_only_once_its_delivery_is_marked(
@@ -584,17 +599,16 @@ def test_a_message_whose_signature_cannot_be_made_fails_alone(
     mail_app: Flask, smtp_server: MailServer
 ) -> None:
     digest_id = queued_digest(mail_app, 4)
-    send = sender(mail_app, digest_id, replace(FAST, workers=1, batch=4))
-    compose = send.job.compose
     unsigned = address(1)
 
-    def compose_unsignable(delivery: ClaimedDelivery) -> Outgoing | Skip | None:
+    def compose_unsignable(compose: Compose, delivery: ClaimedDelivery) -> Composed:
         message = compose(delivery)
         if delivery.person.email != unsigned or not isinstance(message, Outgoing):
             return message
         return Outgoing(message.message_id, Unsignable())
 
-    send.job.compose = compose_unsignable  # type: ignore[method-assign]
+    one_worker = replace(FAST, workers=1, batch=4)
+    send = sender_composing_through(mail_app, digest_id, one_worker, compose_unsignable)
     assert send.run().outcome is Outcome.COMPLETE
     assert states(mail_app, digest_id)[unsigned] == DeliveryStatus.FAILED
     assert sorted(per_recipient(smtp_server)) == [address(n) for n in (0, 2, 3)]
@@ -630,16 +644,15 @@ def test_a_message_no_longer_due_is_composed_once_and_skipped(
     mail_app: Flask, smtp_server: MailServer
 ) -> None:
     digest_id = queued_digest(mail_app, 4)
-    send = sender(mail_app, digest_id, replace(FAST, workers=1, batch=4))
-    compose = send.job.compose
     gone = address(2)
     composed: Counter[str] = Counter()
 
-    def compose_or_nothing(delivery: ClaimedDelivery) -> Outgoing | Skip | None:
+    def compose_or_nothing(compose: Compose, delivery: ClaimedDelivery) -> Composed:
         composed[delivery.person.email] += 1
         return None if delivery.person.email == gone else compose(delivery)
 
-    send.job.compose = compose_or_nothing  # type: ignore[method-assign]
+    one_worker = replace(FAST, workers=1, batch=4)
+    send = sender_composing_through(mail_app, digest_id, one_worker, compose_or_nothing)
     assert send.run().outcome is Outcome.COMPLETE
     assert composed == Counter({address(n): 1 for n in range(4)})
     assert states(mail_app, digest_id)[gone] == DeliveryStatus.SKIPPED

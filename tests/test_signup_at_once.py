@@ -3,14 +3,11 @@ email in one statement, stored exactly as the general way stores them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.app_db import get_engine
@@ -29,6 +26,7 @@ from newsletter.runtime import get_runtime
 from newsletter.services.consent import Evidence
 from newsletter.services.hand_over import QUEUED_KEY
 from newsletter.services.subscriptions import SignupDetails, SignupOutcome, sign_up
+from tests.support.statements import statements
 
 EVIDENCE = Evidence(
     FORM_SIGNUP,
@@ -37,22 +35,6 @@ EVIDENCE = Evidence(
     source_url="https://news.example.org/eritrea/article",
     box_style="embed",
 )
-
-
-@contextmanager
-def statements(app: Flask) -> Iterator[list[str]]:
-    """The SQL the app's engine runs meanwhile."""
-    seen: list[str] = []
-
-    def note(*args: Any) -> None:
-        seen.append(args[2])
-
-    engine = get_engine(app)
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 def signed_up(app: Flask, session: Session, email: str) -> SignupOutcome:
@@ -123,7 +105,7 @@ def test_on_postgresql_a_new_address_is_one_statement(app: Flask) -> None:
         # The consent wording is stored by the first signup, its id read once by the next.
         for warm_up in ("one@example.org", "two@example.org"):
             signed_up(app, session, warm_up)
-        with statements(app) as seen:
+        with statements(get_engine(app)) as seen:
             signed_up(app, session, "ada@example.org")
         session.commit()
     assert len(seen) == 1
